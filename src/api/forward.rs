@@ -1,0 +1,125 @@
+//! Forwarding one request to an upstream and relaying its answer.
+//!
+//! The order matters: the body is skimmed (bad JSON never costs an upstream call), the upstream
+//! is reached and answers with a status before anything is written to the client, so every
+//! failure up to then is a normal HTTP error (and, with the credential pool, a failover). Once the
+//! client has the head, failures are reported by the relay.
+
+use std::io;
+
+use monoio::net::TcpStream;
+
+use super::headers::{self, Outbound};
+use super::{respond, Api, UpstreamRoute};
+use crate::api::skim::skim;
+use crate::http::ApiError;
+use crate::server::conn::{After, Request};
+use crate::server::io::write_all;
+use crate::server::router::Route;
+use crate::stream::relay::{relay, ClientFraming, RelayEnd};
+use crate::upstream::client::{connect, exchange};
+use crate::upstream::response::ResponseFraming;
+
+pub async fn forward(
+    api: &Api,
+    client: &mut TcpStream,
+    req: Request,
+    route: Route,
+) -> io::Result<After> {
+    let stream = if route.has_json_body() {
+        match skim(&req.body) {
+            Ok(s) => route == Route::Messages && s.is_stream(),
+            Err(e) => {
+                let e = ApiError::invalid_request(
+                    format!("the request body is not valid JSON: {}", e.0).into(),
+                );
+                return respond(client, &req, &e).await;
+            }
+        }
+    } else {
+        false
+    };
+    let upstream: &UpstreamRoute = api.pick_upstream();
+    let target = &upstream.target;
+    let head = headers::upstream_request(
+        &req.head,
+        &Outbound {
+            path_prefix: &target.url.path_prefix,
+            host: &target.url.host_header,
+            api_key: upstream.api_key.as_deref(),
+            default_version: &upstream.default_version,
+            body_len: req.body.len(),
+            stream,
+        },
+    );
+    let mut conn = match connect(target).await {
+        Ok(c) => c,
+        Err(e) => return respond(client, &req, &e.to_api_error(&target.name)).await,
+    };
+    let (up, leftover) = match exchange(
+        &mut conn,
+        head,
+        req.body.clone(),
+        false,
+        target.response_timeout,
+        api.settings.upstream_head_buffer,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return respond(client, &req, &e.to_api_error(&target.name)).await,
+    };
+
+    let event_stream = up.is_event_stream();
+    let http11 = req.head.minor_version == 1;
+    let (out, close) = match up.framing {
+        ResponseFraming::None | ResponseFraming::Length(_) => {
+            (ClientFraming::Passthrough, !req.head.keep_alive)
+        }
+        ResponseFraming::Chunked | ResponseFraming::UntilClose if http11 => {
+            (ClientFraming::Chunked, !req.head.keep_alive)
+        }
+        // An HTTP/1.0 client cannot read chunks: its body ends when the connection closes.
+        ResponseFraming::Chunked | ResponseFraming::UntilClose => {
+            (ClientFraming::Passthrough, true)
+        }
+    };
+    let client_head = headers::client_response(&up, req.id.as_str(), event_stream, close);
+    let client_head = match (up.framing, out) {
+        (ResponseFraming::Length(n), _) => client_head.finish_with_length(n),
+        (ResponseFraming::None, _) => client_head.finish_with_length(0),
+        (_, ClientFraming::Chunked) => client_head.finish_chunked(),
+        (_, ClientFraming::Passthrough) => client_head.finish_without_length(),
+    };
+    write_all(client, client_head).await?;
+    if up.framing == ResponseFraming::None {
+        return Ok(if close {
+            After::Close
+        } else {
+            After::KeepAlive
+        });
+    }
+    let (end, _stats) = relay(
+        &mut conn,
+        client,
+        leftover,
+        up.framing,
+        out,
+        event_stream,
+        api.settings.relay,
+    )
+    .await;
+    match end {
+        RelayEnd::Complete { .. } if !close => Ok(After::KeepAlive),
+        RelayEnd::Complete { .. } => Ok(After::Close),
+        RelayEnd::UpstreamFailed(reason) => {
+            log::warn!(
+                "{}: upstream {:?} failed mid-response: {reason}",
+                req.id,
+                target.name
+            );
+            Ok(After::Close)
+        }
+        RelayEnd::ClientGone => Ok(After::Close),
+    }
+}

@@ -1,0 +1,207 @@
+//! `Gateway::start`: from a validated config to serving workers, and the handle that stops them.
+//!
+//! The binary and the integration tests start gateways the same way, through this API, so what
+//! the tests exercise is what runs. Everything that can fail at start-up (binding, resolving
+//! upstream hosts, an unavailable I/O driver) fails here, synchronously, with a clear error.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::Api;
+use crate::config::{Config, UpstreamKind};
+use crate::mock::server::MockHandler;
+use crate::runtime::{accept_loop, bind_group, worker_count, Driver, Workers};
+use crate::server::conn::Limits;
+use crate::shutdown::Shutdown;
+use crate::upstream::client::Target;
+use crate::upstream::tls;
+use crate::upstream::url::{BaseUrl, Scheme};
+use rustls::pki_types::ServerName;
+
+pub struct Gateway;
+
+/// A running gateway.
+pub struct GatewayHandle {
+    addrs: Vec<SocketAddr>,
+    workers: usize,
+    driver: Driver,
+    mock_upstreams: Vec<(String, SocketAddr)>,
+    threads: Workers,
+}
+
+impl Gateway {
+    /// Binds the listeners, resolves the upstreams and starts the workers.
+    pub fn start(config: Config) -> io::Result<GatewayHandle> {
+        let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+        let listen = config.listen_addrs().map_err(|e| invalid(e.message))?;
+        let count = worker_count(config.server.workers);
+        let driver = Driver::choose(config.server.io_driver)?;
+
+        // The built-in mock is a real HTTP server on loopback, served by these same workers, so a
+        // gateway in front of it exercises exactly the path it takes in front of the real API.
+        let mut mock_groups = Vec::new();
+        let mut targets = Vec::with_capacity(config.upstreams.len());
+        for u in &config.upstreams {
+            let (url, addrs) = match u.kind {
+                UpstreamKind::Mock => {
+                    let group = bind_group(SocketAddr::from(([127, 0, 0, 1], 0)), count)?;
+                    let addr = group[0].local_addr()?;
+                    mock_groups.push((
+                        u.name.clone(),
+                        addr,
+                        Duration::from_millis(u.mock.event_interval_ms),
+                        group,
+                    ));
+                    (
+                        BaseUrl::parse(&format!("http://{addr}")).map_err(invalid)?,
+                        vec![addr],
+                    )
+                }
+                UpstreamKind::Anthropic => {
+                    let url = u
+                        .base_url
+                        .clone()
+                        .expect("validated: anthropic upstreams have a base_url");
+                    let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
+                        .to_socket_addrs()
+                        .map_err(|e| {
+                            invalid(format!(
+                                "upstream {:?}: cannot resolve {}: {e}",
+                                u.name, url.host
+                            ))
+                        })?
+                        .collect();
+                    (url, addrs)
+                }
+            };
+            let tls = match url.scheme {
+                Scheme::Http => None,
+                Scheme::Https => {
+                    let config = tls::client_config(u.ca_file.as_deref())
+                        .map_err(|e| invalid(format!("upstream {:?}: {e}", u.name)))?;
+                    let name = ServerName::try_from(url.host.clone())
+                        .map_err(|e| invalid(format!("upstream {:?}: {e}", u.name)))?;
+                    Some((config, name))
+                }
+            };
+            targets.push(Target {
+                tls,
+                name: u.name.clone(),
+                url,
+                addrs,
+                connect_timeout: Duration::from_millis(u.connect_timeout_ms),
+                response_timeout: Duration::from_millis(u.response_timeout_ms),
+            });
+        }
+
+        let mut listener_groups = Vec::with_capacity(listen.len());
+        let mut addrs = Vec::with_capacity(listen.len());
+        for addr in &listen {
+            let group = bind_group(*addr, count)?;
+            addrs.push(group[0].local_addr()?);
+            listener_groups.push(group);
+        }
+
+        let limits = Limits {
+            max_head_bytes: config.server.max_head_bytes,
+            max_body_bytes: config.server.max_body_bytes,
+            head_timeout: Duration::from_millis(config.server.request_head_timeout_ms),
+            body_timeout: Duration::from_millis(config.server.request_body_timeout_ms),
+            idle_timeout: Duration::from_millis(config.server.idle_timeout_ms),
+        };
+        let mock_upstreams = mock_groups
+            .iter()
+            .map(|(n, a, _, _)| (n.clone(), *a))
+            .collect();
+        let config = Arc::new(config);
+        let shutdown = Shutdown::new();
+        let mut workers = Workers::new(shutdown.clone());
+        for index in 0..count {
+            let listeners: Vec<_> = listener_groups
+                .iter_mut()
+                .map(|g| g.pop().expect("one per worker"))
+                .collect();
+            let mocks: Vec<_> = mock_groups
+                .iter_mut()
+                .map(|(_, _, interval, g)| (*interval, g.pop().expect("one per worker")))
+                .collect();
+            let (config, targets, limits, shutdown) = (
+                config.clone(),
+                targets.clone(),
+                limits.clone(),
+                shutdown.clone(),
+            );
+            workers.spawn(index, config.server.pin_cores, driver, move || async move {
+                let limits = Rc::new(limits);
+                let api = Rc::new(Api::new(&config, targets));
+                for listener in listeners {
+                    monoio::spawn(accept_loop(
+                        listener,
+                        api.clone(),
+                        limits.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+                for (interval, listener) in mocks {
+                    let mock = Rc::new(MockHandler::new(interval, None));
+                    monoio::spawn(accept_loop(
+                        listener,
+                        mock,
+                        limits.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+                shutdown.wait().await;
+            })?;
+        }
+        Ok(GatewayHandle {
+            addrs,
+            workers: count,
+            driver,
+            mock_upstreams,
+            threads: workers,
+        })
+    }
+}
+
+impl GatewayHandle {
+    /// The first bound address (with its real port when the config said port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    pub fn driver(&self) -> Driver {
+        self.driver
+    }
+
+    /// Built-in mock upstreams and the loopback addresses they serve on.
+    pub fn mock_upstreams(&self) -> &[(String, SocketAddr)] {
+        &self.mock_upstreams
+    }
+
+    /// A signal that stops the gateway when raised (for signal handlers on another thread).
+    pub fn shutdown_signal(&self) -> Shutdown {
+        self.threads.shutdown.clone()
+    }
+
+    /// Stops accepting, ends the workers and waits for them.
+    pub fn shutdown(mut self) {
+        self.threads.stop();
+    }
+
+    /// Blocks until the gateway is stopped through its shutdown signal.
+    pub fn wait(mut self) {
+        self.threads.join();
+    }
+}

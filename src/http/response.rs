@@ -1,0 +1,78 @@
+//! Building response heads.
+//!
+//! Heads are written into one `Vec` that the body is usually appended to, so a small response
+//! leaves in a single write.
+
+/// A response head being built.
+pub struct ResponseHead {
+    buf: Vec<u8>,
+}
+
+impl ResponseHead {
+    pub fn new(status: u16) -> ResponseHead {
+        Self::with_reason(status, reason(status).as_bytes())
+    }
+
+    /// A status line with the reason phrase given (e.g. relayed from an upstream).
+    pub fn with_reason(status: u16, reason: &[u8]) -> ResponseHead {
+        let mut buf = Vec::with_capacity(512);
+        buf.extend_from_slice(b"HTTP/1.1 ");
+        buf.extend_from_slice(status.to_string().as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(reason);
+        buf.extend_from_slice(b"\r\n");
+        ResponseHead { buf }
+    }
+
+    pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b": ");
+        self.buf.extend_from_slice(value);
+        self.buf.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Ends the head of a response with a body of `len` bytes.
+    pub fn finish_with_length(mut self, len: u64) -> Vec<u8> {
+        self.header("content-length", len.to_string().as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+        self.buf
+    }
+
+    /// Ends the head of a response whose body ends when the connection closes.
+    pub fn finish_without_length(mut self) -> Vec<u8> {
+        self.buf.extend_from_slice(b"\r\n");
+        self.buf
+    }
+
+    /// Ends the head of a chunked response.
+    pub fn finish_chunked(mut self) -> Vec<u8> {
+        self.header("transfer-encoding", b"chunked");
+        self.buf.extend_from_slice(b"\r\n");
+        self.buf
+    }
+}
+
+/// The reason phrase for statuses the gateway produces itself.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        417 => "Expectation Failed",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        529 => "Overloaded",
+        _ => "Unknown",
+    }
+}

@@ -1,0 +1,145 @@
+//! The `ringgate` command: a thin shell over the library.
+//!
+//! Parses the command line, loads and validates the config, starts the gateway and stops it on
+//! SIGINT or SIGTERM. Everything else lives in the library, where the tests reach it too.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ringgate::config::{Config, UpstreamKind};
+use ringgate::Gateway;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "ringgate",
+    version,
+    about = "An io_uring gateway for the Anthropic Messages API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway. Without --config: listen on 127.0.0.1:8080 and forward to the Anthropic
+    /// API with ANTHROPIC_API_KEY, or serve the built-in mock upstream when it is not set.
+    Serve {
+        /// The configuration file (TOML); see examples/ringgate.toml.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen on this address instead of the configured one (e.g. 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Number of worker threads (0 = one per available core).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Validate a configuration file, print a summary, and exit.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Check { config } => {
+            let c = Config::load(&config).map_err(|e| e.to_string())?;
+            c.listen_addrs().map_err(|e| e.to_string())?;
+            println!("{}: ok", config.display());
+            print!("{}", summary(&c));
+            Ok(())
+        }
+        Command::Serve {
+            config,
+            listen,
+            workers,
+        } => {
+            let mut c = match &config {
+                Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+                None => Config::default_for_env(std::env::var("ANTHROPIC_API_KEY").ok()),
+            };
+            if let Some(l) = listen {
+                c.server.listen = ringgate::config::Listen::One(l);
+            }
+            if let Some(w) = workers {
+                c.server.workers = w;
+            }
+            if config.is_none() && c.upstreams[0].kind == UpstreamKind::Mock {
+                log::warn!(
+                    "ANTHROPIC_API_KEY is not set: serving the BUILT-IN MOCK upstream (canned answers, no real model). \
+                     Set ANTHROPIC_API_KEY or pass --config to forward to a real upstream."
+                );
+            }
+            serve(c)
+        }
+    }
+}
+
+fn serve(config: Config) -> Result<(), String> {
+    let summary = summary(&config);
+    let handle = Gateway::start(config).map_err(|e| format!("cannot start: {e}"))?;
+    for line in summary.lines() {
+        log::info!("{}", line.trim());
+    }
+    for (name, addr) in handle.mock_upstreams() {
+        log::info!("upstream {name:?}: built-in mock serving on {addr}");
+    }
+    for addr in handle.local_addrs() {
+        log::info!(
+            "listening on {addr} ({} workers, {})",
+            handle.workers(),
+            handle.driver().name()
+        );
+    }
+    let shutdown = handle.shutdown_signal();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            log::info!("signal {sig} received: shutting down");
+            shutdown.raise();
+        }
+    });
+    handle.wait();
+    log::info!("stopped");
+    Ok(())
+}
+
+/// What a config amounts to, one line per upstream; never a key.
+fn summary(c: &Config) -> String {
+    let mut s = String::new();
+    for u in &c.upstreams {
+        let target = match &u.base_url {
+            Some(url) => url.to_string(),
+            None => "built-in mock".into(),
+        };
+        let creds: Vec<&str> = u.credentials.iter().map(|c| c.name.as_str()).collect();
+        s.push_str(&format!(
+            "  upstream {:?} ({:?}) -> {target}; models {:?}; credentials {:?}\n",
+            u.name, u.kind, u.models, creds
+        ));
+    }
+    s
+}

@@ -1,0 +1,219 @@
+//! Threads, cores and listeners: the thread-per-core runtime every server here runs on.
+//!
+//! Listeners are bound on the calling thread (so "address in use" is an error from `start`, not
+//! a log line from a worker) as one `SO_REUSEPORT` socket per worker; the kernel spreads
+//! connections across them and a connection lives and dies on the core that accepted it. Each
+//! worker is a pinned thread with its own monoio runtime on io_uring, or epoll where io_uring is
+//! not allowed. The gateway and the mock upstream both start through here.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use monoio::net::TcpListener;
+
+use crate::config::IoDriver;
+use crate::server::conn::{serve, Handler, Limits};
+use crate::shutdown::Shutdown;
+
+/// The I/O driver the workers run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    IoUring,
+    Epoll,
+}
+
+impl Driver {
+    /// Resolves the configured choice against what this kernel and sandbox allow.
+    pub fn choose(wanted: IoDriver) -> io::Result<Driver> {
+        let available = monoio::utils::detect_uring();
+        match wanted {
+            IoDriver::Auto if available => Ok(Driver::IoUring),
+            IoDriver::Auto | IoDriver::Epoll => Ok(Driver::Epoll),
+            IoDriver::IoUring if available => Ok(Driver::IoUring),
+            IoDriver::IoUring => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "server.io_driver = \"io_uring\" but io_uring is not available here (old kernel, or blocked by a \
+                 seccomp profile); use \"auto\" to fall back to epoll",
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::IoUring => "io_uring",
+            Driver::Epoll => "epoll",
+        }
+    }
+}
+
+/// How many workers `0` means: one per core this process may run on.
+pub fn worker_count(configured: usize) -> usize {
+    if configured > 0 {
+        configured
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// Binds `count` `SO_REUSEPORT` listeners to `addr`. With port 0 the first bind picks the port
+/// and the others join it.
+pub fn bind_group(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut out = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket
+            .bind(&addr.into())
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        socket.listen(1024)?;
+        let listener: std::net::TcpListener = socket.into();
+        addr = listener.local_addr()?;
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+/// Worker threads and the signal that stops them.
+pub struct Workers {
+    pub shutdown: Shutdown,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    pub fn new(shutdown: Shutdown) -> Workers {
+        Workers {
+            shutdown,
+            threads: Vec::new(),
+        }
+    }
+
+    /// Starts worker `index`: a thread, pinned if asked, running `setup()`'s future on its own
+    /// runtime until the future ends.
+    pub fn spawn<S, F>(
+        &mut self,
+        index: usize,
+        pin: bool,
+        driver: Driver,
+        setup: S,
+    ) -> io::Result<()>
+    where
+        S: FnOnce() -> F + Send + 'static,
+        F: Future<Output = ()> + 'static,
+    {
+        let thread = std::thread::Builder::new()
+            .name(format!("ringgate-w{index}"))
+            .spawn(move || {
+                if pin {
+                    if let Some(cores) = core_affinity::get_core_ids().filter(|c| !c.is_empty()) {
+                        core_affinity::set_for_current(cores[index % cores.len()]);
+                    }
+                }
+                let result = match driver {
+                    Driver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                        .enable_timer()
+                        .build()
+                        .map(|mut rt| rt.block_on(setup())),
+                    Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                        .enable_timer()
+                        .build()
+                        .map(|mut rt| rt.block_on(setup())),
+                };
+                if let Err(e) = result {
+                    log::error!(
+                        "worker {index}: cannot start its {} runtime: {e}",
+                        driver.name()
+                    );
+                }
+            })?;
+        self.threads.push(thread);
+        Ok(())
+    }
+
+    /// Stops the workers and waits for them.
+    pub fn stop(&mut self) {
+        self.shutdown.raise();
+        self.join();
+    }
+
+    /// Waits until the workers end (after a shutdown).
+    pub fn join(&mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Accepts connections on `listener` until shutdown, serving each on this worker.
+pub async fn accept_loop<H: Handler>(
+    listener: std::net::TcpListener,
+    handler: Rc<H>,
+    limits: Rc<Limits>,
+    shutdown: Shutdown,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("cannot register a listener with the runtime: {e}");
+            return;
+        }
+    };
+    loop {
+        let accepted = monoio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait() => return,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                monoio::spawn(CatchPanic(serve(stream, handler.clone(), limits.clone())));
+            }
+            Err(e) => {
+                // Out of file descriptors, most likely: back off rather than spin.
+                log::warn!("accept failed: {e}");
+                monoio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// Contains a panic inside one connection's task, so a bug costs one connection, not the
+/// worker and every connection on it.
+struct CatchPanic<F>(F);
+
+impl<F: Future<Output = ()>> Future for CatchPanic<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: the inner future is never moved out of the pinned wrapper.
+        let inner = unsafe { self.map_unchecked_mut(|s| &mut s.0) };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(p) => p,
+            Err(_) => {
+                log::error!("a connection task panicked; the connection was closed");
+                Poll::Ready(())
+            }
+        }
+    }
+}

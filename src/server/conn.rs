@@ -1,0 +1,218 @@
+//! One client connection: read requests, hand them to a handler, keep the connection alive.
+//!
+//! Everything a client can do wrong is answered here, before any handler runs: a head that does
+//! not parse (400), does not fit the connection buffer (431) or does not arrive in time (408), a
+//! body over the limit (413) or that stalls (408). Each gets an Anthropic-shaped error and the
+//! connection is closed gracefully; nothing a client sends can panic the worker. The loop is
+//! generic over the [`Handler`] so the gateway and the mock upstream share it.
+
+use std::future::Future;
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use monoio::io::AsyncWriteRent;
+use monoio::net::TcpStream;
+
+use super::io::{read_more, write_all, ReadOutcome};
+use crate::http::body::BodyCollector;
+use crate::http::head::{self, BodyFraming, Parse, RequestHead};
+use crate::http::{ApiError, ErrorType};
+use crate::request_id::RequestId;
+
+/// What a connection may be asked to bear.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_head_bytes: usize,
+    pub max_body_bytes: u64,
+    pub head_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// A complete request, body included.
+pub struct Request {
+    pub id: RequestId,
+    pub head: RequestHead,
+    pub body: Bytes,
+}
+
+/// Whether the connection may carry another request after a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    KeepAlive,
+    Close,
+}
+
+/// Answers requests. The handler writes the whole response to the stream itself (it may stream).
+pub trait Handler: 'static {
+    fn handle(
+        &self,
+        stream: &mut TcpStream,
+        req: Request,
+    ) -> impl Future<Output = io::Result<After>>;
+}
+
+/// Serves requests on `stream` until the client leaves, an error closes it, or it idles out.
+pub async fn serve<H: Handler>(mut stream: TcpStream, handler: Rc<H>, limits: Rc<Limits>) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = BytesMut::with_capacity(limits.max_head_bytes);
+    let mut first = true;
+    loop {
+        let request = match read_request(&mut stream, &mut buf, &limits, first).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(Failure { error, id }) => {
+                if let Some(e) = error {
+                    let _ = write_all(&mut stream, e.to_response(id.as_str(), false)).await;
+                    linger_close(&mut stream).await;
+                }
+                return;
+            }
+        };
+        first = false;
+        let keep_alive = request.head.keep_alive;
+        match handler.handle(&mut stream, request).await {
+            Ok(After::KeepAlive) if keep_alive => continue,
+            _ => return,
+        }
+    }
+}
+
+struct Failure {
+    /// The error to answer with; `None` to close quietly.
+    error: Option<ApiError>,
+    id: RequestId,
+}
+
+impl Failure {
+    fn quiet() -> Failure {
+        Failure {
+            error: None,
+            id: RequestId::EMPTY,
+        }
+    }
+
+    fn answer(error: ApiError) -> Failure {
+        Failure {
+            error: Some(error),
+            id: RequestId::new(),
+        }
+    }
+}
+
+fn timeout_error() -> ApiError {
+    ApiError::new(
+        408,
+        ErrorType::Timeout,
+        "the request was not received in time; send the whole request promptly".into(),
+    )
+}
+
+/// Reads one request. `Ok(None)`: the connection ended between requests, which is normal.
+async fn read_request(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    limits: &Limits,
+    first: bool,
+) -> Result<Option<Request>, Failure> {
+    // The head timer runs from accept on a new connection, and from the first byte of a request
+    // on a kept-alive one; before that first byte, only the idle timer applies.
+    let mut head_deadline = Instant::now() + limits.head_timeout;
+    if buf.is_empty() && !first {
+        match read_more(stream, buf, Instant::now() + limits.idle_timeout).await {
+            ReadOutcome::Read(0) | ReadOutcome::TimedOut | ReadOutcome::Failed(_) => {
+                return Ok(None)
+            }
+            ReadOutcome::Read(_) => head_deadline = Instant::now() + limits.head_timeout,
+        }
+    }
+    let head = loop {
+        match head::parse(buf) {
+            Err(e) => return Err(Failure::answer(e)),
+            Ok(Parse::Complete(parts)) => {
+                let raw = buf.split_to(parts.len).freeze();
+                break RequestHead::from_parts(raw, parts).map_err(Failure::answer)?;
+            }
+            Ok(Parse::Partial) if buf.len() >= limits.max_head_bytes => {
+                return Err(Failure::answer(ApiError::head_too_large(format!(
+                    "the request head is larger than {} bytes",
+                    limits.max_head_bytes
+                ))))
+            }
+            Ok(Parse::Partial) => {}
+        }
+        match read_more(stream, buf, head_deadline).await {
+            ReadOutcome::Read(0) if buf.is_empty() => return Ok(None),
+            ReadOutcome::Read(0) | ReadOutcome::Failed(_) => return Err(Failure::quiet()),
+            ReadOutcome::TimedOut => return Err(Failure::answer(timeout_error())),
+            ReadOutcome::Read(_) => {}
+        }
+    };
+
+    let id = RequestId::new();
+    let fail = |error: ApiError| Failure {
+        error: Some(error),
+        id,
+    };
+    let mut body = BodyCollector::new(head.framing, limits.max_body_bytes).map_err(fail)?;
+    let consumed = body.feed(buf).map_err(fail)?;
+    let _ = buf.split_to(consumed);
+    if head.expect_continue && !body.is_complete() && buf.is_empty() {
+        if write_all(stream, &b"HTTP/1.1 100 Continue\r\n\r\n"[..])
+            .await
+            .is_err()
+        {
+            return Err(Failure::quiet());
+        }
+    }
+    while !body.is_complete() {
+        let deadline = Instant::now() + limits.body_timeout;
+        // A declared length is read straight into the body; anything else goes through `buf`.
+        let outcome = if head.framing != BodyFraming::Chunked {
+            let mut direct = body.take_buffer();
+            let outcome = read_more(stream, &mut direct, deadline).await;
+            let n = match outcome {
+                ReadOutcome::Read(n) => n,
+                _ => 0,
+            };
+            body.restore_buffer(direct, n);
+            outcome
+        } else {
+            let outcome = read_more(stream, buf, deadline).await;
+            if matches!(outcome, ReadOutcome::Read(n) if n > 0) {
+                let consumed = body.feed(buf).map_err(fail)?;
+                let _ = buf.split_to(consumed);
+            }
+            outcome
+        };
+        match outcome {
+            ReadOutcome::Read(0) | ReadOutcome::Failed(_) => return Err(Failure::quiet()),
+            ReadOutcome::TimedOut => return Err(fail(timeout_error())),
+            ReadOutcome::Read(_) => {}
+        }
+    }
+    Ok(Some(Request {
+        id,
+        head,
+        body: body.finish(),
+    }))
+}
+
+/// Closes after an error without resetting the connection under the client's feet: stop
+/// writing, then read and drop what the client is still sending, briefly, so the error response
+/// is not lost to a TCP reset.
+async fn linger_close(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let mut sink = BytesMut::with_capacity(4096);
+    let mut drained = 0usize;
+    while drained < 1 << 20 {
+        sink.clear();
+        match read_more(stream, &mut sink, deadline).await {
+            ReadOutcome::Read(n) if n > 0 => drained += n,
+            _ => return,
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Small socket helpers shared by the inbound and upstream sides.
+
+use std::io;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+
+/// The outcome of a read with a deadline.
+pub enum ReadOutcome {
+    /// `n` bytes were appended (0 means the peer closed).
+    Read(usize),
+    TimedOut,
+    Failed(io::Error),
+}
+
+/// Appends what one read returns to `buf`, growing it first only if it is full. On a timeout the
+/// buffer is lost with the cancelled read; callers close the connection then.
+pub async fn read_more<S: AsyncReadRent>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    deadline: Instant,
+) -> ReadOutcome {
+    if buf.len() == buf.capacity() {
+        buf.reserve(buf.capacity().max(4096));
+    }
+    let owned = std::mem::take(buf);
+    let len = owned.len();
+    let cap = owned.capacity();
+    match monoio::time::timeout_at(deadline.into(), stream.read(owned.slice_mut(len..cap))).await {
+        Ok((result, slice)) => {
+            *buf = slice.into_inner();
+            match result {
+                Ok(n) => ReadOutcome::Read(n),
+                Err(e) => ReadOutcome::Failed(e),
+            }
+        }
+        Err(_) => ReadOutcome::TimedOut,
+    }
+}
+
+/// Writes all of `data`.
+pub async fn write_all<S: AsyncWriteRent, B: monoio::buf::IoBuf + 'static>(
+    stream: &mut S,
+    data: B,
+) -> io::Result<B> {
+    let (result, data) = stream.write_all(data).await;
+    result.map(|_| data)
+}
