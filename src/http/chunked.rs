@@ -185,23 +185,44 @@ impl ChunkedDecoder {
         })
     }
 
-    /// Decodes `buf` in place: payload is moved to the front. Returns the payload length and
-    /// how many input bytes were consumed (everything, unless the body ended inside `buf`).
-    pub fn decode_in_place(&mut self, buf: &mut [u8]) -> Result<(usize, usize), ChunkedError> {
+    /// Decodes `buf` in place: payload is moved to the front. Reports the payload length and
+    /// how many input bytes were consumed (everything, unless the body ended inside `buf`), and
+    /// the framing error if one was met: the payload decoded before it is still good.
+    pub fn decode_in_place(&mut self, buf: &mut [u8]) -> InPlace {
         let (mut read, mut written) = (0, 0);
         while read < buf.len() && !self.is_done() {
-            let step = self.step(&buf[read..])?;
-            if let Some(d) = step.data {
-                buf.copy_within(read + d.start..read + d.end, written);
-                written += d.len();
-            }
-            read += step.consumed;
-            if step.consumed == 0 {
-                break;
+            match self.step(&buf[read..]) {
+                Ok(step) => {
+                    if let Some(d) = step.data {
+                        buf.copy_within(read + d.start..read + d.end, written);
+                        written += d.len();
+                    }
+                    read += step.consumed;
+                }
+                Err(e) => {
+                    return InPlace {
+                        data: written,
+                        consumed: read,
+                        error: Some(e),
+                    }
+                }
             }
         }
-        Ok((written, read))
+        InPlace {
+            data: written,
+            consumed: read,
+            error: None,
+        }
     }
+}
+
+/// The outcome of [`ChunkedDecoder::decode_in_place`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InPlace {
+    /// Payload bytes now at the front of the buffer.
+    pub data: usize,
+    pub consumed: usize,
+    pub error: Option<ChunkedError>,
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -269,10 +290,19 @@ mod tests {
     fn in_place_compacts_payload() {
         let mut buf = b"3\r\nabc\r\n2\r\nde\r\n".to_vec();
         let mut d = ChunkedDecoder::new();
-        let (n, used) = d.decode_in_place(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"abcde");
-        assert_eq!(used, buf.len());
+        let r = d.decode_in_place(&mut buf);
+        assert_eq!((r.data, r.consumed, r.error), (5, buf.len(), None));
+        assert_eq!(&buf[..5], b"abcde");
         assert!(!d.is_done());
+    }
+
+    #[test]
+    fn in_place_keeps_payload_before_an_error() {
+        let mut buf = b"3\r\nabc\r\nzz".to_vec();
+        let r = ChunkedDecoder::new().decode_in_place(&mut buf);
+        assert_eq!(r.data, 3);
+        assert_eq!(&buf[..3], b"abc");
+        assert!(r.error.is_some());
     }
 
     #[test]

@@ -159,13 +159,13 @@ async fn read_request(
     let mut body = BodyCollector::new(head.framing, limits.max_body_bytes).map_err(fail)?;
     let consumed = body.feed(buf).map_err(fail)?;
     let _ = buf.split_to(consumed);
-    if head.expect_continue && !body.is_complete() && buf.is_empty() {
-        if write_all(stream, &b"HTTP/1.1 100 Continue\r\n\r\n"[..])
+    let wants_continue = head.expect_continue && !body.is_complete() && buf.is_empty();
+    if wants_continue
+        && write_all(stream, &b"HTTP/1.1 100 Continue\r\n\r\n"[..])
             .await
             .is_err()
-        {
-            return Err(Failure::quiet());
-        }
+    {
+        return Err(Failure::quiet());
     }
     while !body.is_complete() {
         let deadline = Instant::now() + limits.body_timeout;

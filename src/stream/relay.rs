@@ -75,7 +75,9 @@ pub async fn relay(
     settings: RelaySettings,
 ) -> (RelayEnd, RelayStats) {
     let mut r = Relay {
-        buf: vec![0; FRONT + settings.buffer_bytes + BACK],
+        // A `BytesMut` because monoio's reads only ever grow its length (a `Vec`'s would be cut
+        // to the end of the last read), and the whole buffer stays addressable.
+        buf: BytesMut::zeroed(FRONT + settings.buffer_bytes + BACK),
         size: settings.buffer_bytes,
         held: 0,
         out,
@@ -134,15 +136,14 @@ pub async fn relay(
                 }
             }
         };
+        let mut broken = None;
         let data = match framing {
-            ResponseFraming::Chunked => match decoder.decode_in_place(&mut r.buf[start..start + n])
-            {
-                Ok((data, used)) => {
-                    reusable &= used == n && pending.is_empty() || !decoder.is_done();
-                    data
-                }
-                Err(e) => break Some(format!("the upstream sent a broken response ({e})")),
-            },
+            ResponseFraming::Chunked => {
+                let d = decoder.decode_in_place(&mut r.buf[start..start + n]);
+                reusable &= d.consumed == n && pending.is_empty() || !decoder.is_done();
+                broken = d.error;
+                d.data
+            }
             ResponseFraming::Length(_) => {
                 let data = (n as u64).min(remaining);
                 reusable &= data == n as u64;
@@ -163,6 +164,9 @@ pub async fn relay(
         };
         if cut > 0 && r.flush(client, cut).await.is_err() {
             return (RelayEnd::ClientGone, r.stats);
+        }
+        if let Some(e) = broken {
+            break Some(format!("the upstream sent a broken response ({e})"));
         }
     };
     match failure {
@@ -199,7 +203,7 @@ pub async fn relay(
 
 struct Relay {
     /// `FRONT` bytes of room, then up to `size` bytes of payload, then `BACK` bytes of room.
-    buf: Vec<u8>,
+    buf: BytesMut,
     size: usize,
     /// Payload bytes at `FRONT..FRONT + held` not yet written.
     held: usize,
@@ -246,9 +250,8 @@ impl Relay {
 /// Writes `len` as a chunk-size line (`hex\r\n`) into `out`; returns its length.
 fn hex_line(len: usize, out: &mut [u8; FRONT]) -> usize {
     let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
-    for i in 0..digits {
-        let nibble = (len >> (4 * (digits - 1 - i))) & 0xf;
-        out[i] = b"0123456789abcdef"[nibble];
+    for (i, slot) in out[..digits].iter_mut().enumerate() {
+        *slot = b"0123456789abcdef"[(len >> (4 * (digits - 1 - i))) & 0xf];
     }
     out[digits..digits + 2].copy_from_slice(b"\r\n");
     digits + 2

@@ -108,12 +108,9 @@ impl ResponseHead {
                     length = None;
                 }
             } else if name.eq_ignore_ascii_case("connection") {
-                if value
+                close |= value
                     .split(|&b| b == b',')
-                    .any(|t| trim(t).eq_ignore_ascii_case(b"close"))
-                {
-                    close = true;
-                }
+                    .any(|t| trim(t).eq_ignore_ascii_case(b"close"));
             }
         }
         head.keep_alive &= !close;
