@@ -430,6 +430,28 @@ impl Config {
         }
     }
 
+    /// What this version will not act on yet, to be said at start-up rather than discovered.
+    pub fn unused_parts(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.upstreams.len() > 1 {
+            notes.push(format!(
+                "{} upstreams are configured but this version forwards every request to the first ({:?}); \
+                 routing across upstreams comes with the credential pool",
+                self.upstreams.len(),
+                self.upstreams[0].name
+            ));
+        }
+        if let Some(c) = self.upstreams[0].credentials.get(1) {
+            notes.push(format!(
+                "upstream {:?} has {} credentials but this version uses only the first; {:?} and the rest are unused",
+                self.upstreams[0].name,
+                self.upstreams[0].credentials.len(),
+                c.name
+            ));
+        }
+        notes
+    }
+
     /// Socket addresses to listen on, resolved.
     pub fn listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
         self.server

@@ -66,6 +66,9 @@ fn run(cli: Cli) -> Result<(), String> {
             c.listen_addrs().map_err(|e| e.to_string())?;
             println!("{}: ok", config.display());
             print!("{}", summary(&c));
+            for note in c.unused_parts() {
+                println!("  note: {note}");
+            }
             Ok(())
         }
         Command::Serve {
@@ -96,6 +99,9 @@ fn run(cli: Cli) -> Result<(), String> {
 
 fn serve(config: Config) -> Result<(), String> {
     let summary = summary(&config);
+    for note in config.unused_parts() {
+        log::warn!("{note}");
+    }
     let handle = Gateway::start(config).map_err(|e| format!("cannot start: {e}"))?;
     for line in summary.lines() {
         log::info!("{}", line.trim());
