@@ -84,7 +84,9 @@ impl Handler for MockHandler {
                 let mut out = head.finish_chunked();
                 for (i, event) in events.iter().enumerate() {
                     if drop_after == Some(i) {
-                        // Simulated crash: the stream stops without its end.
+                        // Simulated crash: what was sent so far goes out, then the stream stops
+                        // without its end.
+                        write_all(stream, out).await?;
                         return Ok(After::Close);
                     }
                     if i > 0 && !self.event_interval.is_zero() {

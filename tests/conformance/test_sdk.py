@@ -610,6 +610,13 @@ def test_builtin_mock(builtin_client):
     assert builtin_client.models.list().has_more is False
     with pytest.raises(anthropic.RateLimitError):
         create(builtin_client, extra_headers={"x-mock-fault": "rate_limit"})
+    with pytest.raises(anthropic.APIStatusError) as ei:
+        with builtin_client.messages.stream(
+            model=MODEL, max_tokens=MAX_TOKENS, messages=MESSAGES, extra_headers={"x-mock-fault": "drop_mid_stream"}
+        ) as stream:
+            stream.get_final_text()
+    assert type(ei.value) is anthropic.APIStatusError and ei.value.status_code == 200
+    assert_error_shape(ei.value.body, "api_error")
 
 
 # --------------------------------------------------------------------------
