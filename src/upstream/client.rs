@@ -106,7 +106,8 @@ pub async fn connect(target: &Target) -> Result<UpstreamConn, UpstreamError> {
     let connector = monoio_rustls::TlsConnector::from(config.clone());
     match monoio::time::timeout_at(deadline.into(), connector.connect(name.clone(), tcp)).await {
         Ok(Ok(tls)) => Ok(UpstreamConn::Tls(Box::new(tls))),
-        Ok(Err(e)) => Err(UpstreamError::Tls(e.to_string())),
+        // monoio-rustls prints only "io error"; the io::Error it converts to carries the reason.
+        Ok(Err(e)) => Err(UpstreamError::Tls(io::Error::from(e).to_string())),
         Err(_) => Err(UpstreamError::ConnectTimeout),
     }
 }

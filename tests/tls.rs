@@ -1,0 +1,697 @@
+//! TLS towards upstreams, over real sockets: a private CA and server certificates generated at
+//! test time, a small rustls HTTPS upstream on a std thread, and the gateway started in-process
+//! in front of it.
+//!
+//! The upstream and the client are written with blocking std sockets (the upstream with rustls'
+//! own blocking stream) and share no code with the gateway.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use ringgate::{Config, Gateway, GatewayHandle};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+const BODY: &str = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+const STREAM_BODY: &str =
+    r#"{"model":"m","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+const JSON_REPLY: &str = r#"{"id":"msg_tls","type":"message","role":"assistant","content":[{"type":"text","text":"over TLS"}],"model":"m","stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":2}}"#;
+const SSE_EVENTS: [&str; 6] = [
+    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_tls\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"m\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n",
+    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"over TLS\"}}\n\n",
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+    "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":2}}\n\n",
+    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+];
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// Certificates
+
+/// A private CA generated for one test.
+struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "ringgate test CA");
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        TestCa { issuer }
+    }
+
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate signed by this CA for exactly these names (DNS names or IP literals).
+    fn server_cert(&self, names: &[&str]) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(sans).unwrap();
+        params.distinguished_name.push(DnType::CommonName, names[0]);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let der = CertificateDer::from(cert.der().to_vec());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        (der, key)
+    }
+}
+
+/// A file in the temp dir, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn unique(tag: &str) -> TempFile {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        TempFile(std::env::temp_dir().join(format!(
+            "ringgate-tls-test-{}-{n}-{tag}.pem",
+            std::process::id()
+        )))
+    }
+
+    fn with_contents(tag: &str, contents: &str) -> TempFile {
+        let f = TempFile::unique(tag);
+        std::fs::write(&f.0, contents).unwrap();
+        f
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HTTPS upstream
+
+/// A request as the upstream received it.
+#[derive(Clone, Debug)]
+struct Received {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn request_line(&self) -> &str {
+        self.head.lines().next().unwrap_or("")
+    }
+
+    fn headers(&self, name: &str) -> Vec<String> {
+        self.head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+            .collect()
+    }
+}
+
+/// A small HTTPS server: one std thread accepting, one per connection.
+struct TlsUpstream {
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+    /// Connections accepted (whether or not their handshake succeeded).
+    connections: Arc<Mutex<usize>>,
+}
+
+impl TlsUpstream {
+    fn start(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> TlsUpstream {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Mutex::new(0));
+        let (rec, conns) = (received.clone(), connections.clone());
+        thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { return };
+                *conns.lock().unwrap() += 1;
+                let (config, rec) = (config.clone(), rec.clone());
+                thread::spawn(move || serve_tls(tcp, config, rec));
+            }
+        });
+        TlsUpstream {
+            port,
+            received,
+            connections,
+        }
+    }
+
+    fn requests(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    fn connections(&self) -> usize {
+        *self.connections.lock().unwrap()
+    }
+}
+
+fn serve_tls(tcp: TcpStream, config: Arc<rustls::ServerConfig>, rec: Arc<Mutex<Vec<Received>>>) {
+    let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_nodelay(true);
+    let Ok(conn) = rustls::ServerConnection::new(config) else {
+        return;
+    };
+    // The handshake happens on the first read; a failed one ends the connection here.
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut buf = Vec::new();
+    while let Some(req) = read_request(&mut tls, &mut buf) {
+        rec.lock().unwrap().push(req.clone());
+        let stream = String::from_utf8_lossy(&req.body).contains("\"stream\":true");
+        let written = if stream {
+            write_sse(&mut tls)
+        } else {
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nrequest-id: req_tls_upstream\r\nContent-Length: {}\r\n\r\n{JSON_REPLY}",
+                JSON_REPLY.len()
+            );
+            write_retrying(&mut tls, resp.as_bytes())
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
+/// A chunked `text/event-stream` answer, one chunk per event, each flushed on its own.
+fn write_sse(out: &mut impl Write) -> io::Result<()> {
+    write_retrying(
+        out,
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )?;
+    for event in SSE_EVENTS {
+        let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+        write_retrying(out, chunk.as_bytes())?;
+    }
+    write_retrying(out, b"0\r\n\r\n")
+}
+
+fn write_retrying(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match out.write(rest) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    loop {
+        match out.flush() {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
+}
+
+/// Reads more bytes into `buf`; `Ok(false)` at the end of the stream. Retries EINTR.
+fn read_some(input: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match input.read(&mut chunk) {
+            Ok(0) => return Ok(false),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(true);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn content_length(head: &str) -> Option<usize> {
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.trim().parse().expect("numeric Content-Length"))
+}
+
+/// One request (head and Content-Length body); `None` when the connection ends or fails first.
+/// Bytes after the request stay in `buf` for the next one.
+fn read_request(input: &mut impl Read, buf: &mut Vec<u8>) -> Option<Received> {
+    let head_end = loop {
+        if let Some(i) = find(buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        if !read_some(input, buf).ok()? {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let len = content_length(&head).unwrap_or(0);
+    while buf.len() < head_end + len {
+        if !read_some(input, buf).ok()? {
+            return None;
+        }
+    }
+    let body = buf[head_end..head_end + len].to_vec();
+    buf.drain(..head_end + len);
+    Some(Received { head, body })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gateway and the client
+
+fn gateway_config(base_url: &str, ca_file: Option<&Path>) -> String {
+    let ca_line = ca_file
+        .map(|p| format!("ca_file = {:?}\n", p.display().to_string()))
+        .unwrap_or_default();
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n\n\
+         [[upstreams]]\nname = \"tls-upstream\"\nkind = \"anthropic\"\nbase_url = \"{base_url}\"\n{ca_line}\n\
+         [[upstreams.credentials]]\nname = \"primary\"\napi_key = \"sk-test\"\n"
+    )
+}
+
+fn start_gateway(base_url: &str, ca_file: Option<&Path>) -> GatewayHandle {
+    let text = gateway_config(base_url, ca_file);
+    let config = Config::parse(&text, "test.toml", &|_| None)
+        .unwrap_or_else(|e| panic!("valid test config: {e:?}\n{text}"));
+    Gateway::start(config).expect("gateway starts")
+}
+
+fn messages_request(body: &str) -> Vec<u8> {
+    format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: gateway.local\r\nContent-Type: application/json\r\nx-api-key: client-key\r\nanthropic-version: 2023-06-01\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A response as the client read it.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    head: String,
+    /// The body as it came on the wire (chunk framing included).
+    raw_body: Vec<u8>,
+    /// The body with any chunk framing removed.
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect to the gateway");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    fn request(&mut self, raw: &[u8]) -> Response {
+        write_retrying(&mut self.stream, raw).expect("send the request");
+        self.read_response()
+    }
+
+    /// Reads until `buf` holds at least `n` bytes; panics if the gateway closes first.
+    fn fill_to(&mut self, n: usize, what: &str) {
+        while self.buf.len() < n {
+            self.more(what);
+        }
+    }
+
+    fn more(&mut self, what: &str) {
+        match read_some(&mut self.stream, &mut self.buf) {
+            Ok(true) => {}
+            Ok(false) => panic!(
+                "gateway closed the connection before {what}; got so far: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+            Err(e) => panic!(
+                "reading {what} failed: {e}; got so far: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+        }
+    }
+
+    /// Takes one CRLF-terminated line (without the CRLF) from the front of `buf`.
+    fn line(&mut self, what: &str) -> String {
+        let end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n") {
+                break i;
+            }
+            self.more(what);
+        };
+        let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        self.buf.drain(..end + 2);
+        line
+    }
+
+    fn read_response(&mut self) -> Response {
+        let head_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.more("the response head");
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
+        self.buf.drain(..head_end);
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {head:?}"));
+        let chunked = head.lines().skip(1).any(|l| {
+            l.split_once(':').is_some_and(|(n, v)| {
+                n.trim().eq_ignore_ascii_case("transfer-encoding")
+                    && v.to_ascii_lowercase().contains("chunked")
+            })
+        });
+        let (raw_body, body) = if chunked {
+            self.read_chunked()
+        } else {
+            let len = content_length(&head)
+                .unwrap_or_else(|| panic!("response without a length: {head:?}"));
+            self.fill_to(len, "the end of the body");
+            let body: Vec<u8> = self.buf.drain(..len).collect();
+            (body.clone(), body)
+        };
+        Response {
+            status,
+            head,
+            raw_body,
+            body,
+        }
+    }
+
+    fn read_chunked(&mut self) -> (Vec<u8>, Vec<u8>) {
+        let (mut raw, mut body) = (Vec::new(), Vec::new());
+        loop {
+            let size_line = self.line("a chunk size");
+            raw.extend_from_slice(size_line.as_bytes());
+            raw.extend_from_slice(b"\r\n");
+            let hex = size_line.split(';').next().unwrap().trim();
+            let size = usize::from_str_radix(hex, 16)
+                .unwrap_or_else(|_| panic!("bad chunk size line {size_line:?}"));
+            if size == 0 {
+                // Trailers (if any) up to the empty line.
+                loop {
+                    let trailer = self.line("the end of the chunked body");
+                    raw.extend_from_slice(trailer.as_bytes());
+                    raw.extend_from_slice(b"\r\n");
+                    if trailer.is_empty() {
+                        return (raw, body);
+                    }
+                }
+            }
+            self.fill_to(size + 2, "a chunk's data");
+            assert_eq!(
+                &self.buf[size..size + 2],
+                b"\r\n",
+                "chunk data not followed by CRLF"
+            );
+            body.extend_from_slice(&self.buf[..size]);
+            raw.extend(self.buf.drain(..size + 2));
+        }
+    }
+}
+
+fn post(addr: SocketAddr, body: &str) -> Response {
+    Client::connect(addr).request(&messages_request(body))
+}
+
+/// Checks a 502 `api_error` naming the upstream and a TLS handshake failure; returns the message.
+fn assert_tls_bad_gateway(resp: &Response) -> String {
+    assert_eq!(resp.status, 502, "expected 502, got {resp:?}");
+    let text = resp.text();
+    assert!(
+        text.contains(r#""type":"error""#) && text.contains(r#""type":"api_error""#),
+        "not an api_error body: {text}"
+    );
+    let message = text
+        .split(r#""message":""#)
+        .nth(1)
+        .and_then(|rest| rest.split(r#""}"#).next())
+        .unwrap_or_else(|| panic!("no message in {text}"))
+        .to_string();
+    assert!(
+        message.contains("tls-upstream"),
+        "message does not name the upstream: {text}"
+    );
+    assert!(
+        message.contains("TLS handshake failed"),
+        "message does not name TLS: {text}"
+    );
+    message
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn non_stream_request_goes_through_tls_with_private_ca() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.server_cert(&["localhost", "127.0.0.1"]);
+    let up = TlsUpstream::start(cert, key);
+    let ca_file = TempFile::with_contents("ca", &ca.pem());
+    let gw = start_gateway(
+        &format!("https://localhost:{}", up.port),
+        Some(ca_file.path()),
+    );
+
+    // Two requests on one client connection: the second may reuse the upstream TLS connection.
+    let mut client = Client::connect(gw.local_addr());
+    for round in 0..2 {
+        let resp = client.request(&messages_request(BODY));
+        assert_eq!(resp.status, 200, "round {round}: {resp:?}");
+        assert_eq!(
+            resp.body,
+            JSON_REPLY.as_bytes(),
+            "round {round}: body relayed byte for byte"
+        );
+        assert_eq!(
+            resp.header("request-id").as_deref(),
+            Some("req_tls_upstream")
+        );
+    }
+
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    for r in &reqs {
+        assert_eq!(r.request_line(), "POST /v1/messages HTTP/1.1");
+        assert_eq!(r.headers("x-api-key"), vec!["sk-test"], "{}", r.head);
+        assert_eq!(
+            r.headers("host"),
+            vec![format!("localhost:{}", up.port)],
+            "{}",
+            r.head
+        );
+        assert_eq!(
+            r.body,
+            BODY.as_bytes(),
+            "request body forwarded byte for byte"
+        );
+        assert!(!r.head.contains("client-key"), "{}", r.head);
+    }
+    gw.shutdown();
+}
+
+#[test]
+fn ip_literal_base_url_is_verified_against_the_ip_san() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.server_cert(&["localhost", "127.0.0.1"]);
+    let up = TlsUpstream::start(cert, key);
+    let ca_file = TempFile::with_contents("ca", &ca.pem());
+    let gw = start_gateway(
+        &format!("https://127.0.0.1:{}", up.port),
+        Some(ca_file.path()),
+    );
+
+    let resp = post(gw.local_addr(), BODY);
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(resp.body, JSON_REPLY.as_bytes());
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(
+        reqs[0].headers("host"),
+        vec![format!("127.0.0.1:{}", up.port)]
+    );
+    gw.shutdown();
+}
+
+#[test]
+fn stream_request_goes_through_tls_and_sse_is_relayed() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.server_cert(&["localhost", "127.0.0.1"]);
+    let up = TlsUpstream::start(cert, key);
+    let ca_file = TempFile::with_contents("ca", &ca.pem());
+    let gw = start_gateway(
+        &format!("https://localhost:{}", up.port),
+        Some(ca_file.path()),
+    );
+
+    let resp = post(gw.local_addr(), STREAM_BODY);
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert!(
+        resp.header("content-type")
+            .is_some_and(|v| v.starts_with("text/event-stream")),
+        "{}",
+        resp.head
+    );
+    assert!(
+        resp.header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked")),
+        "{}",
+        resp.head
+    );
+    assert!(
+        resp.raw_body.ends_with(b"0\r\n\r\n"),
+        "not terminated with the last chunk: {:?}",
+        String::from_utf8_lossy(&resp.raw_body)
+    );
+    let text = resp.text();
+    assert_eq!(text, SSE_EVENTS.concat(), "events relayed as sent");
+    assert!(
+        text.trim_end()
+            .ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}"),
+        "{text}"
+    );
+
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(reqs[0].body, STREAM_BODY.as_bytes());
+    assert_eq!(reqs[0].headers("x-api-key"), vec!["sk-test"]);
+    assert_eq!(
+        reqs[0].headers("host"),
+        vec![format!("localhost:{}", up.port)]
+    );
+    gw.shutdown();
+}
+
+#[test]
+fn certificate_for_another_name_is_a_502_naming_tls() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.server_cert(&["other.example"]);
+    let up = TlsUpstream::start(cert, key);
+    let ca_file = TempFile::with_contents("ca", &ca.pem());
+    let gw = start_gateway(
+        &format!("https://localhost:{}", up.port),
+        Some(ca_file.path()),
+    );
+
+    let resp = post(gw.local_addr(), BODY);
+    let message = assert_tls_bad_gateway(&resp);
+    // The chain is trusted (same CA as the passing tests): the name is what fails.
+    assert!(
+        message.contains("NotValidForName") || message.contains("not valid for name"),
+        "the failure is not about the host name: {message}"
+    );
+    assert!(
+        up.connections() >= 1,
+        "the gateway never reached the upstream"
+    );
+    assert!(
+        up.requests().is_empty(),
+        "a request was sent over an unverified connection"
+    );
+    gw.shutdown();
+}
+
+#[test]
+fn untrusted_certificate_is_a_502_naming_tls() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.server_cert(&["localhost", "127.0.0.1"]);
+    let up = TlsUpstream::start(cert, key);
+    // No ca_file: the public roots, which do not include the test CA.
+    let gw = start_gateway(&format!("https://localhost:{}", up.port), None);
+
+    let resp = post(gw.local_addr(), BODY);
+    let message = assert_tls_bad_gateway(&resp);
+    assert!(
+        message.contains("UnknownIssuer") || message.contains("unknown issuer"),
+        "the failure is not about trust: {message}"
+    );
+    assert!(
+        up.connections() >= 1,
+        "the gateway never reached the upstream"
+    );
+    assert!(
+        up.requests().is_empty(),
+        "a request was sent over an unverified connection"
+    );
+    gw.shutdown();
+}
+
+#[test]
+fn missing_ca_file_fails_start_naming_the_file() {
+    let missing = TempFile::unique("missing");
+    assert!(!missing.path().exists());
+    let text = gateway_config("https://localhost:9", Some(missing.path()));
+    let config = Config::parse(&text, "test.toml", &|_| None)
+        .unwrap_or_else(|e| panic!("valid test config: {e:?}\n{text}"));
+    let err = match Gateway::start(config) {
+        Ok(gw) => {
+            gw.shutdown();
+            panic!("the gateway started with a missing ca_file");
+        }
+        Err(e) => e.to_string(),
+    };
+    let name = missing.path().display().to_string();
+    assert!(err.contains(&name), "error does not name {name}: {err}");
+    assert!(
+        err.contains("tls-upstream"),
+        "error does not name the upstream: {err}"
+    );
+}
