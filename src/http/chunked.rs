@@ -19,7 +19,11 @@ enum State {
         value: u64,
         digits: u8,
     },
-    /// After the size: optional whitespace and `;extension`, until CR.
+    /// Whitespace after the size, which may only lead to `;extension` or CR.
+    SizeWs {
+        value: u64,
+    },
+    /// A `;extension`, until CR.
     SizeExtra {
         value: u64,
         seen: u32,
@@ -132,7 +136,14 @@ impl ChunkedDecoder {
                 }
                 _ if digits == 0 => return Err(ChunkedError("expected a hex chunk size")),
                 (b'\r', _) => State::SizeLf { value },
-                (b';' | b' ' | b'\t', _) => State::SizeExtra { value, seen: 0 },
+                (b';', _) => State::SizeExtra { value, seen: 0 },
+                (b' ' | b'\t', _) => State::SizeWs { value },
+                _ => return Err(ChunkedError("bad character after chunk size")),
+            },
+            State::SizeWs { value } => match b {
+                b' ' | b'\t' => State::SizeWs { value },
+                b';' => State::SizeExtra { value, seen: 0 },
+                b'\r' => State::SizeLf { value },
                 _ => return Err(ChunkedError("bad character after chunk size")),
             },
             State::SizeExtra { value, seen } => match b {
@@ -263,7 +274,7 @@ mod tests {
 
     #[test]
     fn decodes_chunks_extensions_and_trailers() {
-        let body = b"5;name=v\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let body = b"5;name=v\r\nhello\r\n6 ;x\r\n world\r\n0 \r\nX-T: 1\r\n\r\nNEXT";
         let (out, used, done) = decode_all(body).unwrap();
         assert_eq!(out, b"hello world");
         assert!(done);
@@ -315,6 +326,8 @@ mod tests {
             b"11111111111111111\r\n",
             b"\r\n",
             b"0\r\n\n",
+            b"0 a\r\n\r\n",
+            b"1 5\r\nA\r\n0\r\n\r\n",
         ] {
             assert!(
                 decode_all(bad).is_err(),

@@ -102,11 +102,7 @@ pub fn parse(buf: &[u8]) -> Result<Parse, ApiError> {
             ))
         }
     };
-    let base = buf.as_ptr() as usize;
-    let range = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        start..start + s.len()
-    };
+    let range = |s: &[u8]| range_in(buf, s);
     let method = range(req.method.unwrap_or_default().as_bytes());
     let target = range(req.path.unwrap_or_default().as_bytes());
     let headers = req
@@ -252,6 +248,18 @@ impl RequestHead {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
+}
+
+/// Where `part` (a slice httparse returned) lies inside `buf`. httparse may hand back a static
+/// empty slice (an empty reason phrase or header value) that is not inside `buf` at all: that is
+/// an empty range.
+pub(crate) fn range_in(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let base = buf.as_ptr() as usize;
+    let start = part.as_ptr() as usize;
+    if part.is_empty() || start < base || start + part.len() > base + buf.len() {
+        return 0..0;
+    }
+    start - base..start - base + part.len()
 }
 
 fn parse_content_length(v: &[u8]) -> Option<u64> {

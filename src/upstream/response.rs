@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use crate::http::head::trim;
+use crate::http::head::{range_in, trim};
 
 /// Header lines accepted from an upstream.
 const MAX_HEADERS: usize = 128;
@@ -43,11 +43,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(usize, Layout)>, String> {
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(format!("malformed response head: {e}")),
     };
-    let base = buf.as_ptr() as usize;
-    let range = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        start..start + s.len()
-    };
+    let range = |s: &[u8]| range_in(buf, s);
     Ok(Some((
         len,
         Layout {
@@ -83,7 +79,9 @@ impl ResponseHead {
             keep_alive: layout.minor_version == 1,
         };
         let mut length = None;
-        let mut chunked = false;
+        // Transfer-Encoding overrides Content-Length wherever it stands (RFC 9112 §6.3): the
+        // body is chunked if the final coding is chunked, else it runs until close.
+        let mut final_coding_chunked = None;
         let mut close = false;
         for (name, value) in head.headers() {
             if name.eq_ignore_ascii_case("content-length") {
@@ -102,17 +100,17 @@ impl ResponseHead {
                     .next()
                     .map(trim)
                     .unwrap_or_default();
-                chunked = last.eq_ignore_ascii_case(b"chunked");
-                if !chunked {
-                    // Any other final coding is delimited by close (RFC 9112 §6.3).
-                    length = None;
-                }
+                final_coding_chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
             } else if name.eq_ignore_ascii_case("connection") {
                 close |= value
                     .split(|&b| b == b',')
                     .any(|t| trim(t).eq_ignore_ascii_case(b"close"));
             }
         }
+        if final_coding_chunked.is_some() {
+            length = None;
+        }
+        let chunked = final_coding_chunked == Some(true);
         head.keep_alive &= !close;
         head.framing =
             if request_was_head || head.status < 200 || head.status == 204 || head.status == 304 {
@@ -211,6 +209,33 @@ mod tests {
             .reason(),
             b"Overloaded"
         );
+    }
+
+    #[test]
+    fn transfer_encoding_overrides_content_length_in_any_order() {
+        for text in [
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ] {
+            let h = head(text, false).unwrap();
+            assert_eq!(
+                (h.framing, h.keep_alive),
+                (ResponseFraming::UntilClose, false),
+                "{text}"
+            );
+        }
+        let h = head(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(h.framing, ResponseFraming::Chunked);
+    }
+
+    #[test]
+    fn status_line_without_reason() {
+        let h = head("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", false).unwrap();
+        assert_eq!((h.status, h.reason()), (200, &b""[..]));
     }
 
     #[test]
