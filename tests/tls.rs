@@ -3,9 +3,12 @@
 //! in front of it.
 //!
 //! The upstream and the client are written with blocking std sockets (the upstream with rustls'
-//! own blocking stream) and share no code with the gateway.
+//! own blocking stream; the client and the request reader come from `support`) and share no code
+//! with the gateway.
 
-use std::io::{self, ErrorKind, Read, Write};
+mod support;
+
+use std::io::{self, ErrorKind, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +22,7 @@ use rcgen::{
 };
 use ringgate::{Config, Gateway, GatewayHandle};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use support::{messages_request, read_request, request, Client, Received, Response};
 
 const BODY: &str = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
 const STREAM_BODY: &str =
@@ -32,6 +36,8 @@ const SSE_EVENTS: [&str; 6] = [
     "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":2}}\n\n",
     "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
 ];
+/// Extra header lines on every client request (after support's Host, Content-Type, x-api-key).
+const CLIENT_HEADERS: &str = "anthropic-version: 2023-06-01\r\n";
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
@@ -109,29 +115,6 @@ impl Drop for TempFile {
 
 // ---------------------------------------------------------------------------------------------
 // The HTTPS upstream
-
-/// A request as the upstream received it.
-#[derive(Clone, Debug)]
-struct Received {
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Received {
-    fn request_line(&self) -> &str {
-        self.head.lines().next().unwrap_or("")
-    }
-
-    fn headers(&self, name: &str) -> Vec<String> {
-        self.head
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim().to_string())
-            .collect()
-    }
-}
 
 /// A small HTTPS server: one std thread accepting, one per connection.
 struct TlsUpstream {
@@ -238,57 +221,6 @@ fn write_retrying(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     }
 }
 
-/// Reads more bytes into `buf`; `Ok(false)` at the end of the stream. Retries EINTR.
-fn read_some(input: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match input.read(&mut chunk) {
-            Ok(0) => return Ok(false),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return Ok(true);
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn content_length(head: &str) -> Option<usize> {
-    head.lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.trim().parse().expect("numeric Content-Length"))
-}
-
-/// One request (head and Content-Length body); `None` when the connection ends or fails first.
-/// Bytes after the request stay in `buf` for the next one.
-fn read_request(input: &mut impl Read, buf: &mut Vec<u8>) -> Option<Received> {
-    let head_end = loop {
-        if let Some(i) = find(buf, b"\r\n\r\n") {
-            break i + 4;
-        }
-        if !read_some(input, buf).ok()? {
-            return None;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let len = content_length(&head).unwrap_or(0);
-    while buf.len() < head_end + len {
-        if !read_some(input, buf).ok()? {
-            return None;
-        }
-    }
-    let body = buf[head_end..head_end + len].to_vec();
-    buf.drain(..head_end + len);
-    Some(Received { head, body })
-}
-
 // ---------------------------------------------------------------------------------------------
 // The gateway and the client
 
@@ -304,177 +236,23 @@ fn gateway_config(base_url: &str, ca_file: Option<&Path>) -> String {
 }
 
 fn start_gateway(base_url: &str, ca_file: Option<&Path>) -> GatewayHandle {
-    let text = gateway_config(base_url, ca_file);
-    let config = Config::parse(&text, "test.toml", &|_| None)
-        .unwrap_or_else(|e| panic!("valid test config: {e:?}\n{text}"));
-    Gateway::start(config).expect("gateway starts")
+    support::gateway(&gateway_config(base_url, ca_file))
 }
 
-fn messages_request(body: &str) -> Vec<u8> {
-    format!(
-        "POST /v1/messages HTTP/1.1\r\nHost: gateway.local\r\nContent-Type: application/json\r\nx-api-key: client-key\r\nanthropic-version: 2023-06-01\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// A response as the client read it.
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    head: String,
-    /// The body as it came on the wire (chunk framing included).
-    raw_body: Vec<u8>,
-    /// The body with any chunk framing removed.
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim().to_string())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect to the gateway");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    fn request(&mut self, raw: &[u8]) -> Response {
-        write_retrying(&mut self.stream, raw).expect("send the request");
-        self.read_response()
-    }
-
-    /// Reads until `buf` holds at least `n` bytes; panics if the gateway closes first.
-    fn fill_to(&mut self, n: usize, what: &str) {
-        while self.buf.len() < n {
-            self.more(what);
-        }
-    }
-
-    fn more(&mut self, what: &str) {
-        match read_some(&mut self.stream, &mut self.buf) {
-            Ok(true) => {}
-            Ok(false) => panic!(
-                "gateway closed the connection before {what}; got so far: {:?}",
-                String::from_utf8_lossy(&self.buf)
-            ),
-            Err(e) => panic!(
-                "reading {what} failed: {e}; got so far: {:?}",
-                String::from_utf8_lossy(&self.buf)
-            ),
-        }
-    }
-
-    /// Takes one CRLF-terminated line (without the CRLF) from the front of `buf`.
-    fn line(&mut self, what: &str) -> String {
-        let end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n") {
-                break i;
-            }
-            self.more(what);
-        };
-        let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        self.buf.drain(..end + 2);
-        line
-    }
-
-    fn read_response(&mut self) -> Response {
-        let head_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            self.more("the response head");
-        };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
-        self.buf.drain(..head_end);
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {head:?}"));
-        let chunked = head.lines().skip(1).any(|l| {
-            l.split_once(':').is_some_and(|(n, v)| {
-                n.trim().eq_ignore_ascii_case("transfer-encoding")
-                    && v.to_ascii_lowercase().contains("chunked")
-            })
-        });
-        let (raw_body, body) = if chunked {
-            self.read_chunked()
-        } else {
-            let len = content_length(&head)
-                .unwrap_or_else(|| panic!("response without a length: {head:?}"));
-            self.fill_to(len, "the end of the body");
-            let body: Vec<u8> = self.buf.drain(..len).collect();
-            (body.clone(), body)
-        };
-        Response {
-            status,
-            head,
-            raw_body,
-            body,
-        }
-    }
-
-    fn read_chunked(&mut self) -> (Vec<u8>, Vec<u8>) {
-        let (mut raw, mut body) = (Vec::new(), Vec::new());
-        loop {
-            let size_line = self.line("a chunk size");
-            raw.extend_from_slice(size_line.as_bytes());
-            raw.extend_from_slice(b"\r\n");
-            let hex = size_line.split(';').next().unwrap().trim();
-            let size = usize::from_str_radix(hex, 16)
-                .unwrap_or_else(|_| panic!("bad chunk size line {size_line:?}"));
-            if size == 0 {
-                // Trailers (if any) up to the empty line.
-                loop {
-                    let trailer = self.line("the end of the chunked body");
-                    raw.extend_from_slice(trailer.as_bytes());
-                    raw.extend_from_slice(b"\r\n");
-                    if trailer.is_empty() {
-                        return (raw, body);
-                    }
-                }
-            }
-            self.fill_to(size + 2, "a chunk's data");
-            assert_eq!(
-                &self.buf[size..size + 2],
-                b"\r\n",
-                "chunk data not followed by CRLF"
-            );
-            body.extend_from_slice(&self.buf[..size]);
-            raw.extend(self.buf.drain(..size + 2));
-        }
-    }
-}
-
-fn post(addr: SocketAddr, body: &str) -> Response {
-    Client::connect(addr).request(&messages_request(body))
+/// The response was delimited (Content-Length or chunked) and read to its end.
+fn assert_framed_and_complete(resp: &Response) {
+    let framed = resp.header("content-length").is_some()
+        || resp
+            .header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    assert!(framed, "response without a length: {:?}", resp.head);
+    assert!(resp.complete, "response cut short: {resp:?}");
 }
 
 /// Checks a 502 `api_error` naming the upstream and a TLS handshake failure; returns the message.
 fn assert_tls_bad_gateway(resp: &Response) -> String {
     assert_eq!(resp.status, 502, "expected 502, got {resp:?}");
+    assert_framed_and_complete(resp);
     let text = resp.text();
     assert!(
         text.contains(r#""type":"error""#) && text.contains(r#""type":"api_error""#),
@@ -497,6 +275,26 @@ fn assert_tls_bad_gateway(resp: &Response) -> String {
     message
 }
 
+/// Sends one request through a gateway whose upstream handshake must fail: a 502 naming the
+/// upstream and TLS whose message names the reason (one of `needles`, else it is not `about`
+/// that), the upstream reached, and no request sent over the unverified connection.
+fn assert_handshake_refused(gw_addr: SocketAddr, up: &TlsUpstream, needles: &[&str], about: &str) {
+    let resp = request(gw_addr, &messages_request(BODY, CLIENT_HEADERS));
+    let message = assert_tls_bad_gateway(&resp);
+    assert!(
+        needles.iter().any(|n| message.contains(n)),
+        "the failure is not about {about}: {message}"
+    );
+    assert!(
+        up.connections() >= 1,
+        "the gateway never reached the upstream"
+    );
+    assert!(
+        up.requests().is_empty(),
+        "a request was sent over an unverified connection"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests
 
@@ -514,8 +312,10 @@ fn non_stream_request_goes_through_tls_with_private_ca() {
     // Two requests on one client connection: the second may reuse the upstream TLS connection.
     let mut client = Client::connect(gw.local_addr());
     for round in 0..2 {
-        let resp = client.request(&messages_request(BODY));
+        client.send(&messages_request(BODY, CLIENT_HEADERS));
+        let resp = client.response();
         assert_eq!(resp.status, 200, "round {round}: {resp:?}");
+        assert_framed_and_complete(&resp);
         assert_eq!(
             resp.body,
             JSON_REPLY.as_bytes(),
@@ -559,8 +359,9 @@ fn ip_literal_base_url_is_verified_against_the_ip_san() {
         Some(ca_file.path()),
     );
 
-    let resp = post(gw.local_addr(), BODY);
+    let resp = request(gw.local_addr(), &messages_request(BODY, CLIENT_HEADERS));
     assert_eq!(resp.status, 200, "{resp:?}");
+    assert_framed_and_complete(&resp);
     assert_eq!(resp.body, JSON_REPLY.as_bytes());
     let reqs = up.requests();
     assert_eq!(reqs.len(), 1, "{reqs:?}");
@@ -582,8 +383,12 @@ fn stream_request_goes_through_tls_and_sse_is_relayed() {
         Some(ca_file.path()),
     );
 
-    let resp = post(gw.local_addr(), STREAM_BODY);
+    let resp = request(
+        gw.local_addr(),
+        &messages_request(STREAM_BODY, CLIENT_HEADERS),
+    );
     assert_eq!(resp.status, 200, "{resp:?}");
+    assert_framed_and_complete(&resp);
     assert!(
         resp.header("content-type")
             .is_some_and(|v| v.starts_with("text/event-stream")),
@@ -631,20 +436,12 @@ fn certificate_for_another_name_is_a_502_naming_tls() {
         Some(ca_file.path()),
     );
 
-    let resp = post(gw.local_addr(), BODY);
-    let message = assert_tls_bad_gateway(&resp);
     // The chain is trusted (same CA as the passing tests): the name is what fails.
-    assert!(
-        message.contains("NotValidForName") || message.contains("not valid for name"),
-        "the failure is not about the host name: {message}"
-    );
-    assert!(
-        up.connections() >= 1,
-        "the gateway never reached the upstream"
-    );
-    assert!(
-        up.requests().is_empty(),
-        "a request was sent over an unverified connection"
+    assert_handshake_refused(
+        gw.local_addr(),
+        &up,
+        &["NotValidForName", "not valid for name"],
+        "the host name",
     );
     gw.shutdown();
 }
@@ -657,19 +454,11 @@ fn untrusted_certificate_is_a_502_naming_tls() {
     // No ca_file: the public roots, which do not include the test CA.
     let gw = start_gateway(&format!("https://localhost:{}", up.port), None);
 
-    let resp = post(gw.local_addr(), BODY);
-    let message = assert_tls_bad_gateway(&resp);
-    assert!(
-        message.contains("UnknownIssuer") || message.contains("unknown issuer"),
-        "the failure is not about trust: {message}"
-    );
-    assert!(
-        up.connections() >= 1,
-        "the gateway never reached the upstream"
-    );
-    assert!(
-        up.requests().is_empty(),
-        "a request was sent over an unverified connection"
+    assert_handshake_refused(
+        gw.local_addr(),
+        &up,
+        &["UnknownIssuer", "unknown issuer"],
+        "trust",
     );
     gw.shutdown();
 }

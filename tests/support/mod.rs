@@ -143,8 +143,10 @@ fn write_pieces(
     Ok(())
 }
 
-/// Reads one request with a Content-Length body (what the gateway sends upstream).
-fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Received> {
+/// Reads one request with a Content-Length body (what the gateway sends upstream) from any
+/// blocking stream (a `TcpStream`, or a TLS stream over one); `None` when the stream ends or
+/// fails first. Bytes after the request stay in `buf` for the next one.
+pub fn read_request(stream: &mut impl Read, buf: &mut Vec<u8>) -> Option<Received> {
     let head_end = loop {
         if let Some(i) = find(buf, b"\r\n\r\n") {
             break i + 4;
@@ -177,7 +179,7 @@ fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Received> {
 }
 
 /// A blocking read that retries when a signal interrupts it (std does not).
-pub fn read_retrying(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+pub fn read_retrying(stream: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     loop {
         match stream.read(buf) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
