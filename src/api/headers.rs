@@ -6,7 +6,7 @@
 //! headers are rewritten for the framing actually used, a `request-id` is always present, and
 //! event streams are marked so that intermediaries do not buffer them.
 
-use crate::http::head::{trim, RequestHead};
+use crate::http::head::RequestHead;
 use crate::http::response::ResponseHead as OutHead;
 use crate::upstream::response::ResponseHead;
 
@@ -30,7 +30,7 @@ fn connection_listed<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> 
     headers
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
         .flat_map(|(_, v)| v.split(|&b| b == b','))
-        .map(trim)
+        .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty())
         .collect()
 }

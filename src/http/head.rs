@@ -171,7 +171,7 @@ impl RequestHead {
                 length = Some(v);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 // Only a lone "chunked" is a framing we can delimit safely.
-                if saw_te || !trim(value).eq_ignore_ascii_case(b"chunked") {
+                if saw_te || !value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
                     return Err(ApiError::invalid_request(
                         "unsupported Transfer-Encoding: only a single \"chunked\" is accepted"
                             .into(),
@@ -181,12 +181,12 @@ impl RequestHead {
                 chunked = true;
             } else if name.eq_ignore_ascii_case("connection") {
                 for token in value.split(|&b| b == b',') {
-                    let token = trim(token);
+                    let token = token.trim_ascii();
                     connection_close |= token.eq_ignore_ascii_case(b"close");
                     connection_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             } else if name.eq_ignore_ascii_case("expect") {
-                if trim(value).eq_ignore_ascii_case(b"100-continue") {
+                if value.trim_ascii().eq_ignore_ascii_case(b"100-continue") {
                     expect_continue = true;
                 } else {
                     return Err(ApiError::new(
@@ -262,24 +262,13 @@ pub(crate) fn range_in(buf: &[u8], part: &[u8]) -> Range<usize> {
     start - base..start - base + part.len()
 }
 
-fn parse_content_length(v: &[u8]) -> Option<u64> {
-    let v = trim(v);
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+/// A Content-Length value: digits only (no sign, no list), within u64.
+pub(crate) fn parse_content_length(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
     std::str::from_utf8(v).ok()?.parse().ok()
-}
-
-pub(crate) fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &v[start..end]
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Small socket helpers shared by the inbound and upstream sides.
 
 use std::io;
+use std::ops::Range;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -25,10 +26,21 @@ pub async fn read_more<S: AsyncReadRent>(
     if buf.len() == buf.capacity() {
         buf.reserve(buf.capacity().max(4096));
     }
+    let range = buf.len()..buf.capacity();
+    read_into(stream, buf, range, deadline).await
+}
+
+/// Reads once into `buf[range]` (bytes below the range are kept; `buf`'s length grows to the
+/// end of what was read if it was shorter). On a timeout the buffer is lost with the cancelled
+/// read, as with [`read_more`].
+pub async fn read_into<S: AsyncReadRent>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    range: Range<usize>,
+    deadline: Instant,
+) -> ReadOutcome {
     let owned = std::mem::take(buf);
-    let len = owned.len();
-    let cap = owned.capacity();
-    match monoio::time::timeout_at(deadline.into(), stream.read(owned.slice_mut(len..cap))).await {
+    match monoio::time::timeout_at(deadline.into(), stream.read(owned.slice_mut(range))).await {
         Ok((result, slice)) => {
             *buf = slice.into_inner();
             match result {

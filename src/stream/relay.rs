@@ -10,14 +10,13 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::AsyncReadRent;
+use monoio::buf::IoBuf;
 use monoio::net::TcpStream;
 
 use super::sse::last_event_end;
 use crate::http::chunked::{ChunkedDecoder, LAST_CHUNK};
 use crate::http::ApiError;
-use crate::server::io::write_all;
+use crate::server::io::{read_into, write_all, ReadOutcome};
 use crate::upstream::conn::UpstreamConn;
 use crate::upstream::response::ResponseFraming;
 
@@ -108,31 +107,24 @@ pub async fn relay(
             pending.advance(k);
             k
         } else {
-            let buf = std::mem::take(&mut r.buf);
             let deadline = Instant::now() + settings.idle_timeout;
-            let read = upstream.read(buf.slice_mut(start..start + space));
-            match monoio::time::timeout_at(deadline.into(), read).await {
-                Err(_) => {
+            match read_into(upstream, &mut r.buf, start..start + space, deadline).await {
+                ReadOutcome::TimedOut => {
                     break Some(format!(
                         "the upstream sent nothing for {} s",
                         settings.idle_timeout.as_secs()
                     ))
                 }
-                Ok((result, slice)) => {
-                    r.buf = slice.into_inner();
-                    match result {
-                        Ok(0) if framing == ResponseFraming::UntilClose => {
-                            reusable = false;
-                            break None;
-                        }
-                        Ok(0) => {
-                            break Some("the upstream closed the connection mid-response".into())
-                        }
-                        Ok(n) => n,
-                        Err(e) => {
-                            break Some(format!("the upstream connection failed mid-response: {e}"))
-                        }
-                    }
+                ReadOutcome::Read(0) if framing == ResponseFraming::UntilClose => {
+                    reusable = false;
+                    break None;
+                }
+                ReadOutcome::Read(0) => {
+                    break Some("the upstream closed the connection mid-response".into())
+                }
+                ReadOutcome::Read(n) => n,
+                ReadOutcome::Failed(e) => {
+                    break Some(format!("the upstream connection failed mid-response: {e}"))
                 }
             }
         };

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use crate::http::head::{range_in, trim};
+use crate::http::head::{parse_content_length, range_in};
 
 /// Header lines accepted from an upstream.
 const MAX_HEADERS: usize = 128;
@@ -85,11 +85,7 @@ impl ResponseHead {
         let mut close = false;
         for (name, value) in head.headers() {
             if name.eq_ignore_ascii_case("content-length") {
-                let v = std::str::from_utf8(trim(value))
-                    .ok()
-                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or("invalid Content-Length in response")?;
+                let v = parse_content_length(value).ok_or("invalid Content-Length in response")?;
                 if length.is_some_and(|l| l != v) {
                     return Err("conflicting Content-Length headers in response".into());
                 }
@@ -98,13 +94,13 @@ impl ResponseHead {
                 let last = value
                     .rsplit(|&b| b == b',')
                     .next()
-                    .map(trim)
+                    .map(<[u8]>::trim_ascii)
                     .unwrap_or_default();
                 final_coding_chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
             } else if name.eq_ignore_ascii_case("connection") {
                 close |= value
                     .split(|&b| b == b',')
-                    .any(|t| trim(t).eq_ignore_ascii_case(b"close"));
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
             }
         }
         if final_coding_chunked.is_some() {
@@ -148,7 +144,7 @@ impl ResponseHead {
     /// True for `text/event-stream` bodies.
     pub fn is_event_stream(&self) -> bool {
         self.header("content-type").is_some_and(|v| {
-            let v = trim(v);
+            let v = v.trim_ascii();
             v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream")
         })
     }
