@@ -295,19 +295,23 @@ fn assert_handshake_refused(gw_addr: SocketAddr, up: &TlsUpstream, needles: &[&s
     );
 }
 
+/// A TLS upstream with a certificate for `names` from a fresh test CA, and a gateway in front of
+/// it at `https://{host}:PORT` that trusts the CA through `ca_file` (kept alive by the caller).
+fn trusted_setup(names: &[&str], host: &str) -> (TlsUpstream, TempFile, GatewayHandle) {
+    let ca = TestCa::new();
+    let (cert, key) = ca.server_cert(names);
+    let up = TlsUpstream::start(cert, key);
+    let ca_file = TempFile::with_contents("ca", &ca.pem());
+    let gw = start_gateway(&format!("https://{host}:{}", up.port), Some(ca_file.path()));
+    (up, ca_file, gw)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests
 
 #[test]
 fn non_stream_request_goes_through_tls_with_private_ca() {
-    let ca = TestCa::new();
-    let (cert, key) = ca.server_cert(&["localhost", "127.0.0.1"]);
-    let up = TlsUpstream::start(cert, key);
-    let ca_file = TempFile::with_contents("ca", &ca.pem());
-    let gw = start_gateway(
-        &format!("https://localhost:{}", up.port),
-        Some(ca_file.path()),
-    );
+    let (up, _ca_file, gw) = trusted_setup(&["localhost", "127.0.0.1"], "localhost");
 
     // Two requests on one client connection: the second may reuse the upstream TLS connection.
     let mut client = Client::connect(gw.local_addr());
@@ -350,14 +354,7 @@ fn non_stream_request_goes_through_tls_with_private_ca() {
 
 #[test]
 fn ip_literal_base_url_is_verified_against_the_ip_san() {
-    let ca = TestCa::new();
-    let (cert, key) = ca.server_cert(&["localhost", "127.0.0.1"]);
-    let up = TlsUpstream::start(cert, key);
-    let ca_file = TempFile::with_contents("ca", &ca.pem());
-    let gw = start_gateway(
-        &format!("https://127.0.0.1:{}", up.port),
-        Some(ca_file.path()),
-    );
+    let (up, _ca_file, gw) = trusted_setup(&["localhost", "127.0.0.1"], "127.0.0.1");
 
     let resp = request(gw.local_addr(), &messages_request(BODY, CLIENT_HEADERS));
     assert_eq!(resp.status, 200, "{resp:?}");
@@ -374,14 +371,7 @@ fn ip_literal_base_url_is_verified_against_the_ip_san() {
 
 #[test]
 fn stream_request_goes_through_tls_and_sse_is_relayed() {
-    let ca = TestCa::new();
-    let (cert, key) = ca.server_cert(&["localhost", "127.0.0.1"]);
-    let up = TlsUpstream::start(cert, key);
-    let ca_file = TempFile::with_contents("ca", &ca.pem());
-    let gw = start_gateway(
-        &format!("https://localhost:{}", up.port),
-        Some(ca_file.path()),
-    );
+    let (up, _ca_file, gw) = trusted_setup(&["localhost", "127.0.0.1"], "localhost");
 
     let resp = request(
         gw.local_addr(),
@@ -427,14 +417,7 @@ fn stream_request_goes_through_tls_and_sse_is_relayed() {
 
 #[test]
 fn certificate_for_another_name_is_a_502_naming_tls() {
-    let ca = TestCa::new();
-    let (cert, key) = ca.server_cert(&["other.example"]);
-    let up = TlsUpstream::start(cert, key);
-    let ca_file = TempFile::with_contents("ca", &ca.pem());
-    let gw = start_gateway(
-        &format!("https://localhost:{}", up.port),
-        Some(ca_file.path()),
-    );
+    let (up, _ca_file, gw) = trusted_setup(&["other.example"], "localhost");
 
     // The chain is trusted (same CA as the passing tests): the name is what fails.
     assert_handshake_refused(
