@@ -1,5 +1,5 @@
 //! Property tests for the pure parsers: request heads, chunked coding, body collection, the JSON
-//! skim, SSE boundaries and upstream response heads.
+//! skim and upstream response heads (the stream pieces have their own file).
 //!
 //! Every property compares the code under test with something computed independently (the
 //! generator's own knowledge, a reference decoder written here, simd-json, or a brute-force
@@ -16,7 +16,6 @@ use ringgate::http::body::BodyCollector;
 use ringgate::http::chunked::ChunkedDecoder;
 use ringgate::http::head::{self, BodyFraming, Method, Parse, RequestHead};
 use ringgate::http::ApiError;
-use ringgate::stream::sse::last_event_end;
 use ringgate::upstream::response::{self, ResponseFraming, ResponseHead};
 
 use simd_json::prelude::*;
@@ -1532,65 +1531,7 @@ proptest! {
 }
 
 // ------------------------------------------------------------------------------------------------
-// 5. SSE event boundaries
-// ------------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct Event {
-    name: String,
-    data: Vec<String>,
-    crlf: bool,
-}
-
-fn gen_event() -> impl Strategy<Value = Event> {
-    (
-        "[a-z_]{1,20}",
-        vec("[ -~]{0,30}", 0..4),
-        prop::bool::weighted(0.2),
-    )
-        .prop_map(|(name, data, crlf)| Event { name, data, crlf })
-}
-
-proptest! {
-    #![proptest_config(config(256))]
-
-    #[test]
-    fn sse_last_event_end_finds_the_last_complete_event(
-        events in vec(gen_event(), 0..8),
-        cut in any::<usize>(),
-    ) {
-        let mut stream = Vec::new();
-        let mut ends = Vec::new();
-        for e in &events {
-            let nl = if e.crlf { "\r\n" } else { "\n" };
-            stream.extend_from_slice(format!("event: {}{nl}", e.name).as_bytes());
-            for d in &e.data {
-                stream.extend_from_slice(format!("data: {d}{nl}").as_bytes());
-            }
-            stream.extend_from_slice(nl.as_bytes());
-            ends.push(stream.len());
-        }
-        let cut = cut % (stream.len() + 1);
-        let want = ends.iter().copied().filter(|&e| e <= cut).max();
-        prop_assert_eq!(last_event_end(&stream[..cut]), want);
-    }
-
-    #[test]
-    fn sse_last_event_end_matches_a_scan(
-        data in prop_oneof![
-            vec(any::<u8>(), 0..100),
-            vec(select(&b"\r\n\r\nab:"[..]), 0..40),
-        ],
-    ) {
-        let want = (1..=data.len())
-            .rev()
-            .find(|&p| data[..p].ends_with(b"\n\n") || data[..p].ends_with(b"\r\n\r\n"));
-        prop_assert_eq!(last_event_end(&data), want);
-    }
-}
-
-// ------------------------------------------------------------------------------------------------
-// 6. Upstream response heads
+// 5. Upstream response heads
 // ------------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]

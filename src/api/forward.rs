@@ -5,6 +5,7 @@
 //! failure up to then is a normal HTTP error (and, with the credential pool, a failover). Once the
 //! client has the head, failures are reported by the relay.
 
+use std::cell::Cell;
 use std::io;
 
 use monoio::net::TcpStream;
@@ -14,9 +15,9 @@ use super::{respond, Api, UpstreamRoute};
 use crate::api::skim::skim;
 use crate::http::ApiError;
 use crate::server::conn::{After, Request};
-use crate::server::io::write_all;
+use crate::server::io::{client_gone, write_all};
 use crate::server::router::Route;
-use crate::stream::relay::{relay, ClientFraming, RelayEnd};
+use crate::stream::relay::{relay, ClientFraming, RelayEnd, RelayStats, Response};
 use crate::upstream::client::{connect, exchange};
 use crate::upstream::response::ResponseFraming;
 
@@ -56,18 +57,24 @@ pub async fn forward(
         Ok(c) => c,
         Err(e) => return respond(client, &req, &e.to_api_error(&target.name)).await,
     };
-    let (up, leftover) = match exchange(
-        &mut conn,
-        head,
-        req.body.clone(),
-        false,
-        target.response_timeout,
-        api.settings.upstream_head_buffer,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => return respond(client, &req, &e.to_api_error(&target.name)).await,
+    // A client that leaves while the upstream is still thinking (a long answer can take
+    // minutes) aborts the request: the upstream connection is dropped and not reused.
+    let watch_client = Cell::new(true);
+    let exchanged = monoio::select! {
+        r = exchange(
+            &mut conn,
+            head,
+            req.body.clone(),
+            false,
+            target.response_timeout,
+            api.settings.upstream_head_buffer,
+        ) => Some(r),
+        _ = client_gone(client, &watch_client) => None,
+    };
+    let (up, leftover) = match exchanged {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return respond(client, &req, &e.to_api_error(&target.name)).await,
+        None => return Ok(After::Close),
     };
 
     let event_stream = up.is_event_stream();
@@ -91,35 +98,77 @@ pub async fn forward(
         (_, ClientFraming::Chunked) => client_head.finish_chunked(),
         (_, ClientFraming::Passthrough) => client_head.finish_without_length(),
     };
-    write_all(client, client_head).await?;
     if up.framing == ResponseFraming::None {
+        write_all(client, client_head).await?;
         return Ok(if close {
             After::Close
         } else {
             After::KeepAlive
         });
     }
-    let (end, _stats) = relay(
-        &mut conn,
-        client,
+    let response = Response {
+        head: client_head,
         leftover,
-        up.framing,
+        framing: up.framing,
         out,
         event_stream,
-        api.settings.relay,
-    )
-    .await;
+    };
+    let (end, stats) = relay(&mut conn, client, response, &api.settings.relay).await;
+    log_completion(&req, up.status, &end, &stats);
     match end {
         RelayEnd::Complete { .. } if !close => Ok(After::KeepAlive),
         RelayEnd::Complete { .. } => Ok(After::Close),
-        RelayEnd::UpstreamFailed(reason) => {
+        RelayEnd::NotCommitted(failure) => {
             log::warn!(
-                "{}: upstream {:?} failed mid-response: {reason}",
+                "{}: upstream {:?} failed before its answer began: {}",
                 req.id,
-                target.name
+                target.name,
+                failure.reason
+            );
+            let message = format!("the upstream {:?} {}", target.name, failure.reason);
+            let e = if failure.timed_out {
+                ApiError::gateway_timeout(message)
+            } else {
+                ApiError::bad_gateway(message)
+            };
+            respond(client, &req, &e).await
+        }
+        RelayEnd::UpstreamFailed(failure) => {
+            log::warn!(
+                "{}: upstream {:?} failed mid-response: {}",
+                req.id,
+                target.name,
+                failure.reason
             );
             Ok(After::Close)
         }
         RelayEnd::ClientGone => Ok(After::Close),
     }
+}
+
+/// The completion record of a relayed response (the access log and metrics build on it).
+fn log_completion(req: &Request, status: u16, end: &RelayEnd, stats: &RelayStats) {
+    if !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
+    let t = &stats.tally;
+    let outcome = match end {
+        RelayEnd::Complete { .. } => "complete",
+        RelayEnd::NotCommitted(_) => "failed-before-commit",
+        RelayEnd::UpstreamFailed(_) => "failed-mid-response",
+        RelayEnd::ClientGone => "client-gone",
+    };
+    log::debug!(
+        "{} {} {} -> {status} {outcome}: {} events, {} writes, {} bytes; tokens in={} out={} cache_write={} cache_read={}",
+        req.id,
+        req.head.method_str(),
+        req.head.path(),
+        t.events,
+        stats.writes,
+        stats.bytes,
+        t.usage.input_tokens,
+        t.usage.output_tokens,
+        t.usage.cache_creation_input_tokens,
+        t.usage.cache_read_input_tokens,
+    );
 }

@@ -56,12 +56,7 @@ impl Api {
         Api {
             upstreams,
             settings: Settings {
-                relay: RelaySettings {
-                    buffer_bytes: config.stream.buffer_bytes,
-                    idle_timeout: std::time::Duration::from_millis(
-                        config.stream.upstream_idle_timeout_ms,
-                    ),
-                },
+                relay: config.stream.relay_settings(),
                 upstream_head_buffer: config.server.max_head_bytes,
             },
         }

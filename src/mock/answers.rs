@@ -21,12 +21,22 @@ pub enum Reply {
         body: String,
         headers: Vec<(&'static str, String)>,
     },
-    /// A `text/event-stream` of complete events. With `drop_after`, the connection is cut
-    /// abruptly after that many events (a simulated upstream crash).
+    /// A `text/event-stream` of complete events, delivered as `delivery` says.
     Stream {
         events: Vec<String>,
-        drop_after: Option<usize>,
+        delivery: Delivery,
     },
+}
+
+/// How a stream goes on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Event by event, ended properly.
+    Whole,
+    /// Cut abruptly after this many events (a simulated upstream crash).
+    DropAfter(usize),
+    /// The whole response, head included, in writes of 1 to 7 bytes.
+    Fragmented,
 }
 
 /// The models the mock knows, as `(id, display name, created_at)`.
@@ -48,6 +58,9 @@ pub const MODELS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Characters of text in the `big_event` fault's one large delta: more than a 16 KiB buffer.
+pub const BIG_EVENT_TEXT: usize = 20_000;
+
 /// A request as the mock sees it.
 pub struct Request<'a> {
     pub method: &'a str,
@@ -60,12 +73,10 @@ pub struct Request<'a> {
 /// Answers one request.
 pub fn answer(req: &Request<'_>) -> Reply {
     if let Some(reply) = req.fault.and_then(fault) {
-        if req.fault != Some("drop_mid_stream") {
-            return reply;
-        }
+        return reply;
     }
     let result = match (req.method, req.path) {
-        ("POST", "/v1/messages") => messages(req.body, req.fault == Some("drop_mid_stream")),
+        ("POST", "/v1/messages") => messages(req.body, req.fault),
         ("POST", "/v1/messages/count_tokens") => count_tokens(req.body),
         ("GET", "/v1/models") => Ok(ok_json(models_list())),
         ("GET", p) if p.starts_with("/v1/models/") => model(&p["/v1/models/".len()..]),
@@ -74,7 +85,9 @@ pub fn answer(req: &Request<'_>) -> Reply {
     result.unwrap_or_else(|e| error(&e))
 }
 
-/// The reply for an `x-mock-fault` value; `None` for unknown values.
+/// The error reply for an `x-mock-fault` value; `None` for other values (including the stream
+/// faults, which shape a normal answer: `drop_mid_stream`, `no_message_stop`, `fragmented`,
+/// `big_event`).
 fn fault(name: &str) -> Option<Reply> {
     let (status, kind, message) = match name {
         "rate_limit" => (429, ErrorType::RateLimit, "mock: rate limited"),
@@ -82,7 +95,6 @@ fn fault(name: &str) -> Option<Reply> {
         "server_error" => (500, ErrorType::Api, "mock: internal server error"),
         "auth" => (401, ErrorType::Authentication, "mock: invalid x-api-key"),
         "permission" => (403, ErrorType::Permission, "mock: permission denied"),
-        "drop_mid_stream" => (200, ErrorType::Api, ""),
         _ => return None,
     };
     let mut reply = error(&ApiError::new(status, kind, message.into()));
@@ -215,7 +227,7 @@ fn reply_words(p: &Parsed) -> (Vec<String>, bool) {
     (words, cut)
 }
 
-fn messages(body: &[u8], drop_mid_stream: bool) -> Result<Reply, ApiError> {
+fn messages(body: &[u8], fault: Option<&str>) -> Result<Reply, ApiError> {
     let p = parse(body, true)?;
     let (words, cut) = reply_words(&p);
     let stop_reason = if cut { "max_tokens" } else { "end_turn" };
@@ -270,8 +282,24 @@ fn messages(body: &[u8], drop_mid_stream: bool) -> Result<Reply, ApiError> {
         ),
     );
     push("message_stop", "{\"type\":\"message_stop\"}".into());
-    let drop_after = drop_mid_stream.then_some(4.min(events.len() - 1));
-    Ok(Reply::Stream { events, drop_after })
+    let mut delivery = Delivery::Whole;
+    match fault {
+        Some("drop_mid_stream") => delivery = Delivery::DropAfter(4.min(events.len() - 1)),
+        Some("fragmented") => delivery = Delivery::Fragmented,
+        Some("no_message_stop") => {
+            events.pop();
+        }
+        Some("big_event") => {
+            // One delta larger than a relay buffer, just before the block ends.
+            let big = format!(
+                "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\" {}\"}}}}\n\n",
+                "x".repeat(BIG_EVENT_TEXT)
+            );
+            events.insert(events.len() - 3, big);
+        }
+        _ => {}
+    }
+    Ok(Reply::Stream { events, delivery })
 }
 
 fn usage(input: u64, output: usize) -> String {
@@ -354,13 +382,13 @@ mod tests {
         let text = v["content"][0]["text"].as_str().unwrap().to_string();
         assert!(text.ends_with("You said: hi there"), "{text}");
 
-        let Reply::Stream { events, drop_after } = post(
+        let Reply::Stream { events, delivery } = post(
             "/v1/messages",
             &HELLO.replace("{\"model\"", "{\"stream\":true,\"model\""),
         ) else {
             panic!()
         };
-        assert_eq!(drop_after, None);
+        assert_eq!(delivery, Delivery::Whole);
         let mut streamed = String::new();
         for e in &events {
             let data = e.split("data: ").nth(1).unwrap().trim_end();
@@ -498,9 +526,33 @@ mod tests {
             fault: Some("drop_mid_stream"),
             body: streaming.as_bytes(),
         });
-        let Reply::Stream { drop_after, .. } = r else {
+        let Reply::Stream { delivery, .. } = r else {
             panic!()
         };
-        assert_eq!(drop_after, Some(4));
+        assert_eq!(delivery, Delivery::DropAfter(4));
+        let shaped = |f| {
+            let r = answer(&Request {
+                method: "POST",
+                path: "/v1/messages",
+                fault: Some(f),
+                body: streaming.as_bytes(),
+            });
+            let Reply::Stream { events, delivery } = r else {
+                panic!()
+            };
+            (events, delivery)
+        };
+        // (message_start differs: each answer has its own message id.)
+        let (whole, _) = shaped("none");
+        let (events, _) = shaped("no_message_stop");
+        assert_eq!(events[1..], whole[1..whole.len() - 1]);
+        let (events, _) = shaped("big_event");
+        assert_eq!(events.len(), whole.len() + 1);
+        assert!(events[events.len() - 4].len() > BIG_EVENT_TEXT);
+        let (events, delivery) = shaped("fragmented");
+        assert_eq!(
+            (&events[1..], delivery),
+            (&whole[1..], Delivery::Fragmented)
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use monoio::net::TcpStream;
 
-use super::answers::{self, Reply};
+use super::answers::{self, Delivery, Reply};
 use crate::http::chunked::{chunk_header, LAST_CHUNK};
 use crate::http::response::ResponseHead;
 use crate::http::{ApiError, ErrorType};
@@ -33,6 +33,27 @@ impl MockHandler {
             api_key,
         }
     }
+}
+
+/// Writes `out` at once, or (fragmented) in pieces of 1 to 7 bytes; returns it emptied.
+async fn write_out(
+    stream: &mut TcpStream,
+    out: Vec<u8>,
+    delivery: Delivery,
+) -> io::Result<Vec<u8>> {
+    if delivery != Delivery::Fragmented {
+        let mut out = write_all(stream, out).await?;
+        out.clear();
+        return Ok(out);
+    }
+    let mut rng = fastrand::Rng::with_seed(out.len() as u64);
+    let mut at = 0;
+    while at < out.len() {
+        let n = rng.usize(1..=7).min(out.len() - at);
+        write_all(stream, out[at..at + n].to_vec()).await?;
+        at += n;
+    }
+    Ok(Vec::new())
 }
 
 impl Handler for MockHandler {
@@ -76,21 +97,28 @@ impl Handler for MockHandler {
                 write_all(stream, out).await?;
                 Ok(After::KeepAlive)
             }
-            Reply::Stream { events, drop_after } => {
+            Reply::Stream { events, delivery } => {
                 let mut head = ResponseHead::new(200);
                 head.header("content-type", b"text/event-stream; charset=utf-8")
                     .header("cache-control", b"no-cache")
                     .header("request-id", answers::request_id().as_bytes());
                 let mut out = head.finish_chunked();
+                // `x-mock-event-interval-ms` paces one answer differently from the default.
+                let interval = req
+                    .head
+                    .header("x-mock-event-interval-ms")
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                    .map_or(self.event_interval, Duration::from_millis);
+                let paced = !interval.is_zero() && delivery != Delivery::Fragmented;
                 for (i, event) in events.iter().enumerate() {
-                    if drop_after == Some(i) {
+                    if delivery == Delivery::DropAfter(i) {
                         // Simulated crash: what was sent so far goes out, then the stream stops
                         // without its end.
                         write_all(stream, out).await?;
                         return Ok(After::Close);
                     }
-                    if i > 0 && !self.event_interval.is_zero() {
-                        monoio::time::sleep(self.event_interval).await;
+                    if i > 0 && paced {
+                        monoio::time::sleep(interval).await;
                     }
                     chunk_header(event.len(), &mut out);
                     out.extend_from_slice(event.as_bytes());
@@ -98,8 +126,8 @@ impl Handler for MockHandler {
                     if i + 1 == events.len() {
                         out.extend_from_slice(LAST_CHUNK);
                     }
-                    if !self.event_interval.is_zero() || i + 1 == events.len() {
-                        write_all(stream, std::mem::take(&mut out)).await?;
+                    if (paced && delivery == Delivery::Whole) || i + 1 == events.len() {
+                        out = write_out(stream, out, delivery).await?;
                     }
                 }
                 Ok(After::KeepAlive)

@@ -1,12 +1,15 @@
 //! Small socket helpers shared by the inbound and upstream sides.
 
+use std::cell::Cell;
 use std::io;
 use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
 
 /// The outcome of a read with a deadline.
 pub enum ReadOutcome {
@@ -59,4 +62,35 @@ pub async fn write_all<S: AsyncWriteRent, B: monoio::buf::IoBuf + 'static>(
 ) -> io::Result<B> {
     let (result, data) = stream.write_all(data).await;
     result.map(|_| data)
+}
+
+/// Completes when the client has closed its side of the connection or reset it, which is how
+/// a client abandons a response it is waiting for. A client that sends more instead (a pipelined
+/// request) is still there: `watch` is cleared and the socket is not polled again.
+pub async fn client_gone(client: &TcpStream, watch: &Cell<bool>) {
+    while watch.get() {
+        if client.readable(false).await.is_err() {
+            return;
+        }
+        let mut byte = 0u8;
+        // SAFETY: `byte` is a valid one-byte buffer for the duration of the call, and the file
+        // descriptor belongs to `client`, which is borrowed for as long.
+        let n = unsafe {
+            libc::recv(
+                client.as_raw_fd(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            0 => return,
+            n if n > 0 => watch.set(false),
+            _ => match io::Error::last_os_error().kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => {}
+                _ => return,
+            },
+        }
+    }
+    std::future::pending().await
 }

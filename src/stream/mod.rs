@@ -1,4 +1,8 @@
 //! Relaying response bodies, and event streams above all.
 
+pub mod flush;
 pub mod relay;
 pub mod sse;
+pub mod tally;
+pub mod timer;
+pub mod wheel;

@@ -2,28 +2,45 @@
 //!
 //! Upstream bytes are read straight into the buffer, chunked framing is decoded in place, and
 //! what goes to the client is written straight from it, re-framed as one chunk per write: the
-//! chunk-size line goes into room kept in front of the payload, the CRLF into room behind it, so
-//! no byte of the body is copied on the way. For event streams only whole events are forwarded
-//! (an event is split only when it alone fills the buffer), so a failure can always be reported
-//! with an in-band `event: error` that the client can parse.
+//! chunk-size line goes into room kept in front of the payload, the CRLF (and, on the last write,
+//! the terminating chunk) into room behind it. When to write is the [`Coalescer`]'s call; this
+//! module does the I/O around it:
+//!
+//! - Commit late: the client gets nothing, not even the response head, until the first event
+//!   (or, for other bodies, the first bytes) has arrived, so an upstream that fails before that
+//!   still becomes a plain HTTP error. The head rides in the same write as that first event.
+//! - A flush deadline interrupts a pending upstream read (no byte is lost: see `upstream::conn`),
+//!   and so do the keep-alive and idle limits; all come from the per-core timer wheel.
+//! - A client that goes away aborts the upstream read at once.
+//! - Failure is never silent: a stream that breaks, stalls, or ends without `message_stop` gets
+//!   an in-band `event: error` after its last whole event, then a proper end.
 
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use monoio::buf::IoBuf;
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::Canceller;
 use monoio::net::TcpStream;
 
-use super::sse::last_event_end;
-use crate::http::chunked::{ChunkedDecoder, LAST_CHUNK};
+use super::flush::{Coalescer, Decision, FlushPolicy};
+use super::tally::Tally;
+use super::timer::sleep_until;
+use crate::http::chunked::{chunk_header, ChunkedDecoder, ChunkedError, LAST_CHUNK};
 use crate::http::ApiError;
-use crate::server::io::{read_into, write_all, ReadOutcome};
-use crate::upstream::conn::UpstreamConn;
+use crate::server::io::{client_gone, write_all};
+use crate::upstream::conn::{is_cancelled, UpstreamConn};
 use crate::upstream::response::ResponseFraming;
 
 /// Room in front of the payload for a chunk-size line (hex length and CRLF).
 const FRONT: usize = 16;
-/// Room behind the payload for the CRLF that ends a chunk.
-const BACK: usize = 2;
+/// Room behind the payload for the CRLF that ends a chunk and the terminating chunk.
+const BACK: usize = 2 + LAST_CHUNK.len();
+/// A comment line that keeps idle connections (and the proxies on the way) from timing out.
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+const KEEP_ALIVE_CHUNK: &[u8] = b"e\r\n: keep-alive\n\n\r\n";
+/// Spare relay buffers kept per core.
+const SPARE_BUFFERS: usize = 64;
 
 /// How the body is framed towards the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +57,20 @@ pub struct RelaySettings {
     pub buffer_bytes: usize,
     /// Longest silence from the upstream before the relay gives up.
     pub idle_timeout: Duration,
+    pub flush: FlushPolicy,
+    /// Silence towards the client after which an event stream gets a keep-alive comment.
+    pub keepalive: Option<Duration>,
+}
+
+/// The response to relay.
+pub struct Response {
+    /// The client's response head, written with the first bytes of the body.
+    pub head: Vec<u8>,
+    /// Body bytes read with the upstream's head.
+    pub leftover: BytesMut,
+    pub framing: ResponseFraming,
+    pub out: ClientFraming,
+    pub event_stream: bool,
 }
 
 /// Counters of one relay.
@@ -47,8 +78,17 @@ pub struct RelaySettings {
 pub struct RelayStats {
     /// Body bytes delivered to the client.
     pub bytes: u64,
-    /// Writes to the client.
+    /// Writes to the client (the first one carries the head).
     pub writes: u64,
+    /// Events, usage and how an event stream ended.
+    pub tally: Tally,
+}
+
+/// Why a relay stopped early.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub timed_out: bool,
+    pub reason: String,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -56,186 +96,418 @@ pub enum RelayEnd {
     /// The whole body reached the client. `reusable`: the upstream connection ended cleanly at
     /// the body's end and could carry another request.
     Complete { reusable: bool },
+    /// The upstream failed before anything was written: the client is owed an HTTP error.
+    NotCommitted(Failure),
     /// The upstream failed mid-body; the client was told in-band (event streams) or the
     /// response was cut short (everything else), and the connection must close.
-    UpstreamFailed(String),
-    /// The client went away.
+    UpstreamFailed(Failure),
+    /// The client went away; the upstream read was abandoned.
     ClientGone,
 }
 
-/// Relays the body that follows a response head. `leftover` holds body bytes read with the head.
+thread_local! {
+    static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Relays the body that follows a response head.
 pub async fn relay(
     upstream: &mut UpstreamConn,
     client: &mut TcpStream,
-    leftover: BytesMut,
-    framing: ResponseFraming,
-    out: ClientFraming,
-    event_stream: bool,
-    settings: RelaySettings,
+    response: Response,
+    settings: &RelaySettings,
 ) -> (RelayEnd, RelayStats) {
+    let size = settings.buffer_bytes;
     let mut r = Relay {
-        // A `BytesMut` because monoio's reads only ever grow its length (a `Vec`'s would be cut
-        // to the end of the last read), and the whole buffer stays addressable.
-        buf: BytesMut::zeroed(FRONT + settings.buffer_bytes + BACK),
-        size: settings.buffer_bytes,
-        held: 0,
-        out,
+        buf: take_buffer(size),
+        head: Some(response.head),
+        out: response.out,
+        coalescer: Coalescer::new(settings.flush, size, response.event_stream),
         stats: RelayStats::default(),
+        last_write: Instant::now(),
     };
-    let mut pending = leftover;
-    let mut decoder = ChunkedDecoder::new();
-    let mut remaining = match framing {
-        ResponseFraming::Length(n) => n,
-        _ => u64::MAX,
+    let mut body = Body {
+        framing: response.framing,
+        pending: response.leftover,
+        decoder: ChunkedDecoder::new(),
+        remaining: match response.framing {
+            ResponseFraming::Length(n) => n,
+            _ => u64::MAX,
+        },
+        reusable: true,
     };
-    let mut reusable = true;
-    let failure = loop {
-        let body_done = match framing {
-            ResponseFraming::None => true,
-            ResponseFraming::Length(_) => remaining == 0,
-            ResponseFraming::Chunked => decoder.is_done(),
-            ResponseFraming::UntilClose => false,
-        };
-        if body_done {
-            break None;
-        }
-        let start = FRONT + r.held;
-        let space = r.size - r.held;
-        let n = if !pending.is_empty() {
-            let k = space.min(pending.len());
-            r.buf[start..start + k].copy_from_slice(&pending[..k]);
-            pending.advance(k);
-            k
-        } else {
-            let deadline = Instant::now() + settings.idle_timeout;
-            match read_into(upstream, &mut r.buf, start..start + space, deadline).await {
-                ReadOutcome::TimedOut => {
-                    break Some(format!(
-                        "the upstream sent nothing for {} s",
-                        settings.idle_timeout.as_secs()
-                    ))
-                }
-                ReadOutcome::Read(0) if framing == ResponseFraming::UntilClose => {
-                    reusable = false;
-                    break None;
-                }
-                ReadOutcome::Read(0) => {
-                    break Some("the upstream closed the connection mid-response".into())
-                }
-                ReadOutcome::Read(n) => n,
-                ReadOutcome::Failed(e) => {
-                    break Some(format!("the upstream connection failed mid-response: {e}"))
-                }
+    let end = r.run(upstream, client, &mut body, settings).await;
+    let end = match end {
+        Ok(None) => r.finish(client, body.reusable).await,
+        Ok(Some(failure)) => r.fail(client, failure, response.event_stream).await,
+        Err(Gone) => RelayEnd::ClientGone,
+    };
+    if r.buf.len() == FRONT + size + BACK {
+        SPARE.with_borrow_mut(|spare| {
+            if spare.len() < SPARE_BUFFERS {
+                spare.push(std::mem::take(&mut r.buf));
             }
-        };
-        let mut broken = None;
-        let data = match framing {
+        });
+    }
+    (end, r.stats)
+}
+
+fn take_buffer(size: usize) -> BytesMut {
+    // A `BytesMut` because monoio's reads only ever grow its length (a `Vec`'s would be cut to
+    // the end of the last read), and the whole buffer stays addressable. Contents are never
+    // read before they are written, so a spare one needs no clearing.
+    SPARE
+        .with_borrow_mut(|spare| spare.pop().filter(|b| b.len() == FRONT + size + BACK))
+        .unwrap_or_else(|| BytesMut::zeroed(FRONT + size + BACK))
+}
+
+/// The client went away.
+struct Gone;
+
+/// The upstream side of the body: its framing and how much of it has been read.
+struct Body {
+    framing: ResponseFraming,
+    /// Bytes read with the head, not yet moved into the buffer.
+    pending: BytesMut,
+    decoder: ChunkedDecoder,
+    remaining: u64,
+    reusable: bool,
+}
+
+impl Body {
+    fn done(&self) -> bool {
+        match self.framing {
+            ResponseFraming::None => true,
+            ResponseFraming::Length(_) => self.remaining == 0,
+            ResponseFraming::Chunked => self.decoder.is_done(),
+            ResponseFraming::UntilClose => false,
+        }
+    }
+
+    /// Unframes `n` bytes just placed at `buf[..n]`; returns how many payload bytes now lie at
+    /// its front, and the framing error, if any.
+    fn unframe(&mut self, buf: &mut [u8]) -> (usize, Option<ChunkedError>) {
+        let n = buf.len();
+        match self.framing {
             ResponseFraming::Chunked => {
-                let d = decoder.decode_in_place(&mut r.buf[start..start + n]);
-                reusable &= d.consumed == n && pending.is_empty() || !decoder.is_done();
-                broken = d.error;
-                d.data
+                let d = self.decoder.decode_in_place(buf);
+                self.reusable &=
+                    d.consumed == n && self.pending.is_empty() || !self.decoder.is_done();
+                (d.data, d.error)
             }
             ResponseFraming::Length(_) => {
-                let data = (n as u64).min(remaining);
-                reusable &= data == n as u64;
-                remaining -= data;
-                data as usize
+                let data = (n as u64).min(self.remaining);
+                self.reusable &= data == n as u64;
+                self.remaining -= data;
+                (data as usize, None)
             }
-            _ => n,
-        };
-        r.held += data;
-        let cut = if event_stream {
-            match last_event_end(&r.buf[FRONT..FRONT + r.held]) {
-                Some(end) => end,
-                None if r.held == r.size => r.held, // one event larger than the buffer
-                None => 0,
-            }
-        } else {
-            r.held
-        };
-        if cut > 0 && r.flush(client, cut).await.is_err() {
-            return (RelayEnd::ClientGone, r.stats);
-        }
-        if let Some(e) = broken {
-            break Some(format!("the upstream sent a broken response ({e})"));
-        }
-    };
-    match failure {
-        None => {
-            if r.held > 0 && r.flush(client, r.held).await.is_err() {
-                return (RelayEnd::ClientGone, r.stats);
-            }
-            if out == ClientFraming::Chunked && r.write(client, LAST_CHUNK.to_vec()).await.is_err()
-            {
-                return (RelayEnd::ClientGone, r.stats);
-            }
-            (
-                RelayEnd::Complete {
-                    reusable: reusable && pending.is_empty(),
-                },
-                r.stats,
-            )
-        }
-        Some(reason) => {
-            // A partial event would be garbage to the client: drop it, then say what happened.
-            if event_stream && out == ClientFraming::Chunked {
-                let event = ApiError::bad_gateway(reason.clone()).stream_event();
-                let mut tail = Vec::with_capacity(event.len() + 16);
-                crate::http::chunked::chunk_header(event.len(), &mut tail);
-                tail.extend_from_slice(event.as_bytes());
-                tail.extend_from_slice(b"\r\n");
-                tail.extend_from_slice(LAST_CHUNK);
-                let _ = r.write(client, tail).await;
-            }
-            (RelayEnd::UpstreamFailed(reason), r.stats)
+            _ => (n, None),
         }
     }
 }
 
 struct Relay {
-    /// `FRONT` bytes of room, then up to `size` bytes of payload, then `BACK` bytes of room.
+    /// `FRONT` bytes of room, then the payload, then `BACK` bytes of room.
     buf: BytesMut,
-    size: usize,
-    /// Payload bytes at `FRONT..FRONT + held` not yet written.
-    held: usize,
+    /// Not yet written: the first write carries it.
+    head: Option<Vec<u8>>,
     out: ClientFraming,
+    coalescer: Coalescer,
     stats: RelayStats,
+    last_write: Instant,
 }
 
 impl Relay {
-    /// Writes the first `cut` held bytes to the client and keeps the rest.
-    async fn flush(&mut self, client: &mut TcpStream, cut: usize) -> std::io::Result<()> {
-        let (from, to, saved) = match self.out {
-            ClientFraming::Passthrough => (FRONT, FRONT + cut, None),
-            ClientFraming::Chunked => {
-                let mut line = [0u8; FRONT];
-                let h = hex_line(cut, &mut line);
-                self.buf[FRONT - h..FRONT].copy_from_slice(&line[..h]);
-                let saved = [self.buf[FRONT + cut], self.buf[FRONT + cut + 1]];
-                self.buf[FRONT + cut..FRONT + cut + 2].copy_from_slice(b"\r\n");
-                (FRONT - h, FRONT + cut + 2, Some(saved))
+    /// Reads and forwards until the body ends (`None`) or fails.
+    async fn run(
+        &mut self,
+        upstream: &mut UpstreamConn,
+        client: &mut TcpStream,
+        body: &mut Body,
+        settings: &RelaySettings,
+    ) -> Result<Option<Failure>, Gone> {
+        let size = settings.buffer_bytes;
+        let mut canceller = Canceller::new();
+        let watch_client = Cell::new(true);
+        let mut idle_until = Instant::now() + settings.idle_timeout;
+        let mut flush_due = None;
+        loop {
+            if body.done() {
+                return Ok(None);
             }
-        };
-        let buf = std::mem::take(&mut self.buf);
-        let (result, slice) =
-            monoio::io::AsyncWriteRentExt::write_all(client, buf.slice(from..to)).await;
-        self.buf = slice.into_inner();
-        if let Some(saved) = saved {
-            self.buf[FRONT + cut..FRONT + cut + 2].copy_from_slice(&saved);
+            let start = FRONT + self.coalescer.held();
+            let space = size - self.coalescer.held();
+            let n = if !body.pending.is_empty() {
+                let k = space.min(body.pending.len());
+                self.buf[start..start + k].copy_from_slice(&body.pending[..k]);
+                body.pending.advance(k);
+                k
+            } else {
+                let keepalive_due = settings
+                    .keepalive
+                    .filter(|_| self.may_keep_alive())
+                    .map(|k| self.last_write + k);
+                let wake = [flush_due, keepalive_due, Some(idle_until)]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .expect("the idle deadline is always set");
+                let buf = std::mem::take(&mut self.buf).slice_mut(start..start + space);
+                let mut read = std::pin::pin!(upstream.read_interruptible(buf, canceller.handle()));
+                let woke = monoio::select! {
+                    r = &mut read => Some(r),
+                    _ = sleep_until(wake) => None,
+                    _ = client_gone(client, &watch_client) => return Err(Gone),
+                };
+                let (result, buf) = match woke {
+                    Some(r) => r,
+                    None => {
+                        canceller = canceller.cancel();
+                        read.await
+                    }
+                };
+                self.buf = buf.into_inner();
+                match result {
+                    Ok(0) if body.framing == ResponseFraming::UntilClose => {
+                        body.reusable = false;
+                        return Ok(None);
+                    }
+                    Ok(0) => return Ok(Some(broken("closed the connection mid-response"))),
+                    Ok(n) => {
+                        idle_until = Instant::now() + settings.idle_timeout;
+                        n
+                    }
+                    Err(e) if is_cancelled(&e) => 0,
+                    Err(e) => return Ok(Some(broken(&format!("connection failed: {e}")))),
+                }
+            };
+            let (data, framing_error) = body.unframe(&mut self.buf[start..start + n]);
+            let now = Instant::now();
+            let held = FRONT + self.coalescer.held() + data;
+            let tally = &mut self.stats.tally;
+            let buf = &self.buf[..held];
+            self.coalescer.arrived(&buf[FRONT..], now, |found| {
+                if !found.continued {
+                    tally.observe(&buf[FRONT + found.range.start..FRONT + found.range.end]);
+                }
+            });
+            if let Some(e) = framing_error {
+                return Ok(Some(broken(&format!("sent a broken response ({e})"))));
+            }
+            if body.done() {
+                // The last write carries the end of the body too.
+                return Ok(None);
+            }
+            flush_due = self.settle(client, now).await?;
+            if now >= idle_until {
+                return Ok(Some(Failure {
+                    timed_out: true,
+                    reason: format!("sent nothing for {} s", settings.idle_timeout.as_secs()),
+                }));
+            }
+            if let Some(k) = settings.keepalive {
+                if self.may_keep_alive() && now >= self.last_write + k {
+                    let line = match self.out {
+                        ClientFraming::Chunked => KEEP_ALIVE_CHUNK,
+                        ClientFraming::Passthrough => KEEP_ALIVE,
+                    };
+                    self.write(client, line).await.map_err(|_| Gone)?;
+                }
+            }
         }
-        result?;
+    }
+
+    /// A keep-alive comment may go out: the head is out, this is an event stream, and the
+    /// client is between two events.
+    fn may_keep_alive(&self) -> bool {
+        self.head.is_none() && self.is_event_stream() && !self.coalescer.mid_event()
+    }
+
+    fn is_event_stream(&self) -> bool {
+        self.coalescer.is_event_stream()
+    }
+
+    /// Writes what the policy says is due; returns the next flush deadline.
+    async fn settle(
+        &mut self,
+        client: &mut TcpStream,
+        now: Instant,
+    ) -> Result<Option<Instant>, Gone> {
+        loop {
+            match self.coalescer.decide(now) {
+                Decision::Flush(cut) => {
+                    if cut > self.coalescer.ready() && !self.coalescer.mid_event() {
+                        // An event too large for the buffer is split: take note of it now,
+                        // from its first part.
+                        let first = &self.buf[FRONT..FRONT + cut];
+                        self.stats.tally.observe(first);
+                    }
+                    self.flush(client, cut, false).await.map_err(|_| Gone)?;
+                }
+                Decision::WaitUntil(t) => return Ok(Some(t)),
+                Decision::Wait => return Ok(None),
+            }
+        }
+    }
+
+    /// Writes the first `cut` held bytes (and, if `last`, the end of the body) to the client.
+    async fn flush(
+        &mut self,
+        client: &mut TcpStream,
+        cut: usize,
+        last: bool,
+    ) -> std::io::Result<()> {
+        let chunked = self.out == ClientFraming::Chunked;
+        if let Some(mut head) = self.head.take() {
+            // The commit: head and first bytes in one write (the bytes are few, or the body is
+            // not a stream; a copy is cheaper than a second write).
+            if chunked && cut > 0 {
+                chunk_header(cut, &mut head);
+            }
+            head.extend_from_slice(&self.buf[FRONT..FRONT + cut]);
+            if chunked && cut > 0 {
+                head.extend_from_slice(b"\r\n");
+            }
+            if chunked && last {
+                head.extend_from_slice(LAST_CHUNK);
+            }
+            write_all(client, head).await?;
+        } else if cut == 0 && !(last && chunked) {
+            return Ok(());
+        } else {
+            let (from, to, saved) = self.frame(cut, last);
+            let buf = std::mem::take(&mut self.buf);
+            let (result, slice) =
+                monoio::io::AsyncWriteRentExt::write_all(client, buf.slice(from..to)).await;
+            self.buf = slice.into_inner();
+            if let Some(saved) = saved {
+                self.buf[FRONT + cut..FRONT + cut + BACK].copy_from_slice(&saved);
+            }
+            result?;
+        }
         self.stats.writes += 1;
         self.stats.bytes += cut as u64;
-        self.buf.copy_within(FRONT + cut..FRONT + self.held, FRONT);
-        self.held -= cut;
+        self.last_write = Instant::now();
+        let held = self.coalescer.held();
+        self.coalescer.flushed(&self.buf[FRONT..FRONT + held], cut);
+        self.buf.copy_within(FRONT + cut..FRONT + held, FRONT);
         Ok(())
     }
 
-    async fn write(&mut self, client: &mut TcpStream, data: Vec<u8>) -> std::io::Result<()> {
+    /// Puts the chunk framing around the first `cut` held bytes; returns the range to write and
+    /// the held bytes the framing behind them overwrote.
+    fn frame(&mut self, cut: usize, last: bool) -> (usize, usize, Option<[u8; BACK]>) {
+        if self.out == ClientFraming::Passthrough {
+            return (FRONT, FRONT + cut, None);
+        }
+        let mut line = [0u8; FRONT];
+        let h = hex_line(cut, &mut line);
+        let mut saved = [0u8; BACK];
+        saved.copy_from_slice(&self.buf[FRONT + cut..FRONT + cut + BACK]);
+        let (from, mut to) = (FRONT - h, FRONT + cut);
+        if cut > 0 {
+            self.buf[from..FRONT].copy_from_slice(&line[..h]);
+            self.buf[to..to + 2].copy_from_slice(b"\r\n");
+            to += 2;
+        }
+        let from = if cut > 0 { from } else { FRONT };
+        if last {
+            self.buf[to..to + LAST_CHUNK.len()].copy_from_slice(LAST_CHUNK);
+            to += LAST_CHUNK.len();
+        }
+        (from, to, Some(saved))
+    }
+
+    async fn write(&mut self, client: &mut TcpStream, data: &'static [u8]) -> std::io::Result<()> {
         write_all(client, data).await?;
         self.stats.writes += 1;
+        self.last_write = Instant::now();
         Ok(())
+    }
+
+    /// The body ended cleanly on the upstream's side.
+    async fn finish(&mut self, client: &mut TcpStream, reusable: bool) -> RelayEnd {
+        if self.is_event_stream() {
+            let tail = self.coalescer.tail();
+            if !tail.is_empty() {
+                return self
+                    .fail(
+                        client,
+                        broken("ended the stream in the middle of an event"),
+                        true,
+                    )
+                    .await;
+            }
+            if !self.stats.tally.finished() {
+                let what = if self.stats.tally.events == 0 {
+                    "ended the stream without sending any event"
+                } else {
+                    "ended the stream without message_stop"
+                };
+                return self.fail(client, broken(what), true).await;
+            }
+        }
+        let ready = self.coalescer.ready();
+        match self.flush(client, ready, true).await {
+            Ok(()) => RelayEnd::Complete { reusable },
+            Err(_) => RelayEnd::ClientGone,
+        }
+    }
+
+    /// Ends the response after an upstream failure: whole events still go out, then, for an event
+    /// stream that can take one, an error event and a proper end.
+    async fn fail(
+        &mut self,
+        client: &mut TcpStream,
+        failure: Failure,
+        event_stream: bool,
+    ) -> RelayEnd {
+        if self.head.is_some() && self.coalescer.ready() == 0 {
+            return RelayEnd::NotCommitted(failure);
+        }
+        if event_stream && self.stats.tally.stopped {
+            // The answer is complete; only the upstream's framing after it went wrong.
+            log::debug!("upstream {} after message_stop", failure.reason);
+            let ready = self.coalescer.ready();
+            return match self.flush(client, ready, true).await {
+                Ok(()) => RelayEnd::Complete { reusable: false },
+                Err(_) => RelayEnd::ClientGone,
+            };
+        }
+        let ready = self.coalescer.ready();
+        if ready > 0 && self.flush(client, ready, false).await.is_err() {
+            return RelayEnd::ClientGone;
+        }
+        if event_stream {
+            let mut text = String::new();
+            if self.coalescer.mid_event() {
+                // The client holds the start of an event that will never end: close it, so
+                // the error event after it is read as one.
+                text.push_str("\n\n");
+            }
+            text.push_str(
+                &ApiError::bad_gateway(format!("the upstream {}", failure.reason)).stream_event(),
+            );
+            let mut tail = Vec::with_capacity(text.len() + 16);
+            if self.out == ClientFraming::Chunked {
+                chunk_header(text.len(), &mut tail);
+                tail.extend_from_slice(text.as_bytes());
+                tail.extend_from_slice(b"\r\n");
+                tail.extend_from_slice(LAST_CHUNK);
+            } else {
+                tail.extend_from_slice(text.as_bytes());
+            }
+            if write_all(client, tail).await.is_ok() {
+                self.stats.writes += 1;
+            }
+        }
+        RelayEnd::UpstreamFailed(failure)
+    }
+}
+
+fn broken(what: &str) -> Failure {
+    Failure {
+        timed_out: false,
+        reason: what.to_string(),
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use monoio::net::TcpStream;
 
-use super::conn::UpstreamConn;
+use super::conn::{Interruptible, UpstreamConn};
 use super::response::{self, ResponseHead};
 use super::url::BaseUrl;
 use crate::http::ApiError;
@@ -104,8 +104,9 @@ pub async fn connect(target: &Target) -> Result<UpstreamConn, UpstreamError> {
         return Ok(UpstreamConn::Plain(tcp));
     };
     let connector = monoio_rustls::TlsConnector::from(config.clone());
-    match monoio::time::timeout_at(deadline.into(), connector.connect(name.clone(), tcp)).await {
-        Ok(Ok(tls)) => Ok(UpstreamConn::Tls(Box::new(tls))),
+    let (io, state) = Interruptible::new(tcp);
+    match monoio::time::timeout_at(deadline.into(), connector.connect(name.clone(), io)).await {
+        Ok(Ok(tls)) => Ok(UpstreamConn::tls(tls, state)),
         // monoio-rustls prints only "io error"; the io::Error it converts to carries the reason.
         Ok(Err(e)) => Err(UpstreamError::Tls(io::Error::from(e).to_string())),
         Err(_) => Err(UpstreamError::ConnectTimeout),

@@ -1,31 +1,168 @@
-//! An upstream connection: plain TCP or TLS, behind one read/write interface.
+//! An upstream connection: plain TCP or TLS, behind one read/write interface whose reads can be
+//! interrupted without losing a byte.
 //!
-//! The relay and the client code are written once against this type; which transport is
-//! underneath is decided when connecting.
+//! The relay waits on an upstream read while a flush deadline may come due; it then cancels the
+//! read, writes to the client and reads again. Dropping the read instead would lose what the
+//! kernel delivers into the abandoned buffer (io_uring) or leave the TLS layer without its
+//! buffer. Plain TCP cancels natively. The TLS layer (monoio-rustls) has no cancellation, so it
+//! reads through [`Interruptible`], a TCP stream whose reads end early when asked; what the TLS
+//! layer had already read stays in rustls.
+//!
+//! One quirk is handled here: after a cancelled read monoio-rustls keeps a copy of the error and
+//! returns it once more the next time it needs bytes from the socket. That second copy is
+//! recognised and skipped.
+
+use std::cell::Cell;
+use std::io;
+use std::rc::Rc;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 use monoio_rustls::ClientTlsStream;
 
 pub enum UpstreamConn {
     Plain(TcpStream),
-    Tls(Box<ClientTlsStream<TcpStream>>),
+    Tls(Box<TlsConn>),
+}
+
+pub struct TlsConn {
+    stream: ClientTlsStream<Interruptible>,
+    state: Rc<ReadState>,
+}
+
+/// Shared between a TLS connection and the TCP stream it reads through.
+#[derive(Default)]
+pub struct ReadState {
+    /// The handle the current read may be cancelled with.
+    handle: Cell<Option<CancelHandle>>,
+    /// The TCP read under the TLS layer was cancelled.
+    cancelled: Cell<bool>,
+    /// monoio-rustls still holds a copy of the cancellation error (see the module comment).
+    stale_error: Cell<bool>,
+}
+
+/// A TCP stream whose reads end with `ECANCELED` when the current handle is cancelled.
+pub struct Interruptible {
+    tcp: TcpStream,
+    state: Rc<ReadState>,
+}
+
+/// The error a cancelled read ends with.
+pub fn is_cancelled(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ECANCELED)
+}
+
+impl Interruptible {
+    /// Wraps `tcp` for a TLS handshake; the state goes to [`UpstreamConn::tls`] with the stream.
+    pub fn new(tcp: TcpStream) -> (Interruptible, Rc<ReadState>) {
+        let state = Rc::new(ReadState::default());
+        let io = Interruptible {
+            tcp,
+            state: state.clone(),
+        };
+        (io, state)
+    }
+}
+
+impl UpstreamConn {
+    pub fn tls(stream: ClientTlsStream<Interruptible>, state: Rc<ReadState>) -> UpstreamConn {
+        UpstreamConn::Tls(Box::new(TlsConn { stream, state }))
+    }
+
+    /// Reads into `buf`; when the handle's canceller is cancelled meanwhile, ends with an error that
+    /// [`is_cancelled`] recognises, having lost no byte (a cancel may also lose the race and the
+    /// read complete normally).
+    pub async fn read_interruptible<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        handle: CancelHandle,
+    ) -> BufResult<usize, T> {
+        match self {
+            UpstreamConn::Plain(s) => s.cancelable_read(buf, handle).await,
+            UpstreamConn::Tls(t) => t.read(buf, Some(handle)).await,
+        }
+    }
+}
+
+impl TlsConn {
+    async fn read<T: IoBufMut>(
+        &mut self,
+        mut buf: T,
+        handle: Option<CancelHandle>,
+    ) -> BufResult<usize, T> {
+        loop {
+            self.state.handle.set(handle.clone());
+            self.state.cancelled.set(false);
+            let (result, back) = self.stream.read(buf).await;
+            self.state.handle.set(None);
+            buf = back;
+            match result {
+                // monoio-rustls converted the error and lost its code; say plainly what happened.
+                Err(_) if self.state.cancelled.get() => {
+                    self.state.stale_error.set(true);
+                    return (Err(io::Error::from_raw_os_error(libc::ECANCELED)), buf);
+                }
+                Err(e) if is_cancelled(&e) && self.state.stale_error.get() => {
+                    self.state.stale_error.set(false);
+                }
+                other => return (other, buf),
+            }
+        }
+    }
+}
+
+impl AsyncReadRent for Interruptible {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        let Some(handle) = self.state.handle.take() else {
+            return self.tcp.read(buf).await;
+        };
+        self.state.handle.set(Some(handle.clone()));
+        let (result, buf) = self.tcp.cancelable_read(buf, handle).await;
+        if matches!(&result, Err(e) if is_cancelled(e)) {
+            self.state.cancelled.set(true);
+        }
+        (result, buf)
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.tcp.readv(buf).await
+    }
+}
+
+impl AsyncWriteRent for Interruptible {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.tcp.write(buf).await
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.tcp.writev(buf).await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush().await
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        self.tcp.shutdown().await
+    }
 }
 
 impl AsyncReadRent for UpstreamConn {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamConn::Plain(s) => s.read(buf).await,
-            UpstreamConn::Tls(s) => s.read(buf).await,
+            // Through the same path as interruptible reads, so a stale cancellation error left
+            // by an earlier one is skipped here too.
+            UpstreamConn::Tls(t) => t.read(buf, None).await,
         }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamConn::Plain(s) => s.readv(buf).await,
-            UpstreamConn::Tls(s) => s.readv(buf).await,
+            UpstreamConn::Tls(t) => t.stream.readv(buf).await,
         }
     }
 }
@@ -34,28 +171,28 @@ impl AsyncWriteRent for UpstreamConn {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamConn::Plain(s) => s.write(buf).await,
-            UpstreamConn::Tls(s) => s.write(buf).await,
+            UpstreamConn::Tls(t) => t.stream.write(buf).await,
         }
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             UpstreamConn::Plain(s) => s.writev(buf).await,
-            UpstreamConn::Tls(s) => s.writev(buf).await,
+            UpstreamConn::Tls(t) => t.stream.writev(buf).await,
         }
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
+    async fn flush(&mut self) -> io::Result<()> {
         match self {
             UpstreamConn::Plain(s) => s.flush().await,
-            UpstreamConn::Tls(s) => s.flush().await,
+            UpstreamConn::Tls(t) => t.stream.flush().await,
         }
     }
 
-    async fn shutdown(&mut self) -> std::io::Result<()> {
+    async fn shutdown(&mut self) -> io::Result<()> {
         match self {
             UpstreamConn::Plain(s) => s.shutdown().await,
-            UpstreamConn::Tls(s) => s.shutdown().await,
+            UpstreamConn::Tls(t) => t.stream.shutdown().await,
         }
     }
 }
