@@ -76,12 +76,22 @@ fn timed_upstream(
 /// Streams `events` with `gap` between them through a gateway with `stream_config`, reading
 /// as a client that timestamps each event and counts chunks.
 fn timed_stream(events: Vec<String>, gap: Duration, stream_config: &str) -> Figures {
+    timed_stream_on(events, gap, "", stream_config)
+}
+
+/// [`timed_stream`] with `server_extra` in the gateway's `[server]` section.
+fn timed_stream_on(
+    events: Vec<String>,
+    gap: Duration,
+    server_extra: &str,
+    stream_config: &str,
+) -> Figures {
     let expected = events.concat();
     let n = events.len();
     let (up, sent) = timed_upstream(events, gap);
     let gw = gateway(&format!(
         "{}\n[stream]\n{stream_config}\n",
-        config_for(up, "", "")
+        config_for(up, server_extra, "")
     ));
     let mut c = TcpStream::connect(gw.local_addr()).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -197,6 +207,29 @@ fn immediate_64_events_every_20ms() {
 }
 
 #[test]
+fn the_epoll_driver_coalesces_the_same_way() {
+    // Deadlines interrupt reads through the epoll driver's cancellation too.
+    let f = timed_stream_on(
+        events(24),
+        Duration::from_millis(20),
+        "io_driver = \"epoll\"",
+        "",
+    );
+    f.report("coalesce on epoll, 24 events x 20 ms");
+    assert!(
+        f.writes * 3 <= f.events,
+        "{} writes for {} events",
+        f.writes,
+        f.events
+    );
+    assert!(
+        f.max_delay() < Duration::from_millis(120 + 250),
+        "an event waited {:?}",
+        f.max_delay()
+    );
+}
+
+#[test]
 fn slow_stream_events_arrive_within_the_interval() {
     let f = timed_stream(
         events(12),
@@ -297,6 +330,15 @@ fn keep_alive_can_be_turned_off() {
 
 #[test]
 fn a_client_that_leaves_aborts_the_upstream_at_once() {
+    client_leaves_mid_stream("");
+}
+
+#[test]
+fn a_client_that_leaves_aborts_the_upstream_at_once_on_epoll() {
+    client_leaves_mid_stream("io_driver = \"epoll\"");
+}
+
+fn client_leaves_mid_stream(server_extra: &str) {
     let (tx, rx) = mpsc::channel();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let up = listener.local_addr().unwrap();
@@ -310,7 +352,7 @@ fn a_client_that_leaves_aborts_the_upstream_at_once() {
         let n = s.read(&mut [0u8; 64]).unwrap_or(0);
         tx.send((n, Instant::now())).unwrap();
     });
-    let gw = gateway(&config_for(up, "", ""));
+    let gw = gateway(&config_for(up, server_extra, ""));
     let mut c = TcpStream::connect(gw.local_addr()).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     c.write_all(&messages_request(STREAM_BODY, "")).unwrap();

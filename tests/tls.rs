@@ -175,8 +175,14 @@ fn serve_tls(tcp: TcpStream, config: Arc<rustls::ServerConfig>, rec: Arc<Mutex<V
     while let Some(req) = read_request(&mut tls, &mut buf) {
         rec.lock().unwrap().push(req.clone());
         let stream = String::from_utf8_lossy(&req.body).contains("\"stream\":true");
+        // `x-pace-ms`: pause between events, so the gateway's flush deadlines fall while it is
+        // waiting on a TLS read.
+        let pace = req
+            .headers("x-pace-ms")
+            .first()
+            .map(|v| Duration::from_millis(v.parse().unwrap()));
         let written = if stream {
-            write_sse(&mut tls)
+            write_sse(&mut tls, pace.unwrap_or_default())
         } else {
             let resp = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nrequest-id: req_tls_upstream\r\nContent-Length: {}\r\n\r\n{JSON_REPLY}",
@@ -191,12 +197,13 @@ fn serve_tls(tcp: TcpStream, config: Arc<rustls::ServerConfig>, rec: Arc<Mutex<V
 }
 
 /// A chunked `text/event-stream` answer, one chunk per event, each flushed on its own.
-fn write_sse(out: &mut impl Write) -> io::Result<()> {
+fn write_sse(out: &mut impl Write, pace: Duration) -> io::Result<()> {
     write_retrying(
         out,
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n",
     )?;
     for event in SSE_EVENTS {
+        std::thread::sleep(pace);
         let chunk = format!("{:x}\r\n{event}\r\n", event.len());
         write_retrying(out, chunk.as_bytes())?;
     }
@@ -412,6 +419,31 @@ fn stream_request_goes_through_tls_and_sse_is_relayed() {
         reqs[0].headers("host"),
         vec![format!("localhost:{}", up.port)]
     );
+    gw.shutdown();
+}
+
+#[test]
+fn flush_deadlines_interrupt_tls_reads_without_losing_bytes() {
+    // Events 40 ms apart, flushed every 60 ms: most flushes come from a deadline that fell while
+    // the gateway waited on a TLS read, which it interrupts and then resumes.
+    let (_up, ca_file, _) = trusted_setup(&["localhost"], "localhost");
+    let config = format!(
+        "{}\n[stream]\nflush_interval_ms = 60\n",
+        gateway_config(
+            &format!("https://localhost:{}", _up.port),
+            Some(ca_file.path())
+        )
+    );
+    let gw = support::gateway(&config);
+    for _ in 0..3 {
+        let resp = request(
+            gw.local_addr(),
+            &messages_request(STREAM_BODY, &format!("{CLIENT_HEADERS}x-pace-ms: 40\r\n")),
+        );
+        assert_eq!(resp.status, 200, "{resp:?}");
+        assert_framed_and_complete(&resp);
+        assert_eq!(resp.text(), SSE_EVENTS.concat(), "events relayed as sent");
+    }
     gw.shutdown();
 }
 
