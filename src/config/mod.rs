@@ -1,0 +1,271 @@
+//! Configuration: the TOML file model, its defaults, and validation.
+//!
+//! A gateway that starts with a typo in its config is worse than one that refuses to start, so
+//! everything is checked here, once, on the main thread: unknown keys, bad values, missing secrets.
+//! Errors name the key and the line of the file. What comes out is a [`Config`] whose secrets are
+//! resolved and whose upstream addresses are parsed, ready for the workers to share through an `Arc`.
+
+mod server;
+mod stream;
+mod upstreams;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use server::{IoDriver, Listen, ServerConfig};
+pub use stream::StreamConfig;
+pub use upstreams::{Credential, MockSettings, Upstream, UpstreamKind, ANTHROPIC_API_URL};
+
+use crate::upstream::url::BaseUrl;
+use server::check_server;
+use upstreams::FileUpstream;
+
+/// The validated configuration the gateway runs on.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub stream: StreamConfig,
+    pub upstreams: Vec<Upstream>,
+}
+
+/// A configuration error: what is wrong, where, and (through the message) how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---- the file model -------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    server: ServerConfig,
+    stream: StreamConfig,
+    upstreams: Vec<Spanned<FileUpstream>>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            message: format!("cannot read config file {}: {e}", path.display()),
+        })?;
+        Config::parse(&text, &path.display().to_string(), &|k| {
+            std::env::var(k).ok()
+        })
+    }
+
+    /// Parses and validates config text. `origin` names the file in messages; `env` resolves
+    /// `*_env` keys (injectable so tests do not touch the process environment).
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| format!(" (line {})", line_of(text, s.start)))
+                .unwrap_or_default();
+            ConfigError {
+                message: format!("{origin}{at}: {}", e.message()),
+            }
+        })?;
+        let fail = |offset: usize, key: &str, what: String| ConfigError {
+            message: format!("{origin} (line {}): {key}: {what}", line_of(text, offset)),
+        };
+
+        check_server(&file.server).map_err(|(key, what)| ConfigError {
+            message: format!("{origin}: server.{key}: {what}"),
+        })?;
+        file.stream.check().map_err(|(key, what)| ConfigError {
+            message: format!("{origin}: stream.{key}: {what}"),
+        })?;
+        if file.upstreams.is_empty() {
+            return Err(ConfigError {
+                message: format!(
+                    "{origin}: no [[upstreams]] configured; add one (kind = \"anthropic\" with a \
+                     credential, or kind = \"mock\" to try ringgate without a key)"
+                ),
+            });
+        }
+
+        let upstreams = upstreams::parse_all(&file.upstreams, env, &fail)?;
+        Ok(Config {
+            server: file.server,
+            stream: file.stream,
+            upstreams,
+        })
+    }
+
+    /// The configuration used when no file is given: the Anthropic API with `ANTHROPIC_API_KEY`
+    /// when it is set, otherwise the built-in mock.
+    pub fn default_for_env(api_key: Option<String>) -> Config {
+        let upstream = match api_key.filter(|k| !k.is_empty()) {
+            Some(key) => Upstream {
+                name: "anthropic".into(),
+                kind: UpstreamKind::Anthropic,
+                base_url: Some(BaseUrl::parse(ANTHROPIC_API_URL).expect("constant URL parses")),
+                credentials: vec![Credential {
+                    name: "ANTHROPIC_API_KEY".into(),
+                    api_key: key,
+                    weight: 1,
+                }],
+                ..Upstream::mock("mock")
+            },
+            None => Upstream::mock("mock"),
+        };
+        Config {
+            server: ServerConfig::default(),
+            stream: StreamConfig::default(),
+            upstreams: vec![upstream],
+        }
+    }
+
+    /// What this version will not act on yet, to be said at start-up rather than discovered.
+    pub fn unused_parts(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.upstreams.len() > 1 {
+            notes.push(format!(
+                "{} upstreams are configured but this version forwards every request to the first ({:?}); \
+                 routing across upstreams comes with the credential pool",
+                self.upstreams.len(),
+                self.upstreams[0].name
+            ));
+        }
+        if let Some(c) = self.upstreams[0].credentials.get(1) {
+            notes.push(format!(
+                "upstream {:?} has {} credentials but this version uses only the first; {:?} and the rest are unused",
+                self.upstreams[0].name,
+                self.upstreams[0].credentials.len(),
+                c.name
+            ));
+        }
+        notes
+    }
+
+    /// Socket addresses to listen on, resolved.
+    pub fn listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        self.server
+            .listen
+            .addresses()
+            .into_iter()
+            .map(|a| {
+                a.parse::<SocketAddr>().map_err(|_| ConfigError {
+                    message: format!(
+                        "server.listen: {a:?} is not an IP:port address (e.g. \"127.0.0.1:8080\" or \"[::1]:8080\")"
+                    ),
+                })
+            })
+            .collect()
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml", &|k| {
+            (k == "SET_VAR").then(|| "sk-from-env".to_string())
+        })
+    }
+
+    const MINIMAL: &str = r#"
+[[upstreams]]
+name = "anthropic"
+kind = "anthropic"
+[[upstreams.credentials]]
+name = "primary"
+api_key_env = "SET_VAR"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.server.listen.addresses(), vec!["127.0.0.1:8080"]);
+        assert_eq!(c.server.max_body_bytes, 33_554_432);
+        assert_eq!(c.server.max_head_bytes, 16_384);
+        assert_eq!(c.stream.buffer_bytes, 16_384);
+        let u = &c.upstreams[0];
+        assert_eq!(u.base_url.as_ref().unwrap().host, "api.anthropic.com");
+        assert_eq!(u.credentials[0].api_key, "sk-from-env");
+        assert_eq!(u.models, vec!["*"]);
+    }
+
+    #[test]
+    fn unknown_key_names_the_line() {
+        let e = parse("[server]\nlisten = \"127.0.0.1:1\"\nworkerz = 2\n").unwrap_err();
+        assert!(e.message.contains("line 3"), "{}", e.message);
+        assert!(e.message.contains("workerz"), "{}", e.message);
+    }
+
+    #[test]
+    fn missing_env_var_is_named_with_its_line() {
+        let text = MINIMAL.replace("SET_VAR", "UNSET_VAR");
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("UNSET_VAR is not set"), "{}", e.message);
+        assert!(
+            e.message.contains("credentials[0].api_key_env"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("(line 5)"), "{}", e.message);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for (text, needle) in [
+            ("[server]\nlisten = \"localhost\"\n", "server.listen"),
+            ("[server]\nmax_body_bytes = 0\n", "max_body_bytes"),
+            ("", "no [[upstreams]]"),
+            ("[[upstreams]]\nname = \"m\"\nkind = \"mock\"\nbase_url = \"http://x\"\n", "base_url"),
+            ("[[upstreams]]\nname = \"a\"\nkind = \"anthropic\"\nbase_url = \"ftp://x\"\n", "base_url"),
+            ("[[upstreams]]\nname = \"a\"\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:1\"\n", "credentials"),
+            ("[[upstreams]]\nname = \"a\"\nkind = \"martian\"\n", "(line 3): unknown variant `martian`"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.contains(needle), "{text:?} -> {}", e.message);
+        }
+    }
+
+    #[test]
+    fn debug_output_redacts_keys() {
+        let c = parse(&MINIMAL.replace("api_key_env = \"SET_VAR\"", "api_key = \"sk-secret-123\""))
+            .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("sk-secret-123"));
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn default_config_uses_mock_without_key() {
+        assert_eq!(
+            Config::default_for_env(None).upstreams[0].kind,
+            UpstreamKind::Mock
+        );
+        let with_key = Config::default_for_env(Some("sk-x".into()));
+        assert_eq!(with_key.upstreams[0].kind, UpstreamKind::Anthropic);
+        assert_eq!(with_key.upstreams[0].credentials[0].api_key, "sk-x");
+    }
+}

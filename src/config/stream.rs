@@ -1,0 +1,70 @@
+//! `[stream]`: how response bodies, and event streams above all, are relayed.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::stream::flush::{FlushMode, FlushPolicy};
+use crate::stream::relay::RelaySettings;
+
+/// `[stream]`: how event streams are relayed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamConfig {
+    /// The relay buffer of one stream, allocated once per stream.
+    pub buffer_bytes: usize,
+    /// A stream whose upstream sends nothing for this long is ended with an in-band error.
+    pub upstream_idle_timeout_ms: u64,
+    /// `coalesce`: gather events into fewer writes within the limits below; `immediate`: write
+    /// each event as it arrives.
+    pub mode: FlushMode,
+    /// Whole events of at least this many bytes are written at once.
+    pub flush_threshold_bytes: usize,
+    /// No whole event waits longer than this for its write.
+    pub flush_interval_ms: u64,
+    /// A stream with nothing to send for this long gets a `: keep-alive` comment; 0 = never.
+    pub keepalive_interval_ms: u64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            buffer_bytes: 16 * 1024,
+            upstream_idle_timeout_ms: 300_000,
+            mode: FlushMode::Coalesce,
+            flush_threshold_bytes: 8 * 1024,
+            flush_interval_ms: 120,
+            keepalive_interval_ms: 15_000,
+        }
+    }
+}
+
+impl StreamConfig {
+    pub fn relay_settings(&self) -> RelaySettings {
+        let ms = Duration::from_millis;
+        RelaySettings {
+            buffer_bytes: self.buffer_bytes,
+            idle_timeout: ms(self.upstream_idle_timeout_ms),
+            flush: FlushPolicy {
+                mode: self.mode,
+                threshold: self.flush_threshold_bytes,
+                interval: ms(self.flush_interval_ms),
+            },
+            keepalive: (self.keepalive_interval_ms > 0).then(|| ms(self.keepalive_interval_ms)),
+        }
+    }
+
+    pub(super) fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.buffer_bytes < 1024 {
+            return Err(("buffer_bytes", "must be at least 1024".into()));
+        }
+        if self.flush_threshold_bytes == 0 {
+            // Above buffer_bytes it is harmless: a full buffer is written anyway.
+            return Err(("flush_threshold_bytes", "must be at least 1".into()));
+        }
+        if self.upstream_idle_timeout_ms == 0 {
+            return Err(("upstream_idle_timeout_ms", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,265 @@
+//! `[[upstreams]]` and their credentials: where requests go and with which keys.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::ConfigError;
+use crate::upstream::url::{BaseUrl, Scheme};
+
+/// The kinds of upstream ringgate can forward to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamKind {
+    /// The Anthropic API, or anything that speaks it.
+    Anthropic,
+    /// The built-in mock: Anthropic-shaped answers served in-process, no key, no network.
+    Mock,
+}
+
+/// A validated upstream.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub name: String,
+    pub kind: UpstreamKind,
+    /// `None` for the built-in mock until the runtime binds it and fills in its address.
+    pub base_url: Option<BaseUrl>,
+    pub models: Vec<String>,
+    pub priority: i32,
+    pub credentials: Vec<Credential>,
+    pub connect_timeout_ms: u64,
+    pub response_timeout_ms: u64,
+    /// Sent upstream when the client sent no `anthropic-version`.
+    pub default_anthropic_version: String,
+    pub mock: MockSettings,
+    /// PEM file of CA certificates to trust instead of the public roots (https only).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A credential with its secret resolved. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct Credential {
+    pub name: String,
+    pub api_key: String,
+    pub weight: u32,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("name", &self.name)
+            .field("api_key", &"<redacted>")
+            .field("weight", &self.weight)
+            .finish()
+    }
+}
+
+/// `[upstreams.mock]`: how the built-in mock paces its answers.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MockSettings {
+    /// Pause between two streamed events, so a demo visibly streams.
+    pub event_interval_ms: u64,
+}
+
+impl Default for MockSettings {
+    fn default() -> Self {
+        MockSettings {
+            event_interval_ms: 20,
+        }
+    }
+}
+
+// ---- the file model -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileUpstream {
+    name: String,
+    kind: UpstreamKind,
+    base_url: Option<String>,
+    #[serde(default = "all_models")]
+    models: Vec<String>,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    credentials: Vec<Spanned<FileCredential>>,
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout_ms: u64,
+    #[serde(default = "default_response_timeout")]
+    response_timeout_ms: u64,
+    #[serde(default = "default_anthropic_version")]
+    default_anthropic_version: String,
+    #[serde(default)]
+    mock: MockSettings,
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCredential {
+    name: String,
+    api_key: Option<String>,
+    api_key_env: Option<String>,
+    #[serde(default = "default_weight")]
+    weight: u32,
+}
+
+fn all_models() -> Vec<String> {
+    vec!["*".into()]
+}
+fn default_connect_timeout() -> u64 {
+    5_000
+}
+fn default_response_timeout() -> u64 {
+    // Non-streaming answers arrive whole, after the model has finished: the official SDKs
+    // wait up to 10 minutes for them, so the gateway must not give up sooner.
+    600_000
+}
+fn default_anthropic_version() -> String {
+    "2023-06-01".into()
+}
+fn default_weight() -> u32 {
+    1
+}
+
+pub const ANTHROPIC_API_URL: &str = "https://api.anthropic.com";
+
+/// Validates the upstreams of a file. `fail` builds an error naming the line of an offset.
+pub(super) fn parse_all(
+    file: &[Spanned<FileUpstream>],
+    env: &dyn Fn(&str) -> Option<String>,
+    fail: &dyn Fn(usize, &str, String) -> ConfigError,
+) -> Result<Vec<Upstream>, ConfigError> {
+    let mut upstreams = Vec::with_capacity(file.len());
+    for (i, spanned) in file.iter().enumerate() {
+        let at = spanned.span().start;
+        let u = spanned.get_ref();
+        let key = |k: &str| format!("upstreams[{i}].{k}");
+        if u.name.trim().is_empty() {
+            return Err(fail(at, &key("name"), "must not be empty".into()));
+        }
+        if upstreams.iter().any(|x: &Upstream| x.name == u.name) {
+            return Err(fail(
+                at,
+                &key("name"),
+                format!("duplicate upstream name {:?}", u.name),
+            ));
+        }
+        if u.models.is_empty() {
+            return Err(fail(
+                at,
+                &key("models"),
+                "must list at least one pattern (\"*\" for all)".into(),
+            ));
+        }
+        if u.connect_timeout_ms == 0 || u.response_timeout_ms == 0 {
+            return Err(fail(
+                at,
+                &key("*_timeout_ms"),
+                "timeouts must be greater than 0".into(),
+            ));
+        }
+        let base_url = match (u.kind, &u.base_url) {
+            (UpstreamKind::Mock, None) => None,
+            (UpstreamKind::Mock, Some(_)) => {
+                return Err(fail(at, &key("base_url"), "the built-in mock has no base_url; use kind = \"anthropic\" to forward to a server".into()))
+            }
+            (UpstreamKind::Anthropic, url) => {
+                let url = url.as_deref().unwrap_or(ANTHROPIC_API_URL);
+                let parsed = BaseUrl::parse(url).map_err(|e| fail(at, &key("base_url"), e))?;
+                if u.ca_file.is_some() && parsed.scheme != Scheme::Https {
+                    return Err(fail(at, &key("ca_file"), "only applies to https:// upstreams".into()));
+                }
+                Some(parsed)
+            }
+        };
+        let mut credentials = Vec::with_capacity(u.credentials.len());
+        for (j, c) in u.credentials.iter().enumerate() {
+            let cat = c.span().start;
+            let c = c.get_ref();
+            let ckey = |k: &str| format!("upstreams[{i}].credentials[{j}].{k}");
+            let api_key = match (&c.api_key, &c.api_key_env) {
+                (Some(k), None) => k.clone(),
+                (None, Some(var)) => env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                    fail(
+                        cat,
+                        &ckey("api_key_env"),
+                        format!("environment variable {var} is not set"),
+                    )
+                })?,
+                (Some(_), Some(_)) => {
+                    return Err(fail(
+                        cat,
+                        &ckey("api_key"),
+                        "set api_key or api_key_env, not both".into(),
+                    ))
+                }
+                (None, None) => {
+                    return Err(fail(
+                        cat,
+                        &ckey("api_key"),
+                        "missing: set api_key or api_key_env".into(),
+                    ))
+                }
+            };
+            if api_key.is_empty() || api_key.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+                return Err(fail(
+                    cat,
+                    &ckey("api_key"),
+                    "must be non-empty, without spaces or control characters".into(),
+                ));
+            }
+            if c.weight == 0 {
+                return Err(fail(cat, &ckey("weight"), "must be at least 1".into()));
+            }
+            credentials.push(Credential {
+                name: c.name.clone(),
+                api_key,
+                weight: c.weight,
+            });
+        }
+        if u.kind == UpstreamKind::Anthropic && credentials.is_empty() {
+            return Err(fail(
+                at,
+                &key("credentials"),
+                "an anthropic upstream needs at least one [[upstreams.credentials]]".into(),
+            ));
+        }
+        upstreams.push(Upstream {
+            name: u.name.clone(),
+            kind: u.kind,
+            base_url,
+            models: u.models.clone(),
+            priority: u.priority,
+            credentials,
+            connect_timeout_ms: u.connect_timeout_ms,
+            response_timeout_ms: u.response_timeout_ms,
+            default_anthropic_version: u.default_anthropic_version.clone(),
+            mock: u.mock.clone(),
+            ca_file: u.ca_file.clone(),
+        });
+    }
+    Ok(upstreams)
+}
+
+impl Upstream {
+    /// A built-in mock upstream with default settings.
+    pub fn mock(name: &str) -> Upstream {
+        Upstream {
+            name: name.into(),
+            kind: UpstreamKind::Mock,
+            base_url: None,
+            models: all_models(),
+            priority: 0,
+            credentials: Vec::new(),
+            connect_timeout_ms: default_connect_timeout(),
+            response_timeout_ms: default_response_timeout(),
+            default_anthropic_version: default_anthropic_version(),
+            mock: MockSettings::default(),
+            ca_file: None,
+        }
+    }
+}
