@@ -5,6 +5,8 @@
 //! Errors name the key and the line of the file. What comes out is a [`Config`] whose secrets are
 //! resolved and whose upstream addresses are parsed, ready for the workers to share through an `Arc`.
 
+mod access;
+mod routing;
 mod server;
 mod stream;
 mod upstreams;
@@ -16,11 +18,14 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use access::{check_exposure, ApiKey};
+pub use routing::{ModelsConfig, RoutingConfig, Strategy};
 pub use server::{IoDriver, Listen, ServerConfig};
 pub use stream::StreamConfig;
 pub use upstreams::{Credential, MockSettings, Upstream, UpstreamKind, ANTHROPIC_API_URL};
 
 use crate::upstream::url::BaseUrl;
+use access::FileApiKey;
 use server::check_server;
 use upstreams::FileUpstream;
 
@@ -29,7 +34,11 @@ use upstreams::FileUpstream;
 pub struct Config {
     pub server: ServerConfig,
     pub stream: StreamConfig,
+    pub routing: RoutingConfig,
+    pub models: ModelsConfig,
     pub upstreams: Vec<Upstream>,
+    /// Client keys; empty means no client authentication (loopback listeners only).
+    pub api_keys: Vec<ApiKey>,
 }
 
 /// A configuration error: what is wrong, where, and (through the message) how to fix it.
@@ -53,7 +62,10 @@ impl std::error::Error for ConfigError {}
 struct FileConfig {
     server: ServerConfig,
     stream: StreamConfig,
+    routing: RoutingConfig,
+    models: ModelsConfig,
     upstreams: Vec<Spanned<FileUpstream>>,
+    api_keys: Vec<Spanned<FileApiKey>>,
 }
 
 impl Config {
@@ -93,6 +105,12 @@ impl Config {
         file.stream.check().map_err(|(key, what)| ConfigError {
             message: format!("{origin}: stream.{key}: {what}"),
         })?;
+        file.routing.check().map_err(|(key, what)| ConfigError {
+            message: format!("{origin}: routing.{key}: {what}"),
+        })?;
+        file.models.check().map_err(|(key, what)| ConfigError {
+            message: format!("{origin}: models.{key}: {what}"),
+        })?;
         if file.upstreams.is_empty() {
             return Err(ConfigError {
                 message: format!(
@@ -103,10 +121,14 @@ impl Config {
         }
 
         let upstreams = upstreams::parse_all(&file.upstreams, env, &fail)?;
+        let api_keys = access::parse_all(&file.api_keys, env, &fail)?;
         Ok(Config {
             server: file.server,
             stream: file.stream,
+            routing: file.routing,
+            models: file.models,
             upstreams,
+            api_keys,
         })
     }
 
@@ -130,7 +152,10 @@ impl Config {
         Config {
             server: ServerConfig::default(),
             stream: StreamConfig::default(),
+            routing: RoutingConfig::default(),
+            models: ModelsConfig::default(),
             upstreams: vec![upstream],
+            api_keys: Vec::new(),
         }
     }
 
@@ -156,9 +181,11 @@ impl Config {
         notes
     }
 
-    /// Socket addresses to listen on, resolved.
+    /// Socket addresses to listen on, resolved; refused when one is exposed beyond loopback
+    /// without client keys.
     pub fn listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
-        self.server
+        let addrs = self
+            .server
             .listen
             .addresses()
             .into_iter()
@@ -169,8 +196,43 @@ impl Config {
                     ),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        check_exposure(&self.api_keys, &addrs)?;
+        Ok(addrs)
     }
+}
+
+/// Resolves a secret given inline (`field`) or through an environment variable (`field_env`).
+/// Errors name the field at fault.
+fn secret(
+    value: &Option<String>,
+    var: &Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+    field: &str,
+) -> Result<String, (String, String)> {
+    let secret = match (value, var) {
+        (Some(v), None) => v.clone(),
+        (None, Some(var)) => env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+            (
+                format!("{field}_env"),
+                format!("environment variable {var} is not set"),
+            )
+        })?,
+        (Some(_), Some(_)) => {
+            return Err((
+                field.into(),
+                format!("set {field} or {field}_env, not both"),
+            ))
+        }
+        (None, None) => return Err((field.into(), format!("missing: set {field} or {field}_env"))),
+    };
+    if secret.is_empty() || secret.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err((
+            field.into(),
+            "must be non-empty, without spaces or control characters".into(),
+        ));
+    }
+    Ok(secret)
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -211,6 +273,68 @@ api_key_env = "SET_VAR"
         assert_eq!(u.base_url.as_ref().unwrap().host, "api.anthropic.com");
         assert_eq!(u.credentials[0].api_key, "sk-from-env");
         assert_eq!(u.models, vec!["*"]);
+    }
+
+    #[test]
+    fn routing_models_and_api_keys() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.routing.strategy, Strategy::RoundRobin);
+        assert_eq!(c.routing.max_attempts, 3);
+        assert!(c.api_keys.is_empty());
+        let text = format!(
+            "{MINIMAL}\n[routing]\nstrategy = \"fill-first\"\nsession_affinity = true\n\
+             [models.aliases]\nsonnet = \"claude-sonnet-4-5\"\n\
+             [[api_keys]]\nname = \"team-a\"\nkey = \"rg-team-a\"\n\
+             [[api_keys]]\nname = \"team-b\"\nkey_env = \"SET_VAR\"\n"
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.routing.strategy, Strategy::FillFirst);
+        assert!(c.routing.session_affinity);
+        assert_eq!(c.models.resolve("sonnet"), "claude-sonnet-4-5");
+        assert_eq!(c.models.resolve("claude-x"), "claude-x");
+        assert_eq!(c.api_keys[1].key, "sk-from-env");
+        assert!(!format!("{c:?}").contains("rg-team-a"));
+
+        let chained = format!("{MINIMAL}\n[models.aliases]\na = \"b\"\nb = \"claude-x\"\n");
+        assert!(parse(&chained)
+            .unwrap_err()
+            .message
+            .contains("models.aliases.a"));
+        let twice = format!(
+            "{MINIMAL}\n[[api_keys]]\nname = \"a\"\nkey = \"k1\"\n[[api_keys]]\nname = \"b\"\nkey = \"k1\"\n"
+        );
+        let e = parse(&twice).unwrap_err().message;
+        assert!(e.contains("api_keys[1].key") && !e.contains("k1"), "{e}");
+        let unset = format!("{MINIMAL}\n[[api_keys]]\nname = \"a\"\nkey_env = \"NOPE\"\n");
+        assert!(parse(&unset)
+            .unwrap_err()
+            .message
+            .contains("api_keys[0].key_env"));
+        let bad = format!("{MINIMAL}\n[routing]\nmax_attempts = 0\n");
+        assert!(parse(&bad)
+            .unwrap_err()
+            .message
+            .contains("routing.max_attempts"));
+    }
+
+    #[test]
+    fn exposed_listeners_need_client_keys() {
+        let open = MINIMAL.replace(
+            "[[upstreams]]",
+            "[server]\nlisten = [\"127.0.0.1:1\", \"0.0.0.0:8080\"]\n[[upstreams]]",
+        );
+        let e = parse(&open).unwrap().listen_addrs().unwrap_err().message;
+        assert!(
+            e.contains("0.0.0.0:8080") && e.contains("[[api_keys]]"),
+            "{e}"
+        );
+        let keyed = format!("{open}\n[[api_keys]]\nname = \"a\"\nkey = \"k\"\n");
+        assert_eq!(parse(&keyed).unwrap().listen_addrs().unwrap().len(), 2);
+        let v6 = MINIMAL.replace(
+            "[[upstreams]]",
+            "[server]\nlisten = \"[::1]:8080\"\n[[upstreams]]",
+        );
+        assert!(parse(&v6).unwrap().listen_addrs().is_ok());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::ConfigError;
+use super::{secret, ConfigError};
 use crate::upstream::url::{BaseUrl, Scheme};
 
 /// The kinds of upstream ringgate can forward to.
@@ -181,37 +181,8 @@ pub(super) fn parse_all(
             let cat = c.span().start;
             let c = c.get_ref();
             let ckey = |k: &str| format!("upstreams[{i}].credentials[{j}].{k}");
-            let api_key = match (&c.api_key, &c.api_key_env) {
-                (Some(k), None) => k.clone(),
-                (None, Some(var)) => env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
-                    fail(
-                        cat,
-                        &ckey("api_key_env"),
-                        format!("environment variable {var} is not set"),
-                    )
-                })?,
-                (Some(_), Some(_)) => {
-                    return Err(fail(
-                        cat,
-                        &ckey("api_key"),
-                        "set api_key or api_key_env, not both".into(),
-                    ))
-                }
-                (None, None) => {
-                    return Err(fail(
-                        cat,
-                        &ckey("api_key"),
-                        "missing: set api_key or api_key_env".into(),
-                    ))
-                }
-            };
-            if api_key.is_empty() || api_key.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-                return Err(fail(
-                    cat,
-                    &ckey("api_key"),
-                    "must be non-empty, without spaces or control characters".into(),
-                ));
-            }
+            let api_key = secret(&c.api_key, &c.api_key_env, env, "api_key")
+                .map_err(|(field, what)| fail(cat, &ckey(&field), what))?;
             if c.weight == 0 {
                 return Err(fail(cat, &ckey("weight"), "must be at least 1".into()));
             }

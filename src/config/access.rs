@@ -1,0 +1,89 @@
+//! `[[api_keys]]`: who may use the gateway.
+//!
+//! Without keys anyone who can reach a listener spends the upstream credentials, so that is
+//! allowed only when every listener is on a loopback address.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{secret, ConfigError};
+
+/// A client key with its secret resolved. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct ApiKey {
+    /// Travels with the request into logs and usage records.
+    pub name: String,
+    pub key: String,
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("name", &self.name)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileApiKey {
+    name: String,
+    key: Option<String>,
+    key_env: Option<String>,
+}
+
+pub(super) fn parse_all(
+    file: &[Spanned<FileApiKey>],
+    env: &dyn Fn(&str) -> Option<String>,
+    fail: &dyn Fn(usize, &str, String) -> ConfigError,
+) -> Result<Vec<ApiKey>, ConfigError> {
+    let mut keys: Vec<ApiKey> = Vec::with_capacity(file.len());
+    for (i, spanned) in file.iter().enumerate() {
+        let at = spanned.span().start;
+        let k = spanned.get_ref();
+        let key = |field: &str| format!("api_keys[{i}].{field}");
+        if k.name.trim().is_empty() {
+            return Err(fail(at, &key("name"), "must not be empty".into()));
+        }
+        if keys.iter().any(|x| x.name == k.name) {
+            return Err(fail(
+                at,
+                &key("name"),
+                format!("duplicate name {:?}", k.name),
+            ));
+        }
+        let value = secret(&k.key, &k.key_env, env, "key")
+            .map_err(|(field, what)| fail(at, &key(&field), what))?;
+        if keys.iter().any(|x| x.key == value) {
+            // Which name would the request carry? Refuse rather than pick one.
+            return Err(fail(
+                at,
+                &key("key"),
+                "the same key is configured twice".into(),
+            ));
+        }
+        keys.push(ApiKey {
+            name: k.name.clone(),
+            key: value,
+        });
+    }
+    Ok(keys)
+}
+
+/// Refuses to serve non-loopback listeners without client keys.
+pub fn check_exposure(api_keys: &[ApiKey], listen: &[SocketAddr]) -> Result<(), ConfigError> {
+    match listen.iter().find(|a| !a.ip().is_loopback()) {
+        Some(addr) if api_keys.is_empty() => Err(ConfigError {
+            message: format!(
+                "server.listen includes {addr}, which is not a loopback address, and no \
+                 [[api_keys]] are configured: anyone who can reach it would use your upstream \
+                 credentials. Add an [[api_keys]] entry (name, key_env) or listen on 127.0.0.1."
+            ),
+        }),
+        _ => Ok(()),
+    }
+}

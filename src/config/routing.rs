@@ -1,0 +1,97 @@
+//! `[routing]` and `[models]`: how a credential is chosen for a request, how failures cool it
+//! down, and which model names are aliases of others.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// How the credentials of one priority tier share the load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Smooth weighted round-robin, fair across all worker cores.
+    RoundRobin,
+    /// The first available credential in configuration order takes everything.
+    FillFirst,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    pub strategy: Strategy,
+    /// Requests with the same `metadata.user_id` or `x-session-id` keep their credential while it
+    /// is healthy, so prompt caches hit.
+    pub session_affinity: bool,
+    /// Attempts per request, the first included, before the last failure is returned.
+    pub max_attempts: u32,
+    /// Longest cooldown after a rate limit, whatever the upstream asks for.
+    pub max_cooldown_ms: u64,
+    /// Cooldown after a 529, a 5xx, a connect error or a timeout.
+    pub transient_cooldown_ms: u64,
+    /// How long a credential the upstream refused (401, 403) stays disabled.
+    pub auth_failure_cooldown_ms: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            strategy: Strategy::RoundRobin,
+            session_affinity: false,
+            max_attempts: 3,
+            max_cooldown_ms: 30 * 60 * 1000,
+            transient_cooldown_ms: 10_000,
+            auth_failure_cooldown_ms: 30 * 60 * 1000,
+        }
+    }
+}
+
+impl RoutingConfig {
+    pub(super) fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.max_attempts == 0 {
+            return Err(("max_attempts", "must be at least 1".into()));
+        }
+        for (key, ms) in [
+            ("max_cooldown_ms", self.max_cooldown_ms),
+            ("transient_cooldown_ms", self.transient_cooldown_ms),
+            ("auth_failure_cooldown_ms", self.auth_failure_cooldown_ms),
+        ] {
+            if ms == 0 {
+                return Err((key, "must be at least 1".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[models]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// `alias = "model id"`: requests for the alias go upstream as the model id.
+    pub aliases: BTreeMap<String, String>,
+}
+
+impl ModelsConfig {
+    pub(super) fn check(&self) -> Result<(), (String, String)> {
+        for (alias, target) in &self.aliases {
+            let key = || format!("aliases.{alias}");
+            if target.trim().is_empty() || alias.trim().is_empty() {
+                return Err((key(), "alias and model id must not be empty".into()));
+            }
+            if self.aliases.contains_key(target) {
+                return Err((
+                    key(),
+                    format!(
+                        "points to {target:?}, which is itself an alias; point it at a model id"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The model id a requested name stands for.
+    pub fn resolve<'a>(&'a self, model: &'a str) -> &'a str {
+        self.aliases.get(model).map_or(model, String::as_str)
+    }
+}
