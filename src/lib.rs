@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod http;
 pub mod mock;
 pub mod request_id;
+pub mod routing;
 pub mod runtime;
 pub mod server;
 pub mod shutdown;

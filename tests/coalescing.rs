@@ -499,3 +499,83 @@ fn a_connection_lost_after_message_stop_still_ends_cleanly() {
         "the answer was whole; no error is added"
     );
 }
+
+#[test]
+fn an_event_stream_with_a_content_length_is_reframed_so_nothing_is_injected_into_it() {
+    let events = sse_events(1);
+    let body = events.concat();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(events[0].len());
+    let pieces = vec![
+        [head.as_bytes(), first.as_bytes()].concat(),
+        rest.as_bytes().to_vec(),
+    ];
+    let up = Upstream::start(move |_| Action::Send(pieces.clone(), Duration::from_millis(300)));
+    let gw = gateway(&format!(
+        "{}\n[stream]\nkeepalive_interval_ms = 100\n",
+        config_for(up.addr, "", "")
+    ));
+    let mut c = Client::connect(gw.local_addr());
+    for _ in 0..2 {
+        // Twice on one connection: the first response must end exactly where it says.
+        c.send(&messages_request(STREAM_BODY, ""));
+        let r = c.response();
+        assert_eq!(
+            r.header("transfer-encoding").as_deref(),
+            Some("chunked"),
+            "{}",
+            r.head
+        );
+        assert_eq!(r.header("content-length"), None);
+        assert!(r.complete);
+        assert_eq!(r.text().replace(": keep-alive\n\n", ""), body);
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_the_upstream_released() {
+    let (tx, rx) = mpsc::channel();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        read_request(&mut s, &mut Vec::new()).unwrap();
+        s.write_all(SSE_HEAD).unwrap();
+        let event = format!(
+            "event: content_block_delta\ndata: {}\n\n",
+            "y".repeat(16_000)
+        );
+        let event = chunk(event.as_bytes());
+        let started = Instant::now();
+        // Far more than the socket buffers on the way hold; stops when the gateway hangs up.
+        let mut sent = 0usize;
+        while sent < 1 << 30 && started.elapsed() < Duration::from_secs(20) {
+            if s.write_all(&event).is_err() {
+                break;
+            }
+            sent += event.len();
+        }
+        tx.send(Instant::now()).unwrap();
+    });
+    let gw = gateway(&format!(
+        "{}\n[stream]\nclient_write_timeout_ms = 300\n",
+        config_for(up, "", "")
+    ));
+    let mut c = TcpStream::connect(gw.local_addr()).unwrap();
+    c.write_all(&messages_request(STREAM_BODY, "")).unwrap();
+    let asked = Instant::now();
+    // Never read. The gateway gives up on this client and lets the upstream go.
+    let released = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the upstream is never released");
+    let after = released.saturating_duration_since(asked);
+    eprintln!(
+        "upstream released {:.0} ms after the client stopped reading",
+        after.as_secs_f64() * 1e3
+    );
+    assert!(after < Duration::from_secs(15), "took {after:?}");
+    drop(c);
+}

@@ -80,6 +80,11 @@ pub async fn forward(
     let event_stream = up.is_event_stream();
     let http11 = req.head.minor_version == 1;
     let (out, close) = match up.framing {
+        // An event stream is re-framed as chunks even when the upstream sent a length, so the
+        // relay can add keep-alive comments or an error event.
+        ResponseFraming::Length(_) if event_stream && http11 => {
+            (ClientFraming::Chunked, !req.head.keep_alive)
+        }
         ResponseFraming::None | ResponseFraming::Length(_) => {
             (ClientFraming::Passthrough, !req.head.keep_alive)
         }
@@ -93,9 +98,9 @@ pub async fn forward(
     };
     let client_head = headers::client_response(&up, req.id.as_str(), event_stream, close);
     let client_head = match (up.framing, out) {
-        (ResponseFraming::Length(n), _) => client_head.finish_with_length(n),
         (ResponseFraming::None, _) => client_head.finish_with_length(0),
         (_, ClientFraming::Chunked) => client_head.finish_chunked(),
+        (ResponseFraming::Length(n), _) => client_head.finish_with_length(n),
         (_, ClientFraming::Passthrough) => client_head.finish_without_length(),
     };
     if up.framing == ResponseFraming::None {

@@ -24,6 +24,9 @@ pub struct StreamConfig {
     pub flush_interval_ms: u64,
     /// A stream with nothing to send for this long gets a `: keep-alive` comment; 0 = never.
     pub keepalive_interval_ms: u64,
+    /// A client that takes none of a write for this long loses the response (and the upstream
+    /// connection is released).
+    pub client_write_timeout_ms: u64,
 }
 
 impl Default for StreamConfig {
@@ -35,6 +38,7 @@ impl Default for StreamConfig {
             flush_threshold_bytes: 8 * 1024,
             flush_interval_ms: 120,
             keepalive_interval_ms: 15_000,
+            client_write_timeout_ms: 60_000,
         }
     }
 }
@@ -51,6 +55,7 @@ impl StreamConfig {
                 interval: ms(self.flush_interval_ms),
             },
             keepalive: (self.keepalive_interval_ms > 0).then(|| ms(self.keepalive_interval_ms)),
+            write_timeout: ms(self.client_write_timeout_ms),
         }
     }
 
@@ -64,6 +69,9 @@ impl StreamConfig {
         }
         if self.upstream_idle_timeout_ms == 0 {
             return Err(("upstream_idle_timeout_ms", "must be at least 1".into()));
+        }
+        if self.client_write_timeout_ms == 0 {
+            return Err(("client_write_timeout_ms", "must be at least 1".into()));
         }
         Ok(())
     }

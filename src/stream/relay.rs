@@ -60,6 +60,9 @@ pub struct RelaySettings {
     pub flush: FlushPolicy,
     /// Silence towards the client after which an event stream gets a keep-alive comment.
     pub keepalive: Option<Duration>,
+    /// A write the client does not take within this time ends the response: a client that
+    /// stopped reading must not hold an upstream connection forever.
+    pub write_timeout: Duration,
 }
 
 /// The response to relay.
@@ -76,9 +79,10 @@ pub struct Response {
 /// Counters of one relay.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RelayStats {
-    /// Body bytes delivered to the client.
+    /// Body bytes delivered to the client (without chunk framing; keep-alive comments and an
+    /// error event included).
     pub bytes: u64,
-    /// Writes to the client (the first one carries the head).
+    /// Writes to the client (the first one carries the head; keep-alive comments count).
     pub writes: u64,
     /// Events, usage and how an event stream ended.
     pub tally: Tally,
@@ -121,6 +125,11 @@ pub async fn relay(
         buf: take_buffer(size),
         head: Some(response.head),
         out: response.out,
+        // Bytes of our own (keep-alive, error event) fit only a body whose length was not
+        // promised to the client.
+        may_add: response.out == ClientFraming::Chunked
+            || !matches!(response.framing, ResponseFraming::Length(_)),
+        write_timeout: settings.write_timeout,
         coalescer: Coalescer::new(settings.flush, size, response.event_stream),
         stats: RelayStats::default(),
         last_write: Instant::now(),
@@ -211,6 +220,8 @@ struct Relay {
     /// Not yet written: the first write carries it.
     head: Option<Vec<u8>>,
     out: ClientFraming,
+    may_add: bool,
+    write_timeout: Duration,
     coalescer: Coalescer,
     stats: RelayStats,
     last_write: Instant,
@@ -310,7 +321,9 @@ impl Relay {
                         ClientFraming::Chunked => KEEP_ALIVE_CHUNK,
                         ClientFraming::Passthrough => KEEP_ALIVE,
                     };
-                    self.write(client, line).await.map_err(|_| Gone)?;
+                    self.write(client, line, KEEP_ALIVE.len())
+                        .await
+                        .map_err(|_| Gone)?;
                 }
             }
         }
@@ -319,7 +332,7 @@ impl Relay {
     /// A keep-alive comment may go out: the head is out, this is an event stream, and the
     /// client is between two events.
     fn may_keep_alive(&self) -> bool {
-        self.head.is_none() && self.is_event_stream() && !self.coalescer.mid_event()
+        self.head.is_none() && self.may_add && self.is_event_stream() && !self.coalescer.mid_event()
     }
 
     fn is_event_stream(&self) -> bool {
@@ -370,14 +383,17 @@ impl Relay {
             if chunked && last {
                 head.extend_from_slice(LAST_CHUNK);
             }
-            write_all(client, head).await?;
+            self.send(client, head).await?;
         } else if cut == 0 && !(last && chunked) {
             return Ok(());
         } else {
             let (from, to, saved) = self.frame(cut, last);
             let buf = std::mem::take(&mut self.buf);
-            let (result, slice) =
-                monoio::io::AsyncWriteRentExt::write_all(client, buf.slice(from..to)).await;
+            let write = monoio::io::AsyncWriteRentExt::write_all(client, buf.slice(from..to));
+            // On a timeout the buffer goes with the abandoned write; the relay ends then.
+            let (result, slice) = within(self.write_timeout, write)
+                .await
+                .ok_or_else(timed_out)?;
             self.buf = slice.into_inner();
             if let Some(saved) = saved {
                 self.buf[FRONT + cut..FRONT + cut + BACK].copy_from_slice(&saved);
@@ -386,7 +402,6 @@ impl Relay {
         }
         self.stats.writes += 1;
         self.stats.bytes += cut as u64;
-        self.last_write = Instant::now();
         let held = self.coalescer.held();
         self.coalescer.flushed(&self.buf[FRONT..FRONT + held], cut);
         self.buf.copy_within(FRONT + cut..FRONT + held, FRONT);
@@ -417,9 +432,27 @@ impl Relay {
         (from, to, Some(saved))
     }
 
-    async fn write(&mut self, client: &mut TcpStream, data: &'static [u8]) -> std::io::Result<()> {
-        write_all(client, data).await?;
+    /// Writes bytes of the gateway's own (a keep-alive comment, an error event) and counts them.
+    async fn write(
+        &mut self,
+        client: &mut TcpStream,
+        data: &'static [u8],
+        body: usize,
+    ) -> std::io::Result<()> {
+        self.send(client, data).await?;
         self.stats.writes += 1;
+        self.stats.bytes += body as u64;
+        Ok(())
+    }
+
+    async fn send<B: IoBuf + 'static>(
+        &mut self,
+        client: &mut TcpStream,
+        data: B,
+    ) -> std::io::Result<()> {
+        within(self.write_timeout, write_all(client, data))
+            .await
+            .ok_or_else(timed_out)??;
         self.last_write = Instant::now();
         Ok(())
     }
@@ -477,7 +510,7 @@ impl Relay {
         if ready > 0 && self.flush(client, ready, false).await.is_err() {
             return RelayEnd::ClientGone;
         }
-        if event_stream {
+        if event_stream && self.may_add {
             let mut text = String::new();
             if self.coalescer.mid_event() {
                 // The client holds the start of an event that will never end: close it, so
@@ -496,12 +529,28 @@ impl Relay {
             } else {
                 tail.extend_from_slice(text.as_bytes());
             }
-            if write_all(client, tail).await.is_ok() {
+            if self.send(client, tail).await.is_ok() {
                 self.stats.writes += 1;
+                self.stats.bytes += text.len() as u64;
             }
         }
         RelayEnd::UpstreamFailed(failure)
     }
+}
+
+/// `fut`'s output, or `None` if it did not complete within `limit` (it is dropped then).
+async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    monoio::select! {
+        r = fut => Some(r),
+        _ = sleep_until(Instant::now() + limit) => None,
+    }
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the client took nothing for too long",
+    )
 }
 
 fn broken(what: &str) -> Failure {

@@ -1,0 +1,4 @@
+//! Choosing an upstream credential for each request: model routing, selection and health.
+
+pub mod health;
+pub mod select;
