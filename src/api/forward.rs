@@ -24,8 +24,9 @@ use crate::upstream::response::ResponseFraming;
 pub async fn forward(
     api: &Api,
     client: &mut TcpStream,
-    req: Request,
+    req: &Request,
     route: Route,
+    caller: Option<&str>,
 ) -> io::Result<After> {
     let stream = if route.has_json_body() {
         match skim(&req.body) {
@@ -34,7 +35,7 @@ pub async fn forward(
                 let e = ApiError::invalid_request(
                     format!("the request body is not valid JSON: {}", e.0).into(),
                 );
-                return respond(client, &req, &e).await;
+                return respond(client, req, &e).await;
             }
         }
     } else {
@@ -55,7 +56,7 @@ pub async fn forward(
     );
     let mut conn = match connect(target).await {
         Ok(c) => c,
-        Err(e) => return respond(client, &req, &e.to_api_error(&target.name)).await,
+        Err(e) => return respond(client, req, &e.to_api_error(&target.name)).await,
     };
     // A client that leaves while the upstream is still thinking (a long answer can take
     // minutes) aborts the request: the upstream connection is dropped and not reused.
@@ -73,7 +74,7 @@ pub async fn forward(
     };
     let (up, leftover) = match exchanged {
         Some(Ok(r)) => r,
-        Some(Err(e)) => return respond(client, &req, &e.to_api_error(&target.name)).await,
+        Some(Err(e)) => return respond(client, req, &e.to_api_error(&target.name)).await,
         None => return Ok(After::Close),
     };
 
@@ -119,7 +120,7 @@ pub async fn forward(
         event_stream,
     };
     let (end, stats) = relay(&mut conn, client, response, &api.settings.relay).await;
-    log_completion(&req, up.status, &end, &stats);
+    log_completion(req, caller, up.status, &end, &stats);
     match end {
         RelayEnd::Complete { .. } if !close => Ok(After::KeepAlive),
         RelayEnd::Complete { .. } => Ok(After::Close),
@@ -136,7 +137,7 @@ pub async fn forward(
             } else {
                 ApiError::bad_gateway(message)
             };
-            respond(client, &req, &e).await
+            respond(client, req, &e).await
         }
         RelayEnd::UpstreamFailed(failure) => {
             log::warn!(
@@ -152,7 +153,13 @@ pub async fn forward(
 }
 
 /// The completion record of a relayed response (the access log and metrics build on it).
-fn log_completion(req: &Request, status: u16, end: &RelayEnd, stats: &RelayStats) {
+fn log_completion(
+    req: &Request,
+    caller: Option<&str>,
+    status: u16,
+    end: &RelayEnd,
+    stats: &RelayStats,
+) {
     if !log::log_enabled!(log::Level::Debug) {
         return;
     }
@@ -164,10 +171,11 @@ fn log_completion(req: &Request, status: u16, end: &RelayEnd, stats: &RelayStats
         RelayEnd::ClientGone => "client-gone",
     };
     log::debug!(
-        "{} {} {} -> {status} {outcome}: {} events, {} writes, {} bytes; tokens in={} out={} cache_write={} cache_read={}",
+        "{} {} {} ({}) -> {status} {outcome}: {} events, {} writes, {} bytes; tokens in={} out={} cache_write={} cache_read={}",
         req.id,
         req.head.method_str(),
         req.head.path(),
+        caller.unwrap_or("no client key"),
         t.events,
         stats.writes,
         stats.bytes,

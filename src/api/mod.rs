@@ -4,6 +4,7 @@
 //! per-worker view of the upstreams; choosing among them is the routing layer's job (one upstream
 //! and one credential until the credential pool exists).
 
+pub mod auth;
 pub mod forward;
 pub mod headers;
 pub mod skim;
@@ -20,6 +21,7 @@ use crate::server::io::write_all;
 use crate::server::router::{self, Route};
 use crate::stream::relay::RelaySettings;
 use crate::upstream::client::Target;
+use auth::ClientKeys;
 
 /// An upstream as one worker sees it.
 pub struct UpstreamRoute {
@@ -36,6 +38,7 @@ pub struct Settings {
 
 /// The request handler of one worker.
 pub struct Api {
+    clients: ClientKeys,
     upstreams: Vec<UpstreamRoute>,
     settings: Settings,
 }
@@ -54,6 +57,7 @@ impl Api {
             })
             .collect();
         Api {
+            clients: ClientKeys::new(&config.api_keys),
             upstreams,
             settings: Settings {
                 relay: config.stream.relay_settings(),
@@ -80,7 +84,10 @@ impl Handler for Api {
                 write_all(stream, out).await?;
                 Ok(After::KeepAlive)
             }
-            Ok(route) => forward::forward(self, stream, req, route).await,
+            Ok(route) => match self.clients.check(&req.head) {
+                Ok(caller) => forward::forward(self, stream, &req, route, caller).await,
+                Err(e) => respond(stream, &req, &e).await,
+            },
         }
     }
 }

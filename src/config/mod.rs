@@ -178,6 +178,12 @@ impl Config {
                 c.name
             ));
         }
+        if !self.models.aliases.is_empty() {
+            notes.push(
+                "[models.aliases] are checked but not applied yet; they take effect with model routing"
+                    .into(),
+            );
+        }
         notes
     }
 

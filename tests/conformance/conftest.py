@@ -381,6 +381,17 @@ def gateway(mock_upstream, log_dir) -> Iterator[Gateway]:
     )
 
 
+# The client key the keyed gateway accepts; its name is what the logs may show.
+GATEWAY_CLIENT_KEY = "rg-conformance-client-key-7d2e"
+
+
+@pytest.fixture(scope="session")
+def keyed_gateway(mock_upstream, log_dir) -> Iterator[Gateway]:
+    config = gateway_config(base_url=mock_upstream.base_url)
+    config += f'\n[[api_keys]]\nname = "conformance"\nkey = "{GATEWAY_CLIENT_KEY}"\n'
+    yield from _gateway_fixture("keyed-gateway", config, log_dir, rust_log="debug")
+
+
 @pytest.fixture(scope="session")
 def dead_gateway(log_dir) -> Iterator[Gateway]:
     yield from _gateway_fixture(
