@@ -245,10 +245,14 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Writes the chunk-size line for a chunk of `len` bytes.
-pub fn chunk_header(len: usize, out: &mut Vec<u8>) {
+/// Appends `data` to `out` as one chunk (size line, data, CRLF). `data` must not be empty: an
+/// empty chunk is the last one.
+pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
     use std::io::Write;
-    let _ = write!(out, "{len:x}\r\n");
+    debug_assert!(!data.is_empty());
+    let _ = write!(out, "{:x}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The last chunk of a body with no trailers.
@@ -345,9 +349,11 @@ mod tests {
     }
 
     #[test]
-    fn chunk_header_format() {
+    fn chunk_format() {
         let mut v = Vec::new();
-        chunk_header(255, &mut v);
-        assert_eq!(v, b"ff\r\n");
+        push_chunk(&mut v, &[b'x'; 255]);
+        assert_eq!(&v[..4], b"ff\r\n");
+        assert_eq!(&v[4..259], &[b'x'; 255]);
+        assert_eq!(&v[259..], b"\r\n");
     }
 }

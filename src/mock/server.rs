@@ -12,7 +12,7 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 
 use super::answers::{self, Delivery, Reply};
-use crate::http::chunked::{chunk_header, LAST_CHUNK};
+use crate::http::chunked::{push_chunk, LAST_CHUNK};
 use crate::http::response::ResponseHead;
 use crate::http::{ApiError, ErrorType};
 use crate::runtime::{accept_loop, bind_group, Driver, Workers};
@@ -120,9 +120,7 @@ impl Handler for MockHandler {
                     if i > 0 && paced {
                         monoio::time::sleep(interval).await;
                     }
-                    chunk_header(event.len(), &mut out);
-                    out.extend_from_slice(event.as_bytes());
-                    out.extend_from_slice(b"\r\n");
+                    push_chunk(&mut out, event.as_bytes());
                     if i + 1 == events.len() {
                         out.extend_from_slice(LAST_CHUNK);
                     }

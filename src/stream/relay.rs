@@ -26,7 +26,7 @@ use monoio::net::TcpStream;
 use super::flush::{Coalescer, Decision, FlushPolicy};
 use super::tally::Tally;
 use super::timer::sleep_until;
-use crate::http::chunked::{chunk_header, ChunkedDecoder, ChunkedError, LAST_CHUNK};
+use crate::http::chunked::{push_chunk, ChunkedDecoder, ChunkedError, LAST_CHUNK};
 use crate::http::ApiError;
 use crate::server::io::{client_gone, write_all};
 use crate::upstream::conn::{is_cancelled, UpstreamConn};
@@ -147,7 +147,7 @@ pub async fn relay(
     let end = r.run(upstream, client, &mut body, settings).await;
     let end = match end {
         Ok(None) => r.finish(client, body.reusable).await,
-        Ok(Some(failure)) => r.fail(client, failure, response.event_stream).await,
+        Ok(Some(failure)) => r.fail(client, failure).await,
         Err(Gone) => RelayEnd::ClientGone,
     };
     if r.buf.len() == FRONT + size + BACK {
@@ -253,11 +253,7 @@ impl Relay {
                 body.pending.advance(k);
                 k
             } else {
-                let keepalive_due = settings
-                    .keepalive
-                    .filter(|_| self.may_keep_alive())
-                    .map(|k| self.last_write + k);
-                let wake = [flush_due, keepalive_due, Some(idle_until)]
+                let wake = [flush_due, self.keepalive_due(settings), Some(idle_until)]
                     .into_iter()
                     .flatten()
                     .min()
@@ -315,24 +311,29 @@ impl Relay {
                     reason: format!("sent nothing for {} s", settings.idle_timeout.as_secs()),
                 }));
             }
-            if let Some(k) = settings.keepalive {
-                if self.may_keep_alive() && now >= self.last_write + k {
-                    let line = match self.out {
-                        ClientFraming::Chunked => KEEP_ALIVE_CHUNK,
-                        ClientFraming::Passthrough => KEEP_ALIVE,
-                    };
-                    self.write(client, line, KEEP_ALIVE.len())
-                        .await
-                        .map_err(|_| Gone)?;
-                }
+            if self.keepalive_due(settings).is_some_and(|due| now >= due) {
+                let line = match self.out {
+                    ClientFraming::Chunked => KEEP_ALIVE_CHUNK,
+                    ClientFraming::Passthrough => KEEP_ALIVE,
+                };
+                self.write(client, line, KEEP_ALIVE.len())
+                    .await
+                    .map_err(|_| Gone)?;
             }
         }
     }
 
-    /// A keep-alive comment may go out: the head is out, this is an event stream, and the
-    /// client is between two events.
-    fn may_keep_alive(&self) -> bool {
-        self.head.is_none() && self.may_add && self.is_event_stream() && !self.coalescer.mid_event()
+    /// When a keep-alive comment is due, if one may go out at all: the head is out, this is an
+    /// event stream, and the client is between two events.
+    fn keepalive_due(&self, settings: &RelaySettings) -> Option<Instant> {
+        let allowed = self.head.is_none()
+            && self.may_add
+            && self.is_event_stream()
+            && !self.coalescer.mid_event();
+        settings
+            .keepalive
+            .filter(|_| allowed)
+            .map(|k| self.last_write + k)
     }
 
     fn is_event_stream(&self) -> bool {
@@ -373,12 +374,11 @@ impl Relay {
         if let Some(mut head) = self.head.take() {
             // The commit: head and first bytes in one write (the bytes are few, or the body is
             // not a stream; a copy is cheaper than a second write).
+            let data = &self.buf[FRONT..FRONT + cut];
             if chunked && cut > 0 {
-                chunk_header(cut, &mut head);
-            }
-            head.extend_from_slice(&self.buf[FRONT..FRONT + cut]);
-            if chunked && cut > 0 {
-                head.extend_from_slice(b"\r\n");
+                push_chunk(&mut head, data);
+            } else {
+                head.extend_from_slice(data);
             }
             if chunked && last {
                 head.extend_from_slice(LAST_CHUNK);
@@ -463,11 +463,7 @@ impl Relay {
             let tail = self.coalescer.tail();
             if !tail.is_empty() {
                 return self
-                    .fail(
-                        client,
-                        broken("ended the stream in the middle of an event"),
-                        true,
-                    )
+                    .fail(client, broken("ended the stream in the middle of an event"))
                     .await;
             }
             if !self.stats.tally.finished() {
@@ -476,9 +472,14 @@ impl Relay {
                 } else {
                     "ended the stream without message_stop"
                 };
-                return self.fail(client, broken(what), true).await;
+                return self.fail(client, broken(what)).await;
             }
         }
+        self.complete(client, reusable).await
+    }
+
+    /// Writes the whole events held and the end of the body.
+    async fn complete(&mut self, client: &mut TcpStream, reusable: bool) -> RelayEnd {
         let ready = self.coalescer.ready();
         match self.flush(client, ready, true).await {
             Ok(()) => RelayEnd::Complete { reusable },
@@ -488,23 +489,15 @@ impl Relay {
 
     /// Ends the response after an upstream failure: whole events still go out, then, for an event
     /// stream that can take one, an error event and a proper end.
-    async fn fail(
-        &mut self,
-        client: &mut TcpStream,
-        failure: Failure,
-        event_stream: bool,
-    ) -> RelayEnd {
+    async fn fail(&mut self, client: &mut TcpStream, failure: Failure) -> RelayEnd {
+        let event_stream = self.is_event_stream();
         if self.head.is_some() && self.coalescer.ready() == 0 {
             return RelayEnd::NotCommitted(failure);
         }
         if event_stream && self.stats.tally.stopped {
             // The answer is complete; only the upstream's framing after it went wrong.
             log::debug!("upstream {} after message_stop", failure.reason);
-            let ready = self.coalescer.ready();
-            return match self.flush(client, ready, true).await {
-                Ok(()) => RelayEnd::Complete { reusable: false },
-                Err(_) => RelayEnd::ClientGone,
-            };
+            return self.complete(client, false).await;
         }
         let ready = self.coalescer.ready();
         if ready > 0 && self.flush(client, ready, false).await.is_err() {
@@ -522,9 +515,7 @@ impl Relay {
             );
             let mut tail = Vec::with_capacity(text.len() + 16);
             if self.out == ClientFraming::Chunked {
-                chunk_header(text.len(), &mut tail);
-                tail.extend_from_slice(text.as_bytes());
-                tail.extend_from_slice(b"\r\n");
+                push_chunk(&mut tail, text.as_bytes());
                 tail.extend_from_slice(LAST_CHUNK);
             } else {
                 tail.extend_from_slice(text.as_bytes());
