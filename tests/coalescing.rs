@@ -18,6 +18,11 @@ use support::*;
 
 const STREAM_BODY: &str = r#"{"model":"claude-haiku-4-5","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
 
+/// "At once", for a machine shared with other work.
+const AT_ONCE: Duration = Duration::from_millis(100);
+/// The default 120 ms flush interval, with room for a busy scheduler.
+const WITHIN_INTERVAL: Duration = Duration::from_millis(120 + 250);
+
 /// What one timed stream looked like from both ends.
 struct Figures {
     events: usize,
@@ -30,6 +35,32 @@ struct Figures {
 impl Figures {
     fn max_delay(&self) -> Duration {
         self.delays.iter().copied().max().unwrap()
+    }
+
+    /// At most one write per `events_per_write` events.
+    fn assert_writes_at_most_one_per(&self, events_per_write: usize) {
+        assert!(
+            self.writes * events_per_write <= self.events,
+            "{} writes for {} events",
+            self.writes,
+            self.events
+        );
+    }
+
+    /// The first event went out as soon as it arrived.
+    fn assert_first_at_once(&self) {
+        assert!(
+            self.delays[0] < AT_ONCE,
+            "first event waited {:?}",
+            self.delays[0]
+        );
+    }
+
+    /// No event waited `limit` or longer.
+    fn assert_no_event_waits(&self, limit: Duration) {
+        for (i, d) in self.delays.iter().enumerate() {
+            assert!(*d < limit, "event {i} waited {d:?}");
+        }
     }
 
     fn report(&self, what: &str) {
@@ -166,22 +197,9 @@ fn coalesce_64_events_every_20ms() {
     f.report("coalesce, 64 events x 20 ms");
     // About one write per flush interval (6 events) plus the first; a per-event relay would
     // make 64.
-    assert!(
-        f.writes * 3 <= f.events,
-        "{} writes for {} events",
-        f.writes,
-        f.events
-    );
-    assert!(
-        f.delays[0] < Duration::from_millis(100),
-        "first event waited {:?}",
-        f.delays[0]
-    );
-    assert!(
-        f.max_delay() < Duration::from_millis(120 + 250),
-        "an event waited {:?}",
-        f.max_delay()
-    );
+    f.assert_writes_at_most_one_per(3);
+    f.assert_first_at_once();
+    f.assert_no_event_waits(WITHIN_INTERVAL);
 }
 
 #[test]
@@ -199,11 +217,7 @@ fn immediate_64_events_every_20ms() {
         f.writes,
         f.events
     );
-    assert!(
-        f.max_delay() < Duration::from_millis(100),
-        "an event waited {:?}",
-        f.max_delay()
-    );
+    f.assert_no_event_waits(AT_ONCE);
 }
 
 #[test]
@@ -216,17 +230,8 @@ fn the_epoll_driver_coalesces_the_same_way() {
         "",
     );
     f.report("coalesce on epoll, 24 events x 20 ms");
-    assert!(
-        f.writes * 3 <= f.events,
-        "{} writes for {} events",
-        f.writes,
-        f.events
-    );
-    assert!(
-        f.max_delay() < Duration::from_millis(120 + 250),
-        "an event waited {:?}",
-        f.max_delay()
-    );
+    f.assert_writes_at_most_one_per(3);
+    f.assert_no_event_waits(WITHIN_INTERVAL);
 }
 
 #[test]
@@ -237,17 +242,8 @@ fn slow_stream_events_arrive_within_the_interval() {
         "flush_interval_ms = 120",
     );
     f.report("coalesce, 12 events x 50 ms");
-    assert!(
-        f.delays[0] < Duration::from_millis(100),
-        "first event waited {:?}",
-        f.delays[0]
-    );
-    for (i, d) in f.delays.iter().enumerate() {
-        assert!(
-            *d < Duration::from_millis(120 + 250),
-            "event {i} waited {d:?}"
-        );
-    }
+    f.assert_first_at_once();
+    f.assert_no_event_waits(WITHIN_INTERVAL);
     assert!(
         f.writes < f.events,
         "{} writes for {} events",
@@ -260,12 +256,7 @@ fn slow_stream_events_arrive_within_the_interval() {
 fn fast_stream_takes_far_fewer_writes_than_events() {
     let f = timed_stream(events(600), Duration::ZERO, "");
     f.report("coalesce, 600 events at once");
-    assert!(
-        f.writes * 10 <= f.events,
-        "{} writes for {} events",
-        f.writes,
-        f.events
-    );
+    f.assert_writes_at_most_one_per(10);
 }
 
 #[test]
@@ -280,10 +271,9 @@ fn keep_alive_comments_fall_between_events() {
         chunk(events[1].as_bytes()),
         chunk(a),
     ];
-    let rest: Vec<Vec<u8>> = std::iter::once(chunk(b))
-        .chain(events[3..].iter().map(|e| chunk(e.as_bytes())))
-        .chain(std::iter::once(b"0\r\n\r\n".to_vec()))
-        .collect();
+    let mut rest = vec![chunk(b)];
+    rest.extend(event_chunks(&events[3..]));
+    rest.push(b"0\r\n\r\n".to_vec());
     let up = Upstream::start(move |_| {
         let mut p = pieces.clone();
         p.push(Vec::new()); // two pauses (220 ms) inside the event
@@ -315,10 +305,7 @@ fn keep_alive_comments_fall_between_events() {
 #[test]
 fn keep_alive_can_be_turned_off() {
     let events = sse_events(1);
-    let pieces: Vec<Vec<u8>> = std::iter::once(SSE_HEAD.to_vec())
-        .chain(events.iter().map(|e| chunk(e.as_bytes())))
-        .chain(std::iter::once(b"0\r\n\r\n".to_vec()))
-        .collect();
+    let pieces = sse_pieces(&events);
     let up = Upstream::start(move |_| Action::Send(pieces.clone(), Duration::from_millis(60)));
     let gw = gateway(&format!(
         "{}\n[stream]\nkeepalive_interval_ms = 0\n",
@@ -384,10 +371,9 @@ fn open_fds() -> usize {
 #[test]
 fn thousands_of_abandoned_streams_leak_no_descriptor() {
     let events = sse_events(50);
-    let pieces: Vec<Vec<u8>> = std::iter::once(SSE_HEAD.to_vec())
-        .chain(events.iter().map(|e| chunk(e.as_bytes())))
-        .collect();
-    // Events trickle, so every client leaves mid-stream.
+    let mut pieces = sse_pieces(&events);
+    pieces.pop(); // no end: the stream is still going when each client leaves
+                  // Events trickle, so every client leaves mid-stream.
     let up = Upstream::start(move |_| Action::Send(pieces.clone(), Duration::from_millis(2)));
     let gw = gateway(&config_for(up.addr, "", ""));
     let abandon = || {
@@ -456,11 +442,7 @@ fn an_upstream_that_fails_before_its_first_event_gets_an_http_error() {
 fn a_stream_that_ends_without_message_stop_ends_with_an_error_event() {
     let events = sse_events(3);
     let cut = &events[..events.len() - 1]; // no message_stop
-    let mut wire = SSE_HEAD.to_vec();
-    for e in cut {
-        wire.extend(chunk(e.as_bytes()));
-    }
-    wire.extend_from_slice(b"0\r\n\r\n");
+    let wire = [SSE_HEAD, &chunked_body(cut)].concat();
     let up = Upstream::start(move |_| Action::Send(vec![wire.clone()], Duration::ZERO));
     let gw = gateway(&config_for(up.addr, "", ""));
     let r = request(gw.local_addr(), &messages_request(STREAM_BODY, ""));
@@ -484,10 +466,7 @@ fn a_stream_that_ends_without_message_stop_ends_with_an_error_event() {
 #[test]
 fn a_connection_lost_after_message_stop_still_ends_cleanly() {
     let events = sse_events(3);
-    let mut wire = SSE_HEAD.to_vec();
-    for e in &events {
-        wire.extend(chunk(e.as_bytes()));
-    }
+    let wire = [SSE_HEAD.to_vec(), event_chunks(&events).concat()].concat();
     // No terminating chunk: the upstream just closes after the last event.
     let up = Upstream::start(move |_| Action::SendAndClose(vec![wire.clone()], Duration::ZERO));
     let gw = gateway(&config_for(up.addr, "", ""));

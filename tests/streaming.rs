@@ -9,21 +9,12 @@ use support::*;
 
 const STREAM_BODY: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
 
-fn stream_bytes(events: &[String]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for e in events {
-        body.extend(chunk(e.as_bytes()));
-    }
-    body.extend_from_slice(b"0\r\n\r\n");
-    body
-}
-
 #[test]
 fn fragmented_upstream_stream_arrives_identical() {
     let events = sse_events(40);
     let expected: String = events.concat();
     for seed in 0..4u64 {
-        let wire = stream_bytes(&events);
+        let wire = chunked_body(&events);
         let up = Upstream::start(move |_| {
             let mut pieces = vec![SSE_HEAD.to_vec()];
             pieces.extend(fragments(&wire, 7, seed));
@@ -60,12 +51,8 @@ fn fragmented_upstream_stream_arrives_identical() {
 #[test]
 fn slow_stream_events_are_relayed_as_they_come() {
     let events = sse_events(5);
-    let up = Upstream::start(move |_| {
-        let mut pieces = vec![SSE_HEAD.to_vec()];
-        pieces.extend(events.iter().map(|e| chunk(e.as_bytes())));
-        pieces.push(b"0\r\n\r\n".to_vec());
-        Action::Send(pieces, Duration::from_millis(100))
-    });
+    let up =
+        Upstream::start(move |_| Action::Send(sse_pieces(&events), Duration::from_millis(100)));
     let gw = gateway(&config_for(up.addr, "", ""));
     let mut c = Client::connect(gw.local_addr());
     c.send(&messages_request(STREAM_BODY, ""));
@@ -84,7 +71,7 @@ fn slow_stream_events_are_relayed_as_they_come() {
 #[test]
 fn upstream_drop_mid_stream_ends_with_in_band_error() {
     let events = sse_events(10);
-    let wire = stream_bytes(&events);
+    let wire = chunked_body(&events);
     // Cut inside the sixth event, mid-chunk.
     let cut = find(&wire, b"word3").unwrap();
     let partial = wire[..cut].to_vec();
@@ -182,7 +169,7 @@ fn event_larger_than_the_buffer_is_split_but_complete() {
     let mut events = sse_events(1);
     events.insert(2, big);
     let expected = events.concat();
-    let wire = stream_bytes(&events);
+    let wire = chunked_body(&events);
     let up = Upstream::start(move |_| {
         Action::Send(vec![SSE_HEAD.to_vec(), wire.clone()], Duration::ZERO)
     });
@@ -198,7 +185,7 @@ fn event_larger_than_the_buffer_is_split_but_complete() {
 #[test]
 fn http10_client_gets_the_stream_until_close() {
     let events = sse_events(3);
-    let wire = stream_bytes(&events);
+    let wire = chunked_body(&events);
     let up = Upstream::start(move |_| {
         Action::Send(vec![SSE_HEAD.to_vec(), wire.clone()], Duration::ZERO)
     });
@@ -214,7 +201,7 @@ fn http10_client_gets_the_stream_until_close() {
 #[test]
 fn many_clients_abandoning_streams_leave_the_gateway_healthy() {
     let events = sse_events(200);
-    let wire = stream_bytes(&events);
+    let wire = chunked_body(&events);
     let up = Upstream::start(move |_| {
         let mut pieces = vec![SSE_HEAD.to_vec()];
         pieces.extend(wire.chunks(512).map(<[u8]>::to_vec));

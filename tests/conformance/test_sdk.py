@@ -475,18 +475,24 @@ def test_max_body_bytes_boundary(small_body_gateway):
 # upstream dropped mid-stream -> in-band `event: error`
 
 
-def test_drop_mid_stream_raises_in_band_error(client):
+def stream_until_error(client, fault: str):
+    """Streams with the mock told to misbehave; returns the in-band error the SDK raised and
+    the types of the events received before it."""
     received = []
     with pytest.raises(anthropic.APIStatusError) as ei:
         with client.messages.stream(
             model=MODEL,
             max_tokens=MAX_TOKENS,
             messages=MESSAGES,
-            extra_headers={"x-mock-fault": "drop_mid_stream"},
+            extra_headers={"x-mock-fault": fault},
         ) as stream:
             for event in stream:
                 received.append(event.type)
-    err = ei.value
+    return ei.value, received
+
+
+def test_drop_mid_stream_raises_in_band_error(client):
+    err, received = stream_until_error(client, "drop_mid_stream")
     # anthropic/_streaming.py turns an `event: error` into
     # client._make_status_error(..., response=<the 200 stream response>); with
     # (200, None) not in the status table and 200 < 500 that is the base class.

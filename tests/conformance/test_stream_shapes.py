@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import time
 
-import anthropic
-import pytest
-
-from test_sdk import MAX_TOKENS, MESSAGES, MODEL, create, text_of
+from test_sdk import MAX_TOKENS, MESSAGES, MODEL, create, stream_until_error, text_of
 
 BIG_EVENT_TEXT = 20_000  # src/mock/answers.rs
 
@@ -72,17 +69,7 @@ def test_slow_stream_is_streamed_not_held(client):
 
 
 def test_stream_without_message_stop_raises(client):
-    received = []
-    with pytest.raises(anthropic.APIStatusError) as ei:
-        with client.messages.stream(
-            model=MODEL,
-            max_tokens=MAX_TOKENS,
-            messages=MESSAGES,
-            extra_headers={"x-mock-fault": "no_message_stop"},
-        ) as stream:
-            for event in stream:
-                received.append(event.type)
-    err = ei.value
+    err, received = stream_until_error(client, "no_message_stop")
     assert err.status_code == 200
     assert err.body["type"] == "error"
     assert err.body["error"]["type"] == "api_error"

@@ -389,6 +389,26 @@ pub fn chunk(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// One chunk per event (no last chunk).
+pub fn event_chunks(events: &[String]) -> Vec<Vec<u8>> {
+    events.iter().map(|e| chunk(e.as_bytes())).collect()
+}
+
+/// `events` as a whole chunked body: one chunk per event, then the last chunk.
+pub fn chunked_body(events: &[String]) -> Vec<u8> {
+    let mut body = event_chunks(events).concat();
+    body.extend_from_slice(b"0\r\n\r\n");
+    body
+}
+
+/// A stream answer written piece by piece: the head, one chunk per event, the last chunk.
+pub fn sse_pieces(events: &[String]) -> Vec<Vec<u8>> {
+    let mut pieces = vec![SSE_HEAD.to_vec()];
+    pieces.extend(event_chunks(events));
+    pieces.push(b"0\r\n\r\n".to_vec());
+    pieces
+}
+
 /// A plausible event sequence of `deltas` text deltas, ending with message_stop.
 pub fn sse_events(deltas: usize) -> Vec<String> {
     let mut events = vec![
