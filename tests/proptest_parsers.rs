@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::Config as ProptestConfig;
 
-use ringgate::api::skim::skim;
+use ringgate::api::skim::{skim, unescape};
 use ringgate::http::body::BodyCollector;
 use ringgate::http::chunked::ChunkedDecoder;
 use ringgate::http::head::{self, BodyFraming, Method, Parse, RequestHead};
@@ -1182,6 +1182,7 @@ const KEYS: &[&str] = &[
     "Stream",
     "streams",
     "model\"",
+    "user_id",
     "x",
 ];
 
@@ -1357,8 +1358,18 @@ fn gen_doc() -> impl Strategy<Value = Doc> {
         proptest::option::of((model, any::<usize>())),
         proptest::option::of((stream, any::<usize>())),
         vec(any::<u8>(), 1..32),
+        proptest::option::of((
+            vec((json_key(), json_value()), 0..3),
+            json_string(),
+            any::<usize>(),
+        )),
     )
-        .prop_map(|(mut entries, model, stream, choices)| {
+        .prop_map(|(mut entries, model, stream, choices, metadata)| {
+            if let Some((mut fields, user_id, at)) = metadata {
+                fields.insert(at % (fields.len() + 1), ("user_id".into(), J::Str(user_id)));
+                let at = at % (entries.len() + 1);
+                entries.insert(at, ("metadata".into(), J::Obj(fields)));
+            }
             if let Some((v, at)) = model {
                 let at = at % (entries.len() + 1);
                 entries.insert(at, ("model".into(), v));
@@ -1381,6 +1392,8 @@ enum Oracle {
         stream_keys: usize,
         model: Option<String>,
         stream: Option<bool>,
+        /// The last `metadata` object's last `user_id`, when that is a string.
+        user_id: Option<String>,
     },
 }
 
@@ -1394,6 +1407,7 @@ fn oracle(body: &[u8]) -> Oracle {
         return Oracle::NotAnObject;
     };
     let (mut model_keys, mut stream_keys, mut model, mut stream) = (0, 0, None, None);
+    let mut user_id = None;
     for (k, v) in obj.iter() {
         if k == "model" {
             model_keys += 1;
@@ -1401,6 +1415,17 @@ fn oracle(body: &[u8]) -> Oracle {
         } else if k == "stream" {
             stream_keys += 1;
             stream = v.as_bool();
+        } else if k == "metadata" {
+            let last = v.as_object().and_then(|m| {
+                let mut found = None;
+                for (k, v) in m.iter() {
+                    if k == "user_id" {
+                        found = Some(v.as_str().map(String::from));
+                    }
+                }
+                found.flatten()
+            });
+            user_id = last;
         }
     }
     Oracle::Object {
@@ -1408,6 +1433,7 @@ fn oracle(body: &[u8]) -> Oracle {
         stream_keys,
         model,
         stream,
+        user_id,
     }
 }
 
@@ -1423,6 +1449,7 @@ fn check_skim_against_oracle(body: &[u8]) -> Result<(), TestCaseError> {
             stream_keys,
             model,
             stream,
+            user_id,
         } => {
             if model_keys > 1 || stream_keys > 1 {
                 prop_assert!(got.is_err(), "duplicate key accepted: {shown:?}");
@@ -1439,6 +1466,10 @@ fn check_skim_against_oracle(body: &[u8]) -> Result<(), TestCaseError> {
                 let m = s.model(body).map(|m| m.into_owned());
                 prop_assert_eq!(&m, &model, "model of {:?}", shown);
                 prop_assert_eq!(s.stream, stream, "stream of {:?}", shown);
+                let u = s
+                    .user_id(body)
+                    .map(|raw| unescape(raw).map(|u| u.into_owned()));
+                prop_assert_eq!(u, user_id.map(Some), "metadata.user_id of {:?}", shown);
             }
         }
     }

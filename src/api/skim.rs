@@ -17,6 +17,11 @@ pub struct Skim {
     pub model: Option<Range<usize>>,
     /// `Some` when `stream` is a JSON boolean.
     pub stream: Option<bool>,
+    /// The raw bytes of `metadata.user_id` when it is a string (still escaped): the conversation's
+    /// identity for session affinity. Repeated keys are not refused here (they only steer which
+    /// credential is preferred); the last `metadata` and its last `user_id` count, as in most
+    /// JSON parsers.
+    pub user_id: Option<Range<usize>>,
 }
 
 impl Skim {
@@ -28,6 +33,11 @@ impl Skim {
 
     pub fn is_stream(&self) -> bool {
         self.stream == Some(true)
+    }
+
+    /// `metadata.user_id` as sent (escapes not decoded: it is only hashed).
+    pub fn user_id<'a>(&self, body: &'a [u8]) -> Option<&'a [u8]> {
+        Some(&body[self.user_id.clone()?])
     }
 }
 
@@ -83,6 +93,11 @@ pub fn skim(body: &[u8]) -> Result<Skim, SkimError> {
                     _ => None,
                 };
             }
+            "metadata" if p.peek() == Some(b'{') => out.user_id = p.user_id(body)?,
+            "metadata" => {
+                out.user_id = None;
+                p.value()?;
+            }
             _ => p.value()?,
         }
         p.ws();
@@ -121,6 +136,39 @@ impl Cursor<'_> {
         match self.peek() {
             None => Ok(out),
             Some(_) => Err(SkimError("unexpected data after the JSON object")),
+        }
+    }
+
+    /// The `metadata` object at the cursor, stepped over; returns its `user_id` if a string.
+    fn user_id(&mut self, body: &[u8]) -> Result<Option<Range<usize>>, SkimError> {
+        let mut found = None;
+        self.next();
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(None);
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            let key = unescape(&body[key]).ok_or(SkimError("invalid escape in a key"))?;
+            self.ws();
+            if self.next() != Some(b':') {
+                return Err(SkimError("expected ':' after a key"));
+            }
+            self.ws();
+            if key == "user_id" && self.peek() == Some(b'"') {
+                found = Some(self.string()?);
+            } else {
+                found = found.filter(|_| key != "user_id");
+                self.value()?;
+            }
+            self.ws();
+            match self.next() {
+                Some(b',') => continue,
+                Some(b'}') => return Ok(found),
+                _ => return Err(SkimError("expected ',' or '}' after a value")),
+            }
         }
     }
 
@@ -285,6 +333,24 @@ mod tests {
     fn duplicate_keys_are_refused() {
         assert!(skim(br#"{"model":"a","model":"b"}"#).is_err());
         assert!(skim(br#"{"stream":false,"stream":true}"#).is_err());
+    }
+
+    #[test]
+    fn finds_metadata_user_id_only_at_its_place() {
+        let body = br#"{"messages":[{"metadata":{"user_id":"fake"}}],"metadata":{"x":[1,{"user_id":"n"}],"user_id":"u-1"},"model":"m"}"#;
+        let s = skim(body).unwrap();
+        assert_eq!(s.user_id(body), Some(&b"u-1"[..]));
+        assert_eq!(s.model(body).as_deref(), Some("m"));
+        for none in [
+            r#"{"metadata":{}}"#,
+            r#"{"metadata":{"user_id":7}}"#,
+            r#"{"metadata":"u"}"#,
+            r#"{"user_id":"u"}"#,
+        ] {
+            assert_eq!(skim(none.as_bytes()).unwrap().user_id, None, "{none}");
+        }
+        assert!(skim(br#"{"metadata":{"user_id" "u"}}"#).is_err());
+        assert!(skim(br#"{"metadata":{"user_id":"u",}}"#).is_err());
     }
 
     #[test]
