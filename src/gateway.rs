@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::api::Api;
 use crate::config::{Config, UpstreamKind};
 use crate::mock::server::MockHandler;
+use crate::routing::pool::Pool;
 use crate::runtime::{accept_loop, bind_group, worker_count, Driver, Workers};
 use crate::server::conn::Limits;
 use crate::shutdown::Shutdown;
@@ -25,6 +26,7 @@ pub struct Gateway;
 
 /// A running gateway.
 pub struct GatewayHandle {
+    pool: Arc<Pool>,
     addrs: Vec<SocketAddr>,
     workers: usize,
     driver: Driver,
@@ -117,6 +119,7 @@ impl Gateway {
             .map(|(n, a, _, _)| (n.clone(), *a))
             .collect();
         let config = Arc::new(config);
+        let pool = Arc::new(Pool::new(&config));
         let shutdown = Shutdown::new();
         let mut workers = Workers::new(shutdown.clone());
         for index in 0..count {
@@ -128,15 +131,16 @@ impl Gateway {
                 .iter_mut()
                 .map(|(_, _, interval, g)| (*interval, g.pop().expect("one per worker")))
                 .collect();
-            let (config, targets, limits, shutdown) = (
+            let (config, targets, limits, shutdown, pool) = (
                 config.clone(),
                 targets.clone(),
                 limits.clone(),
                 shutdown.clone(),
+                pool.clone(),
             );
             workers.spawn(index, config.server.pin_cores, driver, move || async move {
                 let limits = Rc::new(limits);
-                let api = Rc::new(Api::new(&config, targets));
+                let api = Rc::new(Api::new(&config, targets, pool));
                 for listener in listeners {
                     monoio::spawn(accept_loop(
                         listener,
@@ -158,6 +162,7 @@ impl Gateway {
             })?;
         }
         Ok(GatewayHandle {
+            pool,
             addrs,
             workers: count,
             driver,
@@ -183,6 +188,12 @@ impl GatewayHandle {
 
     pub fn driver(&self) -> Driver {
         self.driver
+    }
+
+    /// The credential pool shared by the workers: its [`snapshot`](Pool::snapshot) is each
+    /// credential's health, and [`reset`](Pool::reset) clears a cooldown.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Built-in mock upstreams and the loopback addresses they serve on.

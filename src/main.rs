@@ -66,7 +66,7 @@ fn run(cli: Cli) -> Result<(), String> {
             c.listen_addrs().map_err(|e| e.to_string())?;
             println!("{}: ok", config.display());
             print!("{}", summary(&c));
-            for note in c.unused_parts() {
+            for note in c.warnings() {
                 println!("  note: {note}");
             }
             Ok(())
@@ -99,7 +99,7 @@ fn run(cli: Cli) -> Result<(), String> {
 
 fn serve(config: Config) -> Result<(), String> {
     let summary = summary(&config);
-    for note in config.unused_parts() {
+    for note in config.warnings() {
         log::warn!("{note}");
     }
     let handle = Gateway::start(config).map_err(|e| format!("cannot start: {e}"))?;

@@ -1,25 +1,28 @@
-//! Forwarding one request to an upstream and relaying its answer.
+//! Forwarding one request: which model it is for, which credentials may serve it, and failover
+//! from one to the next until an answer reaches the client.
 //!
-//! The order matters: the body is skimmed (bad JSON never costs an upstream call), the upstream
-//! is reached and answers with a status before anything is written to the client, so every
-//! failure up to then is a normal HTTP error (and, with the credential pool, a failover). Once the
-//! client has the head, failures are reported by the relay.
+//! The body is skimmed first (bad JSON never costs an upstream call) and an alias is replaced by
+//! its model id. Then each attempt takes a credential from the pool; an attempt that fails before
+//! anything reached the client (a rate limit, an outage, a refused key, a stream that broke before
+//! its first event) is replayed from the kept body with the next credential, up to
+//! `routing.max_attempts`. Errors the request causes itself (400, 404, 413, …) are relayed at once.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::io;
 
+use bytes::Bytes;
 use monoio::net::TcpStream;
 
-use super::headers::{self, Outbound};
-use super::{respond, Api, UpstreamRoute};
-use crate::api::skim::skim;
-use crate::http::ApiError;
+use super::attempt::{attempt, body_failure, relay_answer, Attempt, Failed, Plan, Relayed};
+use super::{respond, Api};
+use crate::api::skim::{skim, Skim};
+use crate::http::{ApiError, ErrorType};
+use crate::routing::pool::{Ask, Pick, Unavailable};
+use crate::routing::select::affinity_key;
 use crate::server::conn::{After, Request};
-use crate::server::io::{client_gone, write_all};
 use crate::server::router::Route;
-use crate::stream::relay::{relay, ClientFraming, RelayEnd, RelayStats, Response};
-use crate::upstream::client::{connect, exchange};
-use crate::upstream::response::ResponseFraming;
+use crate::stream::relay::RelayEnd;
 
 pub async fn forward(
     api: &Api,
@@ -28,9 +31,9 @@ pub async fn forward(
     route: Route,
     caller: Option<&str>,
 ) -> io::Result<After> {
-    let stream = if route.has_json_body() {
+    let skimmed = if route.has_json_body() {
         match skim(&req.body) {
-            Ok(s) => route == Route::Messages && s.is_stream(),
+            Ok(s) => s,
             Err(e) => {
                 let e = ApiError::invalid_request(
                     format!("the request body is not valid JSON: {}", e.0).into(),
@@ -39,112 +42,144 @@ pub async fn forward(
             }
         }
     } else {
-        false
+        Skim::default()
     };
-    let upstream: &UpstreamRoute = api.pick_upstream();
-    let target = &upstream.target;
-    let head = headers::upstream_request(
-        &req.head,
-        &Outbound {
-            path_prefix: &target.url.path_prefix,
-            host: &target.url.host_header,
-            api_key: upstream.api_key.as_deref(),
-            default_version: &upstream.default_version,
-            body_len: req.body.len(),
-            stream,
-        },
-    );
-    let mut conn = match connect(target).await {
-        Ok(c) => c,
-        Err(e) => return respond(client, req, &e.to_api_error(&target.name)).await,
+    let stream = route == Route::Messages && skimmed.is_stream();
+    let requested = skimmed.model(&req.body);
+    let model = requested.as_deref().map(|m| api.models.resolve(m));
+    let body = match (&skimmed.model, model) {
+        (Some(range), Some(id)) if requested.as_deref() != Some(id) => splice(&req.body, range, id),
+        _ => req.body.clone(),
     };
-    // A client that leaves while the upstream is still thinking (a long answer can take
-    // minutes) aborts the request: the upstream connection is dropped and not reused.
-    let watch_client = Cell::new(true);
-    let exchanged = monoio::select! {
-        r = exchange(
-            &mut conn,
-            head,
-            req.body.clone(),
-            false,
-            target.response_timeout,
-            api.settings.upstream_head_buffer,
-        ) => Some(r),
-        _ = client_gone(client, &watch_client) => None,
-    };
-    let (up, leftover) = match exchanged {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => return respond(client, req, &e.to_api_error(&target.name)).await,
-        None => return Ok(After::Close),
-    };
+    let affinity = req
+        .head
+        .header("x-session-id")
+        .or_else(|| skimmed.user_id(&req.body))
+        .map(affinity_key);
 
-    let event_stream = up.is_event_stream();
-    let http11 = req.head.minor_version == 1;
-    let (out, close) = match up.framing {
-        // An event stream is re-framed as chunks even when the upstream sent a length, so the
-        // relay can add keep-alive comments or an error event.
-        ResponseFraming::Length(_) if event_stream && http11 => {
-            (ClientFraming::Chunked, !req.head.keep_alive)
-        }
-        ResponseFraming::None | ResponseFraming::Length(_) => {
-            (ClientFraming::Passthrough, !req.head.keep_alive)
-        }
-        ResponseFraming::Chunked | ResponseFraming::UntilClose if http11 => {
-            (ClientFraming::Chunked, !req.head.keep_alive)
-        }
-        // An HTTP/1.0 client cannot read chunks: its body ends when the connection closes.
-        ResponseFraming::Chunked | ResponseFraming::UntilClose => {
-            (ClientFraming::Passthrough, true)
-        }
-    };
-    let client_head = headers::client_response(&up, req.id.as_str(), event_stream, close);
-    let client_head = match (up.framing, out) {
-        (ResponseFraming::None, _) => client_head.finish_with_length(0),
-        (_, ClientFraming::Chunked) => client_head.finish_chunked(),
-        (ResponseFraming::Length(n), _) => client_head.finish_with_length(n),
-        (_, ClientFraming::Passthrough) => client_head.finish_without_length(),
-    };
-    if up.framing == ResponseFraming::None {
-        write_all(client, client_head).await?;
-        return Ok(if close {
-            After::Close
+    let watch_client = Cell::new(true);
+    let mut tried = Vec::with_capacity(api.settings.max_attempts);
+    let mut last: Option<(usize, Failed)> = None;
+    loop {
+        let ask = Ask {
+            model,
+            affinity,
+            tried: &tried,
+        };
+        let pick = if tried.len() < api.settings.max_attempts {
+            api.pool.pick(&ask, api.pool.now_ms())
         } else {
-            After::KeepAlive
-        });
-    }
-    let response = Response {
-        head: client_head,
-        leftover,
-        framing: up.framing,
-        out,
-        event_stream,
-    };
-    let (end, stats) = relay(&mut conn, client, response, &api.settings.relay).await;
-    log_completion(req, caller, up.status, &end, &stats);
-    match end {
-        RelayEnd::Complete { .. } if !close => Ok(After::KeepAlive),
-        RelayEnd::Complete { .. } => Ok(After::Close),
-        RelayEnd::NotCommitted(failure) => {
-            log::warn!(
-                "{}: upstream {:?} failed before its answer began: {}",
-                req.id,
-                target.name,
-                failure.reason
-            );
-            let message = format!("the upstream {:?} {}", target.name, failure.reason);
-            let e = if failure.timed_out {
-                ApiError::gateway_timeout(message)
-            } else {
-                ApiError::bad_gateway(message)
-            };
-            respond(client, req, &e).await
+            Pick::Unavailable(Unavailable::default())
+        };
+        let credential = match (pick, last) {
+            (Pick::Use { credential, .. }, failed) => {
+                if let Some((previous, f)) = failed {
+                    log_failover(api, req, previous, &f, credential);
+                }
+                credential
+            }
+            (Pick::NotServed, _) => {
+                let model = model.unwrap_or_default();
+                return respond(client, req, &not_served(model)).await;
+            }
+            (Pick::Unavailable(u), None) => {
+                return respond(client, req, &unavailable(model, &u)).await;
+            }
+            (Pick::Unavailable(_), Some((previous, f))) => {
+                return answer_failure(api, client, req, caller, previous, f, &watch_client).await;
+            }
+        };
+        tried.push(credential);
+        let plan = Plan {
+            req,
+            body: &body,
+            stream,
+            credential,
+            model,
+            watch_client: &watch_client,
+        };
+        match attempt(api, client, &plan).await {
+            Attempt::Relayed(relayed) => {
+                return finish(api, client, req, caller, credential, relayed).await
+            }
+            Attempt::Failed(f) => last = Some((credential, f)),
+            Attempt::ClientGone => return Ok(After::Close),
         }
-        RelayEnd::UpstreamFailed(failure) => {
+    }
+}
+
+/// The body with the model string (between its quotes at `range`) replaced by `id`.
+fn splice(body: &Bytes, range: &std::ops::Range<usize>, id: &str) -> Bytes {
+    let id = crate::http::json::string(id);
+    let mut out = Vec::with_capacity(body.len() + id.len());
+    out.extend_from_slice(&body[..range.start - 1]);
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(&body[range.end + 1..]);
+    Bytes::from(out)
+}
+
+/// The last attempt failed: its error, or the upstream's own answer relayed as it is.
+async fn answer_failure(
+    api: &Api,
+    client: &mut TcpStream,
+    req: &Request,
+    caller: Option<&str>,
+    credential: usize,
+    failed: Failed,
+    watch_client: &Cell<bool>,
+) -> io::Result<After> {
+    let upstream = api.upstream_of(credential);
+    log::warn!(
+        "{}: upstream {upstream:?} failed ({}); no attempt left",
+        req.id,
+        failed.reason()
+    );
+    match failed.into_answer(upstream) {
+        Ok(e) => respond(client, req, &e).await,
+        Err(status) => {
+            let Failed::Status {
+                conn,
+                head,
+                leftover,
+                ..
+            } = *status
+            else {
+                unreachable!("into_answer keeps only upstream answers")
+            };
+            let relayed =
+                relay_answer(api, client, req, conn, head, leftover, watch_client).await?;
+            finish(api, client, req, caller, credential, relayed).await
+        }
+    }
+}
+
+/// After a relayed answer: the completion record, and whether the connection goes on.
+async fn finish(
+    api: &Api,
+    client: &mut TcpStream,
+    req: &Request,
+    caller: Option<&str>,
+    credential: usize,
+    relayed: Relayed,
+) -> io::Result<After> {
+    let upstream = api.upstream_of(credential);
+    log_completion(api, req, caller, credential, &relayed);
+    match relayed.end {
+        RelayEnd::Complete { .. } if !relayed.close => Ok(After::KeepAlive),
+        RelayEnd::Complete { .. } => Ok(After::Close),
+        RelayEnd::NotCommitted(f) => {
             log::warn!(
-                "{}: upstream {:?} failed mid-response: {}",
+                "{}: upstream {upstream:?} failed before its answer began: {}",
                 req.id,
-                target.name,
-                failure.reason
+                f.reason
+            );
+            respond(client, req, &body_failure(upstream, &f)).await
+        }
+        RelayEnd::UpstreamFailed(f) => {
+            log::warn!(
+                "{}: upstream {upstream:?} failed mid-response: {}",
+                req.id,
+                f.reason
             );
             Ok(After::Close)
         }
@@ -152,33 +187,89 @@ pub async fn forward(
     }
 }
 
+fn not_served(model: &str) -> ApiError {
+    ApiError::new(
+        404,
+        ErrorType::NotFound,
+        format!("model: {model} (no upstream of this gateway serves it)").into(),
+    )
+}
+
+/// 429 when every credential that could serve the model is rate-limited or disabled.
+fn unavailable(model: Option<&str>, u: &Unavailable) -> ApiError {
+    let retry_after = u.retry_after_ms.map_or(1, |ms| ms.div_ceil(1000).max(1));
+    let mut why = Vec::new();
+    if u.rate_limited > 0 {
+        why.push(format!("{} rate-limited", u.rate_limited));
+    }
+    if u.disabled > 0 {
+        why.push(format!(
+            "{} disabled after the upstream refused them",
+            u.disabled
+        ));
+    }
+    let model = model.map_or(Cow::Borrowed("this request"), |m| {
+        format!("model {m:?}").into()
+    });
+    ApiError {
+        retry_after: Some(retry_after),
+        ..ApiError::new(
+            429,
+            ErrorType::RateLimit,
+            format!(
+                "no credential can serve {model} now ({}); retry after {retry_after} s",
+                why.join(", ")
+            )
+            .into(),
+        )
+    }
+}
+
+fn log_failover(api: &Api, req: &Request, previous: usize, failed: &Failed, next: usize) {
+    let pool = &api.pool;
+    let (from, to) = (pool.credential(previous), pool.credential(next));
+    log::info!(
+        "{}: {}/{} failed ({}); failing over to {}/{}",
+        req.id,
+        pool.upstream_name(from.upstream),
+        from.name,
+        failed.reason(),
+        pool.upstream_name(to.upstream),
+        to.name,
+    );
+}
+
 /// The completion record of a relayed response (the access log and metrics build on it).
 fn log_completion(
+    api: &Api,
     req: &Request,
     caller: Option<&str>,
-    status: u16,
-    end: &RelayEnd,
-    stats: &RelayStats,
+    credential: usize,
+    relayed: &Relayed,
 ) {
     if !log::log_enabled!(log::Level::Debug) {
         return;
     }
-    let t = &stats.tally;
-    let outcome = match end {
+    let t = &relayed.stats.tally;
+    let outcome = match relayed.end {
         RelayEnd::Complete { .. } => "complete",
         RelayEnd::NotCommitted(_) => "failed-before-commit",
         RelayEnd::UpstreamFailed(_) => "failed-mid-response",
         RelayEnd::ClientGone => "client-gone",
     };
+    let c = api.pool.credential(credential);
     log::debug!(
-        "{} {} {} ({}) -> {status} {outcome}: {} events, {} writes, {} bytes; tokens in={} out={} cache_write={} cache_read={}",
+        "{} {} {} ({}) via {}/{} -> {} {outcome}: {} events, {} writes, {} bytes; tokens in={} out={} cache_write={} cache_read={}",
         req.id,
         req.head.method_str(),
         req.head.path(),
         caller.unwrap_or("no client key"),
+        api.pool.upstream_name(c.upstream),
+        c.name,
+        relayed.status,
         t.events,
-        stats.writes,
-        stats.bytes,
+        relayed.stats.writes,
+        relayed.stats.bytes,
         t.usage.input_tokens,
         t.usage.output_tokens,
         t.usage.cache_creation_input_tokens,

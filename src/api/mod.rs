@@ -1,21 +1,24 @@
 //! The gateway's endpoints: the request handler that the connection loop calls.
 //!
 //! `/healthz` is answered here; everything under `/v1` is forwarded. The handler owns the
-//! per-worker view of the upstreams; choosing among them is the routing layer's job (one upstream
-//! and one credential until the credential pool exists).
+//! per-worker view of the upstreams (their resolved endpoints) and shares the credential pool with
+//! every other worker; choosing among credentials is the pool's job.
 
+pub mod attempt;
 pub mod auth;
 pub mod forward;
 pub mod headers;
 pub mod skim;
 
 use std::io;
+use std::sync::Arc;
 
 use monoio::net::TcpStream;
 
-use crate::config::Config;
+use crate::config::{Config, ModelsConfig};
 use crate::http::response::ResponseHead;
 use crate::http::ApiError;
+use crate::routing::pool::Pool;
 use crate::server::conn::{After, Handler, Request};
 use crate::server::io::write_all;
 use crate::server::router::{self, Route};
@@ -26,48 +29,61 @@ use auth::ClientKeys;
 /// An upstream as one worker sees it.
 pub struct UpstreamRoute {
     pub target: Target,
-    /// The credential sent upstream; `None` for the built-in mock, which needs none.
-    pub api_key: Option<String>,
     pub default_version: String,
 }
 
 pub struct Settings {
     pub relay: RelaySettings,
     pub upstream_head_buffer: usize,
+    pub max_attempts: usize,
+    /// For log lines about cooldowns.
+    pub transient_cooldown_ms: u64,
+    pub auth_failure_cooldown_ms: u64,
 }
 
 /// The request handler of one worker.
 pub struct Api {
     clients: ClientKeys,
+    /// Indexed like the configuration's upstreams.
     upstreams: Vec<UpstreamRoute>,
+    pool: Arc<Pool>,
+    models: ModelsConfig,
     settings: Settings,
 }
 
 impl Api {
-    /// `targets` pairs each configured upstream with its resolved endpoint, in config order.
-    pub fn new(config: &Config, targets: Vec<Target>) -> Api {
+    /// `targets` pairs each configured upstream with its resolved endpoint, in config order;
+    /// `pool` is shared by all workers.
+    pub fn new(config: &Config, targets: Vec<Target>, pool: Arc<Pool>) -> Api {
         let upstreams = config
             .upstreams
             .iter()
             .zip(targets)
             .map(|(u, target)| UpstreamRoute {
                 target,
-                api_key: u.credentials.first().map(|c| c.api_key.clone()),
                 default_version: u.default_anthropic_version.clone(),
             })
             .collect();
+        let r = &config.routing;
         Api {
             clients: ClientKeys::new(&config.api_keys),
             upstreams,
+            pool,
+            models: config.models.clone(),
             settings: Settings {
                 relay: config.stream.relay_settings(),
                 upstream_head_buffer: config.server.max_head_bytes,
+                max_attempts: r.max_attempts as usize,
+                transient_cooldown_ms: r.transient_cooldown_ms,
+                auth_failure_cooldown_ms: r.auth_failure_cooldown_ms,
             },
         }
     }
 
-    fn pick_upstream(&self) -> &UpstreamRoute {
-        &self.upstreams[0]
+    /// The name of the upstream a credential belongs to.
+    fn upstream_of(&self, credential: usize) -> &str {
+        self.pool
+            .upstream_name(self.pool.credential(credential).upstream)
     }
 }
 

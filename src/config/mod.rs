@@ -159,32 +159,25 @@ impl Config {
         }
     }
 
-    /// What this version will not act on yet, to be said at start-up rather than discovered.
-    pub fn unused_parts(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        if self.upstreams.len() > 1 {
-            notes.push(format!(
-                "{} upstreams are configured but this version forwards every request to the first ({:?}); \
-                 routing across upstreams comes with the credential pool",
-                self.upstreams.len(),
-                self.upstreams[0].name
-            ));
-        }
-        if let Some(c) = self.upstreams[0].credentials.get(1) {
-            notes.push(format!(
-                "upstream {:?} has {} credentials but this version uses only the first; {:?} and the rest are unused",
-                self.upstreams[0].name,
-                self.upstreams[0].credentials.len(),
-                c.name
-            ));
-        }
-        if !self.models.aliases.is_empty() {
-            notes.push(
-                "[models.aliases] are checked but not applied yet; they take effect with model routing"
-                    .into(),
-            );
-        }
-        notes
+    /// Settings that are valid but probably not what was meant, to be said at start-up rather
+    /// than discovered from failed requests.
+    pub fn warnings(&self) -> Vec<String> {
+        let serves = |model: &str| {
+            (self.upstreams.iter()).any(|u| {
+                u.models
+                    .iter()
+                    .any(|p| crate::routing::models::matches(p, model))
+            })
+        };
+        (self.models.aliases.iter())
+            .filter(|(_, target)| !serves(target))
+            .map(|(alias, target)| {
+                format!(
+                    "models.aliases.{alias} points to {target:?}, which no upstream's models \
+                     patterns match: requests for {alias:?} will get 404"
+                )
+            })
+            .collect()
     }
 
     /// Socket addresses to listen on, resolved; refused when one is exposed beyond loopback

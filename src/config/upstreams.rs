@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{secret, ConfigError};
+use crate::routing::pool::MAX_UPSTREAMS_PER_TIER;
 use crate::upstream::url::{BaseUrl, Scheme};
 
 /// The kinds of upstream ringgate can forward to.
@@ -197,6 +198,20 @@ pub(super) fn parse_all(
                 at,
                 &key("credentials"),
                 "an anthropic upstream needs at least one [[upstreams.credentials]]".into(),
+            ));
+        }
+        let peers = upstreams
+            .iter()
+            .filter(|x| x.priority == u.priority)
+            .count();
+        if peers >= MAX_UPSTREAMS_PER_TIER {
+            return Err(fail(
+                at,
+                &key("priority"),
+                format!(
+                    "at most {MAX_UPSTREAMS_PER_TIER} upstreams may share a priority; give some \
+                     of them another priority (credentials within an upstream are unlimited)"
+                ),
             ));
         }
         upstreams.push(Upstream {

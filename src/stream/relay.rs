@@ -113,12 +113,14 @@ thread_local! {
     static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Relays the body that follows a response head.
+/// Relays the body that follows a response head. `watch_client` is the request's watch for a
+/// departed client (see [`client_gone`]); once it has seen a pipelined request, it stays off.
 pub async fn relay(
     upstream: &mut UpstreamConn,
     client: &mut TcpStream,
     response: Response,
     settings: &RelaySettings,
+    watch_client: &Cell<bool>,
 ) -> (RelayEnd, RelayStats) {
     let size = settings.buffer_bytes;
     let mut r = Relay {
@@ -144,7 +146,9 @@ pub async fn relay(
         },
         reusable: true,
     };
-    let end = r.run(upstream, client, &mut body, settings).await;
+    let end = r
+        .run(upstream, client, &mut body, settings, watch_client)
+        .await;
     let end = match end {
         Ok(None) => r.finish(client, body.reusable).await,
         Ok(Some(failure)) => r.fail(client, failure).await,
@@ -235,10 +239,10 @@ impl Relay {
         client: &mut TcpStream,
         body: &mut Body,
         settings: &RelaySettings,
+        watch_client: &Cell<bool>,
     ) -> Result<Option<Failure>, Gone> {
         let size = settings.buffer_bytes;
         let mut canceller = Canceller::new();
-        let watch_client = Cell::new(true);
         let mut idle_until = Instant::now() + settings.idle_timeout;
         let mut flush_due = None;
         loop {
@@ -263,7 +267,7 @@ impl Relay {
                 let woke = monoio::select! {
                     r = &mut read => Some(r),
                     _ = sleep_until(wake) => None,
-                    _ = client_gone(client, &watch_client) => return Err(Gone),
+                    _ = client_gone(client, watch_client) => return Err(Gone),
                 };
                 let (result, buf) = match woke {
                     Some(r) => r,

@@ -1,0 +1,299 @@
+//! One attempt of a request: one credential, one upstream connection, and either the answer
+//! relayed to the client or a failure the caller may fail over from.
+//!
+//! Nothing reaches the client until the upstream has answered with a status that is the
+//! request's own (not a rate limit, an outage or a refused key) and, for a body, its first bytes
+//! have arrived. Until then every failure is returned to the caller, with the connection and the
+//! upstream's answer kept, so the last one can still be relayed as it is.
+
+use std::cell::Cell;
+use std::io;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use monoio::net::TcpStream;
+
+use super::headers::{self, Outbound};
+use super::Api;
+use crate::http::ApiError;
+use crate::routing::health::{outcome_of, Outcome};
+use crate::server::conn::Request;
+use crate::server::io::{client_gone, write_all};
+use crate::stream::relay::{relay, ClientFraming, Failure, RelayEnd, RelayStats, Response};
+use crate::upstream::client::{connect, exchange, UpstreamError};
+use crate::upstream::conn::UpstreamConn;
+use crate::upstream::response::{ResponseFraming, ResponseHead};
+
+/// What one attempt is: the request as it goes upstream, and the credential it goes with.
+pub struct Plan<'a> {
+    pub req: &'a Request,
+    /// The body sent upstream (the client's, with an alias replaced by its model id).
+    pub body: &'a Bytes,
+    pub stream: bool,
+    pub credential: usize,
+    /// The resolved model, for the credential's health.
+    pub model: Option<&'a str>,
+    /// Shared by the attempts of one request, so a pipelined request is looked for only once.
+    pub watch_client: &'a Cell<bool>,
+}
+
+pub enum Attempt {
+    /// The response went to the client (completely or not): the request is over.
+    Relayed(Relayed),
+    /// Nothing reached the client; another credential may be tried.
+    Failed(Failed),
+    /// The client left while the upstream was still answering.
+    ClientGone,
+}
+
+/// A response relayed to the client, and how it ended.
+pub struct Relayed {
+    pub status: u16,
+    pub end: RelayEnd,
+    pub stats: RelayStats,
+    /// The client's connection closes after it.
+    pub close: bool,
+}
+
+/// A failed attempt, with what the client gets if it is the last.
+pub enum Failed {
+    /// No usable response: connect, TLS, send or head failure, or a timeout.
+    Transport(UpstreamError),
+    /// A response whose status says the credential cannot serve now (429, 5xx, 401, 403). Kept
+    /// whole, so the last one can be relayed as it is.
+    Status {
+        outcome: Outcome,
+        conn: UpstreamConn,
+        head: ResponseHead,
+        leftover: BytesMut,
+    },
+    /// A good status, but the body failed before its first byte (or event) was relayed.
+    Body(Failure),
+}
+
+impl Failed {
+    /// How the credential is judged for it.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Failed::Status { outcome, .. } => *outcome,
+            Failed::Transport(_) | Failed::Body(_) => Outcome::Transient,
+        }
+    }
+
+    /// Why, in words for the log (never a key).
+    pub fn reason(&self) -> String {
+        match self {
+            Failed::Transport(e) => e.to_string(),
+            Failed::Status { head, .. } => format!("answered {}", head.status),
+            Failed::Body(f) => f.reason.clone(),
+        }
+    }
+
+    /// The error the client gets when this was the last attempt, or `Err` with the upstream's
+    /// own answer to relay as it is. A refused key is the gateway's problem, never shown to the
+    /// client as its own 401 or 403.
+    pub fn into_answer(self, upstream: &str) -> Result<ApiError, Box<Failed>> {
+        Ok(match self {
+            Failed::Status {
+                outcome: Outcome::AuthFailed,
+                head,
+                ..
+            } => ApiError::bad_gateway(format!(
+                "the upstream {upstream:?} refused the gateway's credential ({}); the gateway's \
+                 log names it",
+                head.status
+            )),
+            status @ Failed::Status { .. } => return Err(Box::new(status)),
+            Failed::Transport(e) => e.to_api_error(upstream),
+            Failed::Body(f) => body_failure(upstream, &f),
+        })
+    }
+}
+
+/// The error for a response that failed before anything reached the client.
+pub fn body_failure(upstream: &str, f: &Failure) -> ApiError {
+    let message = format!("the upstream {upstream:?} {}", f.reason);
+    if f.timed_out {
+        ApiError::gateway_timeout(message)
+    } else {
+        ApiError::bad_gateway(message)
+    }
+}
+
+/// Sends the request with the planned credential and relays the answer unless it failed. The
+/// credential's health learns the outcome here.
+pub async fn attempt(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
+    let result = send(api, client, plan).await;
+    if let Attempt::Failed(f) = &result {
+        let (pool, outcome) = (&api.pool, f.outcome());
+        if pool.report(plan.credential, plan.model, outcome, pool.now_ms()) {
+            log_cooldown(api, plan, outcome);
+        }
+    }
+    result
+}
+
+async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
+    let credential = api.pool.credential(plan.credential);
+    let upstream = &api.upstreams[credential.upstream];
+    let target = &upstream.target;
+    let head = headers::upstream_request(
+        &plan.req.head,
+        &Outbound {
+            path_prefix: &target.url.path_prefix,
+            host: &target.url.host_header,
+            api_key: credential.api_key.as_deref(),
+            default_version: &upstream.default_version,
+            body_len: plan.body.len(),
+            stream: plan.stream,
+        },
+    );
+    let mut conn = match connect(target).await {
+        Ok(c) => c,
+        Err(e) => return Attempt::Failed(Failed::Transport(e)),
+    };
+    // A client that leaves while the upstream is still thinking (a long answer can take
+    // minutes) aborts the request: the upstream connection is dropped and not reused.
+    let exchanged = monoio::select! {
+        r = exchange(
+            &mut conn,
+            head,
+            plan.body.clone(),
+            false,
+            target.response_timeout,
+            api.settings.upstream_head_buffer,
+        ) => Some(r),
+        _ = client_gone(client, plan.watch_client) => None,
+    };
+    let (head, leftover) = match exchanged {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return Attempt::Failed(Failed::Transport(e)),
+        None => return Attempt::ClientGone,
+    };
+    if let Some(outcome) = outcome_of(head.status, head.headers(), unix_ms()) {
+        return Attempt::Failed(Failed::Status {
+            outcome,
+            conn,
+            head,
+            leftover,
+        });
+    }
+    // The upstream took the credential: a probe has its answer at once, whatever the body does.
+    let pool = &api.pool;
+    pool.report(plan.credential, plan.model, Outcome::Success, pool.now_ms());
+    match relay_answer(
+        api,
+        client,
+        plan.req,
+        conn,
+        head,
+        leftover,
+        plan.watch_client,
+    )
+    .await
+    {
+        Ok(Relayed {
+            end: RelayEnd::NotCommitted(f),
+            ..
+        }) => Attempt::Failed(Failed::Body(f)),
+        Ok(relayed) => Attempt::Relayed(relayed),
+        Err(_) => Attempt::ClientGone,
+    }
+}
+
+/// Says once, when it begins, that a credential is cooling and why (by name, never the key).
+fn log_cooldown(api: &Api, plan: &Plan<'_>, outcome: Outcome) {
+    let pool = &api.pool;
+    let credential = pool.credential(plan.credential);
+    let upstream = pool.upstream_name(credential.upstream);
+    let name = &credential.name;
+    let model = plan.model.unwrap_or("(no model)");
+    match outcome {
+        Outcome::AuthFailed => log::warn!(
+            "upstream {upstream:?} refused credential {name:?}: disabled for {} s; check its key",
+            api.settings.auth_failure_cooldown_ms / 1000
+        ),
+        Outcome::RateLimited { retry_after_ms } => log::info!(
+            "upstream {upstream:?} rate-limited credential {name:?} for {model:?}; cooling {}",
+            retry_after_ms.map_or("with backoff".into(), |ms| format!("{ms} ms as asked"))
+        ),
+        Outcome::Transient => log::warn!(
+            "upstream {upstream:?} failed with credential {name:?} for {model:?}; cooling {} ms",
+            api.settings.transient_cooldown_ms
+        ),
+        Outcome::Success => {}
+    }
+}
+
+/// Relays an upstream's answer to the client: its head rewritten, its body re-framed for the
+/// client where needed.
+pub async fn relay_answer(
+    api: &Api,
+    client: &mut TcpStream,
+    req: &Request,
+    mut conn: UpstreamConn,
+    up: ResponseHead,
+    leftover: BytesMut,
+    watch_client: &Cell<bool>,
+) -> io::Result<Relayed> {
+    let event_stream = up.is_event_stream();
+    let http11 = req.head.minor_version == 1;
+    let (out, close) = match up.framing {
+        // An event stream is re-framed as chunks even when the upstream sent a length, so the
+        // relay can add keep-alive comments or an error event.
+        ResponseFraming::Length(_) if event_stream && http11 => {
+            (ClientFraming::Chunked, !req.head.keep_alive)
+        }
+        ResponseFraming::None | ResponseFraming::Length(_) => {
+            (ClientFraming::Passthrough, !req.head.keep_alive)
+        }
+        ResponseFraming::Chunked | ResponseFraming::UntilClose if http11 => {
+            (ClientFraming::Chunked, !req.head.keep_alive)
+        }
+        // An HTTP/1.0 client cannot read chunks: its body ends when the connection closes.
+        ResponseFraming::Chunked | ResponseFraming::UntilClose => {
+            (ClientFraming::Passthrough, true)
+        }
+    };
+    let client_head = headers::client_response(&up, req.id.as_str(), event_stream, close);
+    let client_head = match (up.framing, out) {
+        (ResponseFraming::None, _) => client_head.finish_with_length(0),
+        (_, ClientFraming::Chunked) => client_head.finish_chunked(),
+        (ResponseFraming::Length(n), _) => client_head.finish_with_length(n),
+        (_, ClientFraming::Passthrough) => client_head.finish_without_length(),
+    };
+    let status = up.status;
+    let (end, stats) = if up.framing == ResponseFraming::None {
+        write_all(client, client_head).await?;
+        (RelayEnd::Complete { reusable: true }, RelayStats::default())
+    } else {
+        let response = Response {
+            head: client_head,
+            leftover,
+            framing: up.framing,
+            out,
+            event_stream,
+        };
+        relay(
+            &mut conn,
+            client,
+            response,
+            &api.settings.relay,
+            watch_client,
+        )
+        .await
+    };
+    Ok(Relayed {
+        status,
+        end,
+        stats,
+        close,
+    })
+}
+
+/// The wall clock in ms since the Unix epoch, for dating the upstream's rate-limit hints.
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,424 @@
+//! The credential pool: every upstream credential with its health, and the choice of one for
+//! each attempt of a request.
+//!
+//! One pool is shared by all workers through an `Arc`, so round-robin is fair across cores and a
+//! rate limit seen by one core cools the credential for all. Picking touches only atomics: the
+//! health gates, and the cursor of the group of credentials that serve the model. A group is the
+//! set of upstreams of one priority tier whose patterns match a model; its weighted order is
+//! worked out the first time a model with that set is asked for, then reused.
+//!
+//! Time is passed in (`now_ms`, from [`Pool::now_ms`] in production), so every rule can be tested
+//! with plain numbers.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::health::{model_key, Admit, CredentialHealth, HealthPolicy, Outcome, Reason};
+use super::models::matches;
+use super::select::{affine, fill_first, round_robin, Schedule};
+use crate::config::{Config, RoutingConfig, Strategy};
+
+/// Upstreams sharing one priority; their groups are indexed by a bitmask of them.
+pub const MAX_UPSTREAMS_PER_TIER: usize = 10;
+
+/// Model names remembered for the admin view (health keys models by a hash).
+const MAX_NAMED_MODELS: usize = 256;
+
+/// The name given to the one implicit credential of an upstream configured without any (the
+/// built-in mock).
+pub const KEYLESS: &str = "default";
+
+pub struct Credential {
+    /// Index of its upstream in the configuration.
+    pub upstream: usize,
+    pub name: String,
+    /// `None` for an upstream that takes no key (the built-in mock).
+    pub api_key: Option<String>,
+    pub weight: u32,
+    health: CredentialHealth,
+}
+
+struct UpstreamEntry {
+    name: String,
+    patterns: Vec<String>,
+}
+
+struct Tier {
+    /// Indices of its upstreams, in configuration order; bit `i` of a mask is `upstreams[i]`.
+    upstreams: Vec<usize>,
+    /// Indexed by mask, built on first use.
+    groups: Box<[OnceLock<Group>]>,
+}
+
+struct Group {
+    credentials: Vec<usize>,
+    weights: Vec<u32>,
+    schedule: Schedule,
+    cursor: AtomicU64,
+}
+
+pub struct Pool {
+    credentials: Vec<Credential>,
+    upstreams: Vec<UpstreamEntry>,
+    /// Highest priority first.
+    tiers: Vec<Tier>,
+    strategy: Strategy,
+    affinity: bool,
+    policy: HealthPolicy,
+    epoch: Instant,
+    epoch_unix_ms: u64,
+    names: Mutex<Vec<(u64, String)>>,
+}
+
+/// What one attempt asks of the pool.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ask<'a> {
+    /// The resolved model id; `None` for requests that name no model (any upstream serves them).
+    pub model: Option<&'a str>,
+    /// The conversation's key, when session affinity applies.
+    pub affinity: Option<u64>,
+    /// Credentials this request already tried: never picked again for it.
+    pub tried: &'a [usize],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pick {
+    Use {
+        credential: usize,
+        /// The credential's cooldown just ended; this attempt is its probe.
+        probe: bool,
+        /// Every candidate is cooling; this one failed transiently longest ago and is tried anyway.
+        fail_open: bool,
+    },
+    /// No upstream serves the model.
+    NotServed,
+    /// Every candidate is cooling, disabled or already tried.
+    Unavailable(Unavailable),
+}
+
+/// Why nothing could be picked: the candidates refused, by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unavailable {
+    pub rate_limited: usize,
+    pub disabled: usize,
+    pub transient: usize,
+    pub tried: usize,
+    /// The soonest any refused candidate recovers, in ms from now (`None` if every candidate was
+    /// already tried).
+    pub retry_after_ms: Option<u64>,
+}
+
+/// What the candidates that were asked and refused add up to.
+#[derive(Default)]
+struct Refusals {
+    unavailable: Unavailable,
+    /// The transiently cooling candidate that failed longest ago: (failed at, credential).
+    fail_open: Option<(u64, usize)>,
+}
+
+impl Refusals {
+    fn note(&mut self, credential: usize, admit: Admit, now_ms: u64) {
+        let Admit::No {
+            until_ms,
+            reason,
+            failed_at_ms,
+        } = admit
+        else {
+            return;
+        };
+        let u = &mut self.unavailable;
+        match reason {
+            Reason::RateLimit => u.rate_limited += 1,
+            Reason::Auth => u.disabled += 1,
+            Reason::Transient => {
+                u.transient += 1;
+                if self.fail_open.map_or(true, |(at, _)| failed_at_ms < at) {
+                    self.fail_open = Some((failed_at_ms, credential));
+                }
+            }
+        }
+        let wait = until_ms.saturating_sub(now_ms);
+        u.retry_after_ms = Some(u.retry_after_ms.map_or(wait, |w| w.min(wait)));
+    }
+}
+
+impl Pool {
+    /// The pool of a validated configuration (at most [`MAX_UPSTREAMS_PER_TIER`] upstreams share
+    /// a priority).
+    pub fn new(config: &Config) -> Pool {
+        let mut credentials = Vec::new();
+        let mut upstreams = Vec::with_capacity(config.upstreams.len());
+        for (u, upstream) in config.upstreams.iter().enumerate() {
+            upstreams.push(UpstreamEntry {
+                name: upstream.name.clone(),
+                patterns: upstream.models.clone(),
+            });
+            let credential = |name: &str, api_key, weight| Credential {
+                upstream: u,
+                name: name.into(),
+                api_key,
+                weight,
+                health: CredentialHealth::new(),
+            };
+            if upstream.credentials.is_empty() {
+                credentials.push(credential(KEYLESS, None, 1));
+            }
+            for c in &upstream.credentials {
+                credentials.push(credential(&c.name, Some(c.api_key.clone()), c.weight));
+            }
+        }
+        let mut priorities: Vec<i32> = config.upstreams.iter().map(|u| u.priority).collect();
+        priorities.sort_unstable_by(|a, b| b.cmp(a));
+        priorities.dedup();
+        let tiers = priorities
+            .into_iter()
+            .map(|p| {
+                let members: Vec<usize> = (0..config.upstreams.len())
+                    .filter(|&u| config.upstreams[u].priority == p)
+                    .collect();
+                assert!(
+                    members.len() <= MAX_UPSTREAMS_PER_TIER,
+                    "validated by config"
+                );
+                Tier {
+                    groups: (0..1usize << members.len())
+                        .map(|_| OnceLock::new())
+                        .collect(),
+                    upstreams: members,
+                }
+            })
+            .collect();
+        let epoch_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Pool {
+            credentials,
+            upstreams,
+            tiers,
+            strategy: config.routing.strategy,
+            affinity: config.routing.session_affinity,
+            policy: policy(&config.routing),
+            epoch: Instant::now(),
+            epoch_unix_ms,
+            names: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Milliseconds since the pool was made: the clock of every cooldown.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    pub fn credential(&self, index: usize) -> &Credential {
+        &self.credentials[index]
+    }
+
+    pub fn upstream_name(&self, upstream: usize) -> &str {
+        &self.upstreams[upstream].name
+    }
+
+    /// The credential for the next attempt of a request. A credential whose cooldown has just
+    /// ended is let through as its one probe; its outcome must then be [`report`](Self::report)ed.
+    pub fn pick(&self, ask: &Ask<'_>, now_ms: u64) -> Pick {
+        let key = model_key(ask.model.unwrap_or(""));
+        let mut refused = Refusals::default();
+        let mut served = false;
+        for tier in &self.tiers {
+            let mask = self.mask(tier, ask.model);
+            if mask == 0 {
+                continue;
+            }
+            served = true;
+            let group = self.group(tier, mask);
+            let mut probe = false;
+            let available = |i: usize| {
+                let c = group.credentials[i];
+                if ask.tried.contains(&c) {
+                    refused.unavailable.tried += 1;
+                    return false;
+                }
+                match self.credentials[c].health.admit(key, now_ms, &self.policy) {
+                    Admit::Yes => true,
+                    Admit::Probe => {
+                        probe = true;
+                        true
+                    }
+                    no => {
+                        refused.note(c, no, now_ms);
+                        false
+                    }
+                }
+            };
+            let chosen = match (ask.affinity.filter(|_| self.affinity), self.strategy) {
+                (Some(k), _) => affine(k, &group.weights, available),
+                (None, Strategy::RoundRobin) => {
+                    round_robin(&group.schedule, &group.cursor, available)
+                }
+                (None, Strategy::FillFirst) => fill_first(group.credentials.len(), available),
+            };
+            if let Some(i) = chosen {
+                return Pick::Use {
+                    credential: group.credentials[i],
+                    probe,
+                    fail_open: false,
+                };
+            }
+        }
+        match refused.fail_open {
+            _ if !served => Pick::NotServed,
+            Some((_, credential)) => Pick::Use {
+                credential,
+                probe: false,
+                fail_open: true,
+            },
+            None => Pick::Unavailable(refused.unavailable),
+        }
+    }
+
+    /// Records how an attempt with a credential went; true when a failure starts a cooldown.
+    pub fn report(
+        &self,
+        credential: usize,
+        model: Option<&str>,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> bool {
+        let name = model.unwrap_or("");
+        let key = model_key(name);
+        if outcome != Outcome::Success {
+            self.remember(key, name);
+        }
+        self.credentials[credential]
+            .health
+            .record(key, outcome, now_ms, &self.policy)
+    }
+
+    /// Whether any upstream serves the model (for answering 404 without asking the pool).
+    pub fn serves(&self, model: &str) -> bool {
+        self.upstreams
+            .iter()
+            .any(|u| u.patterns.iter().any(|p| matches(p, model)))
+    }
+
+    /// Each credential's health, for the admin view. Times are Unix milliseconds.
+    pub fn snapshot(&self) -> Vec<CredentialStatus> {
+        let now = self.now_ms();
+        let unix = |ms: u64| self.epoch_unix_ms + ms;
+        let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        let name_of = |key: u64| {
+            names
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or_else(|| format!("#{key:016x}"), |(_, n)| n.clone())
+        };
+        self.credentials
+            .iter()
+            .map(|c| {
+                let s = c.health.snapshot(now);
+                CredentialStatus {
+                    upstream: self.upstreams[c.upstream].name.clone(),
+                    credential: c.name.clone(),
+                    weight: c.weight,
+                    disabled_until_unix_ms: s.disabled_until_ms.filter(|&t| t > now).map(unix),
+                    models: s
+                        .models
+                        .into_iter()
+                        .map(|m| ModelStatus {
+                            model: name_of(m.model),
+                            cooling_until_unix_ms: m.cooling_until_ms.map(unix),
+                            cooling: m.cooling_until_ms.is_some_and(|t| t > now),
+                            reason: m.reason,
+                            consecutive_rate_limits: m.consecutive_rate_limits,
+                            probing: m.probing,
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Clears every cooldown of a credential (admin reset); false if there is no such credential.
+    pub fn reset(&self, upstream: &str, credential: &str) -> bool {
+        let found = self
+            .credentials
+            .iter()
+            .find(|c| self.upstreams[c.upstream].name == upstream && c.name == credential);
+        found.map(|c| c.health.reset()).is_some()
+    }
+
+    fn mask(&self, tier: &Tier, model: Option<&str>) -> usize {
+        let serves = |u: usize| match model {
+            None => true,
+            Some(m) => self.upstreams[u].patterns.iter().any(|p| matches(p, m)),
+        };
+        (tier.upstreams.iter().enumerate())
+            .filter(|&(_, &u)| serves(u))
+            .fold(0, |mask, (bit, _)| mask | 1 << bit)
+    }
+
+    fn group<'t>(&self, tier: &'t Tier, mask: usize) -> &'t Group {
+        tier.groups[mask].get_or_init(|| {
+            let member = |u: usize| {
+                let bit = tier.upstreams.iter().position(|&x| x == u);
+                bit.is_some_and(|b| mask & 1 << b != 0)
+            };
+            let credentials: Vec<usize> = (0..self.credentials.len())
+                .filter(|&c| member(self.credentials[c].upstream))
+                .collect();
+            let weights: Vec<u32> = credentials
+                .iter()
+                .map(|&c| self.credentials[c].weight)
+                .collect();
+            Group {
+                schedule: Schedule::new(&weights),
+                credentials,
+                weights,
+                cursor: AtomicU64::new(0),
+            }
+        })
+    }
+
+    fn remember(&self, key: u64, name: &str) {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if names.len() < MAX_NAMED_MODELS && !names.iter().any(|(k, _)| *k == key) {
+            names.push((key, name.to_owned()));
+        }
+    }
+}
+
+fn policy(r: &RoutingConfig) -> HealthPolicy {
+    HealthPolicy {
+        max_cooldown_ms: r.max_cooldown_ms,
+        transient_cooldown_ms: r.transient_cooldown_ms,
+        auth_failure_cooldown_ms: r.auth_failure_cooldown_ms,
+        ..HealthPolicy::default()
+    }
+}
+
+/// One credential's state in the admin view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialStatus {
+    pub upstream: String,
+    pub credential: String,
+    pub weight: u32,
+    /// Set while a 401 or 403 keeps the credential disabled.
+    pub disabled_until_unix_ms: Option<u64>,
+    /// Models that have failed with this credential since its last success.
+    pub models: Vec<ModelStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelStatus {
+    pub model: String,
+    /// The cooldown's end; in the past means the next request will probe.
+    pub cooling_until_unix_ms: Option<u64>,
+    pub cooling: bool,
+    pub reason: Option<Reason>,
+    pub consecutive_rate_limits: u32,
+    pub probing: bool,
+}
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;
