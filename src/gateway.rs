@@ -150,7 +150,7 @@ impl Gateway {
                     ));
                 }
                 for (interval, listener) in mocks {
-                    let mock = Rc::new(MockHandler::new(interval, None));
+                    let mock = Rc::new(MockHandler::new(interval, None, Vec::new()));
                     monoio::spawn(accept_loop(
                         listener,
                         mock,

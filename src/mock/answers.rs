@@ -3,8 +3,8 @@
 //! Pure logic, shared by the gateway's built-in mock and the `mock-upstream` load-test server,
 //! so there is one idea of "what the API would say". Answers are deterministic for a given
 //! request (the same text whether streamed or not), validate the fields the real API requires,
-//! and can be told to fail through the `x-mock-fault` header so clients and tests can see every
-//! error the real API produces.
+//! and can be told to fail through the `x-mock-fault` header (or, in [`super::server`], through
+//! the API key a request carries) so clients and tests can see every error the real API produces.
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
@@ -61,11 +61,30 @@ pub const MODELS: &[(&str, &str, &str)] = &[
 /// Characters of text in the `big_event` fault's one large delta: more than a 16 KiB buffer.
 pub const BIG_EVENT_TEXT: usize = 20_000;
 
+/// Every `x-mock-fault` value the mock acts on: the error faults, then the stream-shaping ones.
+/// Any other value is ignored, so a tool that picks a fault up front can check it against this.
+pub const FAULTS: &[&str] = &[
+    "rate_limit",
+    "overloaded",
+    "server_error",
+    "auth",
+    "permission",
+    "drop_mid_stream",
+    "fragmented",
+    "big_event",
+    "no_message_stop",
+];
+
+/// Whether the mock acts on this `x-mock-fault` value.
+pub fn is_fault(name: &str) -> bool {
+    FAULTS.contains(&name)
+}
+
 /// A request as the mock sees it.
 pub struct Request<'a> {
     pub method: &'a str,
     pub path: &'a str,
-    /// `x-mock-fault`, if sent.
+    /// The fault to apply: `x-mock-fault`, if sent, or the one tied to the request's key.
     pub fault: Option<&'a str>,
     pub body: &'a [u8],
 }
@@ -554,5 +573,32 @@ mod tests {
             (&events[1..], delivery),
             (&whole[1..], Delivery::Fragmented)
         );
+    }
+
+    #[test]
+    fn every_listed_fault_changes_the_answer_and_only_those() {
+        let streaming = HELLO.replace("{\"model\"", "{\"stream\":true,\"model\"");
+        let ask = |fault| {
+            answer(&Request {
+                method: "POST",
+                path: "/v1/messages",
+                fault: Some(fault),
+                body: streaming.as_bytes(),
+            })
+        };
+        // A plain answer: a whole stream whose length does not depend on the (unknown) fault.
+        let plain = |r: &Reply, len: usize| matches!(r, Reply::Stream { events, delivery: Delivery::Whole } if events.len() == len);
+        let Reply::Stream { events, .. } = ask("none") else {
+            panic!()
+        };
+        let len = events.len();
+        for f in FAULTS {
+            assert!(is_fault(f));
+            assert!(!plain(&ask(f), len), "{f} does nothing");
+        }
+        for f in ["", "none", "Rate_Limit", "rate_limit "] {
+            assert!(!is_fault(f));
+            assert!(plain(&ask(f), len), "{f:?} is acted on");
+        }
     }
 }

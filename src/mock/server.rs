@@ -3,6 +3,11 @@
 //! Used by the gateway's built-in mock (on loopback, served by the gateway's own workers) and by
 //! the `mock-upstream` load-test binary. Streams are paced so that a demo visibly streams and a
 //! benchmark can model a model's token rate.
+//!
+//! Faults can be tied to API keys, so a test can put a gateway with several credentials in front
+//! of it and have one credential fail while another works, without the gateway's help. Each
+//! answer is logged (target `mock::requests`, at info) with a fingerprint of its key and its
+//! status, so the same test can count from the mock's side which key was used, and when.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,6 +17,7 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 
 use super::answers::{self, Delivery, Reply};
+use crate::api::auth::{same, sha256};
 use crate::http::chunked::{push_chunk, LAST_CHUNK};
 use crate::http::response::ResponseHead;
 use crate::http::{ApiError, ErrorType};
@@ -20,19 +26,76 @@ use crate::server::conn::{After, Handler, Limits, Request};
 use crate::server::io::write_all;
 use crate::shutdown::Shutdown;
 
+/// The log target of the one line per answered request.
+pub const REQUEST_LOG_TARGET: &str = "mock::requests";
+
 pub struct MockHandler {
     event_interval: Duration,
-    /// When set, requests must carry exactly this `x-api-key`.
-    api_key: Option<String>,
+    /// When set, requests must carry this `x-api-key` (as a digest) or one of `key_faults`' keys.
+    api_key: Option<[u8; 32]>,
+    /// Keys (as digests) whose requests get a fault, as if they had sent `x-mock-fault`.
+    key_faults: Vec<([u8; 32], String)>,
 }
 
 impl MockHandler {
-    pub fn new(event_interval: Duration, api_key: Option<String>) -> MockHandler {
+    /// `key_faults`: (API key, fault name) pairs; a key given twice gets its last fault.
+    pub fn new(
+        event_interval: Duration,
+        api_key: Option<String>,
+        key_faults: Vec<(String, String)>,
+    ) -> MockHandler {
         MockHandler {
             event_interval,
-            api_key,
+            api_key: api_key.map(|k| sha256(k.as_bytes())),
+            key_faults: key_faults
+                .into_iter()
+                .map(|(key, fault)| (sha256(key.as_bytes()), fault))
+                .collect(),
         }
     }
+
+    /// Lets a request with this `x-api-key` in or not (a 401), and picks its fault: the
+    /// `x-mock-fault` header's, else its key's. Any header value wins, so `x-mock-fault: none`
+    /// gets a normal answer even with a failing key.
+    fn admit<'a>(
+        &'a self,
+        key: Option<&[u8]>,
+        header_fault: Option<&'a str>,
+    ) -> Result<Option<&'a str>, ApiError> {
+        // Nothing depends on the key: skip hashing it, which a benchmark would pay for.
+        if self.api_key.is_none() && (self.key_faults.is_empty() || header_fault.is_some()) {
+            return Ok(header_fault);
+        }
+        let presented = key.map(sha256);
+        let matches = |k: &[u8; 32]| presented.is_some_and(|p| same(&p, k));
+        // Every key is compared, none skipped, like the gateway's own key check.
+        let mut key_fault = None;
+        for (k, fault) in &self.key_faults {
+            if matches(k) {
+                key_fault = Some(fault.as_str());
+            }
+        }
+        let known = key_fault.is_some() | self.api_key.as_ref().is_some_and(matches);
+        if self.api_key.is_some() && !known {
+            return Err(ApiError::new(
+                401,
+                ErrorType::Authentication,
+                "invalid x-api-key".into(),
+            ));
+        }
+        Ok(header_fault.or(key_fault))
+    }
+}
+
+/// Who sent a request, for the log: the first 12 hex digits of the SHA-256 of its key. Enough to
+/// tell test keys apart, and nothing a reader of the log could use as the key.
+pub fn key_fingerprint(key: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    sha256(key)[..6]
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+        .map(char::from)
+        .collect()
 }
 
 /// Writes `out` at once, or (fragmented) in pieces of 1 to 7 bytes; returns it emptied.
@@ -58,28 +121,33 @@ async fn write_out(
 
 impl Handler for MockHandler {
     async fn handle(&self, stream: &mut TcpStream, req: Request) -> io::Result<After> {
-        let authorized = match &self.api_key {
-            None => true,
-            Some(k) => req.head.header("x-api-key") == Some(k.as_bytes()),
-        };
-        let reply = if authorized {
-            let fault = req
-                .head
-                .header("x-mock-fault")
-                .and_then(|v| std::str::from_utf8(v).ok());
-            answers::answer(&answers::Request {
+        let key = req.head.header("x-api-key");
+        let header_fault = req
+            .head
+            .header("x-mock-fault")
+            .and_then(|v| std::str::from_utf8(v).ok());
+        let reply = match self.admit(key, header_fault) {
+            Ok(fault) => answers::answer(&answers::Request {
                 method: req.head.method_str(),
                 path: req.head.path(),
                 fault,
                 body: &req.body,
-            })
-        } else {
-            answers::error(&ApiError::new(
-                401,
-                ErrorType::Authentication,
-                "invalid x-api-key".into(),
-            ))
+            }),
+            Err(e) => answers::error(&e),
         };
+        let status = match &reply {
+            Reply::Json { status, .. } => *status,
+            Reply::Stream { .. } => 200,
+        };
+        // Logged before the answer is written, so a client that has its answer can count on the
+        // line being in the log already.
+        log::info!(
+            target: REQUEST_LOG_TARGET,
+            "answered {} {} key={} status={status}",
+            req.head.method_str(),
+            req.head.path(),
+            key.map_or_else(|| "-".to_string(), key_fingerprint),
+        );
         match reply {
             Reply::Json {
                 status,
@@ -141,6 +209,8 @@ pub struct MockServerOptions {
     pub workers: usize,
     pub event_interval: Duration,
     pub api_key: Option<String>,
+    /// (API key, fault name): requests with the key get the fault unless they ask for another.
+    pub key_faults: Vec<(String, String)>,
 }
 
 /// A running standalone mock upstream.
@@ -168,7 +238,11 @@ impl MockServer {
             let listener = group.pop().expect("one per worker");
             let (opts, limits, shutdown) = (opts.clone(), limits.clone(), shutdown.clone());
             workers.spawn(index, false, driver, move || async move {
-                let handler = Rc::new(MockHandler::new(opts.event_interval, opts.api_key));
+                let handler = Rc::new(MockHandler::new(
+                    opts.event_interval,
+                    opts.api_key,
+                    opts.key_faults,
+                ));
                 monoio::spawn(accept_loop(
                     listener,
                     handler,
@@ -195,5 +269,83 @@ impl MockServer {
 
     pub fn shutdown(mut self) {
         self.workers.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handler(api_key: Option<&str>) -> MockHandler {
+        MockHandler::new(
+            Duration::ZERO,
+            api_key.map(str::to_string),
+            vec![
+                ("key-a".into(), "rate_limit".into()),
+                ("key-o".into(), "overloaded".into()),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_key_gets_its_fault_unless_the_request_names_one() {
+        let h = handler(None);
+        assert_eq!(h.admit(Some(b"key-a"), None).ok(), Some(Some("rate_limit")));
+        assert_eq!(h.admit(Some(b"key-o"), None).ok(), Some(Some("overloaded")));
+        assert_eq!(
+            h.admit(Some(b"key-a"), Some("server_error")).ok(),
+            Some(Some("server_error"))
+        );
+        assert_eq!(h.admit(Some(b"key-b"), None).ok(), Some(None));
+        assert_eq!(h.admit(Some(b"key-a "), None).ok(), Some(None));
+        assert_eq!(h.admit(Some(b""), None).ok(), Some(None));
+        assert_eq!(h.admit(None, None).ok(), Some(None));
+        assert_eq!(
+            h.admit(Some(b"key-b"), Some("auth")).ok(),
+            Some(Some("auth"))
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_gets_its_last_fault() {
+        let h = MockHandler::new(
+            Duration::ZERO,
+            None,
+            vec![
+                ("k".into(), "rate_limit".into()),
+                ("k".into(), "auth".into()),
+            ],
+        );
+        assert_eq!(h.admit(Some(b"k"), None).ok(), Some(Some("auth")));
+    }
+
+    #[test]
+    fn with_a_required_key_the_fault_keys_are_known_too() {
+        let h = handler(Some("main"));
+        assert_eq!(h.admit(Some(b"main"), None).ok(), Some(None));
+        assert_eq!(h.admit(Some(b"key-a"), None).ok(), Some(Some("rate_limit")));
+        for key in [Some(&b"key-b"[..]), Some(b""), None] {
+            let e = h.admit(key, Some("rate_limit")).unwrap_err();
+            assert_eq!(e.status, 401);
+        }
+        // Without key faults, the required key alone decides, as before.
+        let h = MockHandler::new(Duration::ZERO, Some("main".into()), Vec::new());
+        assert_eq!(
+            h.admit(Some(b"main"), Some("auth")).ok(),
+            Some(Some("auth"))
+        );
+        assert!(h.admit(Some(b"key-a"), None).is_err());
+    }
+
+    #[test]
+    fn fingerprint_is_the_sha256_prefix() {
+        assert_eq!(key_fingerprint(b"abc"), "ba7816bf8f01");
+        assert_eq!(key_fingerprint(b""), "e3b0c44298fc");
+        let fp = key_fingerprint(b"key-a");
+        assert_eq!(fp.len(), 12);
+        assert!(fp
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_ne!(fp, key_fingerprint(b"key-b"));
     }
 }
