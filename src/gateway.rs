@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::api::Api;
 use crate::config::{Config, UpstreamKind};
 use crate::mock::server::MockHandler;
+use crate::routing::models::Catalog;
 use crate::routing::pool::Pool;
 use crate::runtime::{accept_loop, bind_group, worker_count, Driver, Workers};
 use crate::server::conn::Limits;
@@ -120,6 +121,8 @@ impl Gateway {
             .collect();
         let config = Arc::new(config);
         let pool = Arc::new(Pool::new(&config));
+        let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let catalog = Catalog::new(&config, &started).map(Arc::new);
         let shutdown = Shutdown::new();
         let mut workers = Workers::new(shutdown.clone());
         for index in 0..count {
@@ -138,9 +141,10 @@ impl Gateway {
                 shutdown.clone(),
                 pool.clone(),
             );
+            let catalog = catalog.clone();
             workers.spawn(index, config.server.pin_cores, driver, move || async move {
                 let limits = Rc::new(limits);
-                let api = Rc::new(Api::new(&config, targets, pool));
+                let api = Rc::new(Api::new(&config, targets, pool, catalog));
                 for listener in listeners {
                     monoio::spawn(accept_loop(
                         listener,

@@ -8,6 +8,7 @@ pub mod attempt;
 pub mod auth;
 pub mod forward;
 pub mod headers;
+pub mod models;
 pub mod skim;
 
 use std::io;
@@ -18,6 +19,7 @@ use monoio::net::TcpStream;
 use crate::config::{Config, ModelsConfig};
 use crate::http::response::ResponseHead;
 use crate::http::ApiError;
+use crate::routing::models::Catalog;
 use crate::routing::pool::Pool;
 use crate::server::conn::{After, Handler, Request};
 use crate::server::io::write_all;
@@ -48,13 +50,20 @@ pub struct Api {
     upstreams: Vec<UpstreamRoute>,
     pool: Arc<Pool>,
     models: ModelsConfig,
+    /// The models the configuration names, when it names any.
+    catalog: Option<Arc<Catalog>>,
     settings: Settings,
 }
 
 impl Api {
     /// `targets` pairs each configured upstream with its resolved endpoint, in config order;
-    /// `pool` is shared by all workers.
-    pub fn new(config: &Config, targets: Vec<Target>, pool: Arc<Pool>) -> Api {
+    /// `pool` and `catalog` are shared by all workers.
+    pub fn new(
+        config: &Config,
+        targets: Vec<Target>,
+        pool: Arc<Pool>,
+        catalog: Option<Arc<Catalog>>,
+    ) -> Api {
         let upstreams = config
             .upstreams
             .iter()
@@ -70,6 +79,7 @@ impl Api {
             upstreams,
             pool,
             models: config.models.clone(),
+            catalog,
             settings: Settings {
                 relay: config.stream.relay_settings(),
                 upstream_head_buffer: config.server.max_head_bytes,
@@ -100,9 +110,12 @@ impl Handler for Api {
                 write_all(stream, out).await?;
                 Ok(After::KeepAlive)
             }
-            Ok(route) => match self.clients.check(&req.head) {
-                Ok(caller) => forward::forward(self, stream, &req, route, caller).await,
-                Err(e) => respond(stream, &req, &e).await,
+            Ok(route) => match (self.clients.check(&req.head), &self.catalog) {
+                (Err(e), _) => respond(stream, &req, &e).await,
+                (Ok(_), Some(catalog)) if matches!(route, Route::Models | Route::Model) => {
+                    models::answer(catalog, stream, &req, route).await
+                }
+                (Ok(caller), _) => forward::forward(self, stream, &req, route, caller).await,
             },
         }
     }

@@ -1,0 +1,51 @@
+//! `GET /v1/models` and `GET /v1/models/{id}` answered from the configuration's catalog, so
+//! clients see the aliases they may use and only the models this gateway routes.
+
+use std::io;
+
+use monoio::net::TcpStream;
+
+use super::respond;
+use crate::http::response::ResponseHead;
+use crate::http::ApiError;
+use crate::http::ErrorType;
+use crate::routing::models::{percent_decode, Catalog};
+use crate::server::conn::{After, Request};
+use crate::server::io::write_all;
+use crate::server::router::Route;
+
+pub async fn answer(
+    catalog: &Catalog,
+    client: &mut TcpStream,
+    req: &Request,
+    route: Route,
+) -> io::Result<After> {
+    let body = if route == Route::Models {
+        let query = req.head.target().split_once('?').map_or("", |(_, q)| q);
+        catalog.list(query)
+    } else {
+        let id = percent_decode(&req.head.path()["/v1/models/".len()..]);
+        catalog.get(&id).ok_or_else(|| {
+            let message = format!("model: {id} (not among the models this gateway serves)");
+            ApiError::new(404, ErrorType::NotFound, message.into())
+        })
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return respond(client, req, &e).await,
+    };
+    let mut head = ResponseHead::new(200);
+    head.header("content-type", b"application/json")
+        .header("request-id", req.id.as_str().as_bytes());
+    if !req.head.keep_alive {
+        head.header("connection", b"close");
+    }
+    let mut out = head.finish_with_length(body.len() as u64);
+    out.extend_from_slice(body.as_bytes());
+    write_all(client, out).await?;
+    Ok(if req.head.keep_alive {
+        After::KeepAlive
+    } else {
+        After::Close
+    })
+}
