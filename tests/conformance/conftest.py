@@ -201,6 +201,16 @@ def gateway_config(
     lines = ["[server]", 'listen = "127.0.0.1:0"', f"workers = {workers}"]
     if max_body_bytes is not None:
         lines.append(f"max_body_bytes = {max_body_bytes}")
+    # These gateways hold one credential while the suite injects an upstream fault into single
+    # requests (x-mock-fault). Cooldowns of 1 ms keep one test's fault from cooling the
+    # credential for the next test; how the pool cools and fails over is test_failover.py's.
+    lines += [
+        "",
+        "[routing]",
+        "max_cooldown_ms = 1",
+        "transient_cooldown_ms = 1",
+        "auth_failure_cooldown_ms = 1",
+    ]
     lines += ["", "[[upstreams]]", 'name = "mock"', f'kind = "{kind}"']
     if base_url is not None:
         lines.append(f'base_url = "{base_url}"')

@@ -358,12 +358,15 @@ def test_models_retrieve_unknown_is_not_found(client):
 # What anthropic 2.x maps each status to (anthropic/_error_classes.py):
 # 529 -> OverloadedError (a subclass of InternalServerError), 500 and other
 # unmapped 5xx -> InternalServerError, 413 -> ContentTooLargeError.
+# With no other credential to fail over to, the upstream's own answer reaches
+# the client, except a refusal of the gateway's key (401, 403): that is no
+# fault of the client's key, so the client gets a 502 api_error instead.
 FAULTS = [
     ("rate_limit", 429, anthropic.RateLimitError, "rate_limit_error"),
     ("overloaded", 529, anthropic.OverloadedError, "overloaded_error"),
     ("server_error", 500, anthropic.InternalServerError, "api_error"),
-    ("auth", 401, anthropic.AuthenticationError, "authentication_error"),
-    ("permission", 403, anthropic.PermissionDeniedError, "permission_error"),
+    ("auth", 502, anthropic.InternalServerError, "api_error"),
+    ("permission", 502, anthropic.InternalServerError, "api_error"),
 ]
 FAULT_IDS = [f[0] for f in FAULTS]
 
@@ -392,6 +395,15 @@ def test_fault_stream(client, fault, status, cls, error_type):
         ) as stream:
             stream.get_final_text()
     assert_status_error(ei.value, cls, status, error_type)
+
+
+@pytest.mark.parametrize("fault", ["auth", "permission"])
+def test_refused_gateway_key_is_a_502_that_says_so(client, fault):
+    with pytest.raises(anthropic.InternalServerError) as ei:
+        create(client, extra_headers={"x-mock-fault": fault})
+    message = ei.value.body["error"]["message"]
+    assert "refused the gateway's credential" in message, message
+    assert UPSTREAM_SECRET not in message
 
 
 def test_rate_limit_carries_retry_after(client):
