@@ -82,7 +82,13 @@ fn ids(page: &str) -> Vec<String> {
 
 #[test]
 fn nothing_named_means_no_catalog() {
-    assert!(catalog("[[upstreams]]\nname = \"m\"\nkind = \"mock\"\n").is_none());
+    let star_only = "[[upstreams]]\nname = \"m\"\nkind = \"mock\"\n";
+    assert!(catalog(star_only).is_none());
+    // An alias alone names a model clients may ask for, so it must be listed.
+    let c = catalog(&format!(
+        "{star_only}[models.aliases]\nsonnet = \"claude-sonnet-4-5\"\n"
+    ));
+    assert_eq!(ids(&c.unwrap().list("").unwrap()), ["sonnet"]);
 }
 
 #[test]
@@ -139,6 +145,8 @@ fn pages_forwards_and_backwards() {
     assert!(p.contains(r#""has_more":false"#));
     let p = c.list("after_id=odd%22id").unwrap();
     assert_eq!(ids(&p), ["fast", "sonnet"], "cursor percent-decoded");
+    let c2 = catalog("[[upstreams]]\nname = \"m\"\nkind = \"mock\"\nmodels = [\"a:1\", \"b\"]\n");
+    assert_eq!(ids(&c2.unwrap().list("after_id=a%3A1").unwrap()), ["b"]);
     let p = c.list("after_id=unknown").unwrap();
     assert_eq!(
         p,
@@ -158,6 +166,7 @@ fn bad_queries_are_invalid_requests() {
     ] {
         let e = c.list(q).unwrap_err();
         assert_eq!(e.status, 400, "{q}");
+        assert!(e.body("r").contains("\"invalid_request_error\""), "{q}");
     }
     assert_eq!(percent_decode("a%2Fb%zz+%4"), "a/b%zz+%4");
 }
