@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use ringgate::routing::health::Reason;
 use support::*;
 
 const BODY: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"{\"model\": \"claude-fake\"}"}]}"#;
@@ -109,6 +110,16 @@ fn fails_over_on_connection_refused_and_on_a_timeout() {
     let resp = request(gw.local_addr(), &messages_request(BODY, ""));
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(keys(&live), ["key-slow", "key-good"]);
+    // The dead upstream was tried (and cools), not skipped.
+    let snapshot = gw.pool().snapshot();
+    for name in ["d", "s"] {
+        let c = snapshot.iter().find(|c| c.credential == name).unwrap();
+        let m = &c.models[0];
+        assert!(
+            m.cooling && m.reason == Some(Reason::Transient),
+            "{name}: {m:?}"
+        );
+    }
 }
 
 #[test]
@@ -146,27 +157,30 @@ fn when_all_are_rate_limited_or_disabled_the_gateway_answers_429_itself() {
         _ => send(json_response(401, r#"{"type":"error"}"#, "")),
     });
     let gw = gateway(&pool_config(&up.addr.to_string(), A_FIRST, AB));
-    // The first request tries both; the last failure was a refused key, never shown as a 401.
-    let first = request(gw.local_addr(), &messages_request(BODY, ""));
-    assert_eq!(first.status, 502, "{}", first.text());
-    assert!(first.text().contains("refused the gateway's credential"));
-    assert_eq!(keys(&up), ["key-a", "key-b"]);
-    // Now nothing is available: 429 without asking the upstream, retry-after from a's date.
-    let second = request(gw.local_addr(), &messages_request(BODY, ""));
-    assert_eq!(second.status, 429);
-    let retry: u64 = second.header("retry-after").unwrap().parse().unwrap();
-    assert!((18..=21).contains(&retry), "retry-after {retry}");
-    let text = second.text();
-    assert!(
-        text.contains("rate_limit_error") && text.contains("claude-sonnet-4-5"),
-        "{text}"
-    );
-    assert!(!text.contains("key-"), "no key in the message: {text}");
-    assert_eq!(keys(&up).len(), 2, "no upstream quota spent");
+    // The first request tries both; then nothing is left: the gateway answers 429 itself, with
+    // the soonest recovery (a's date, not b's 30 min), whatever order the failures came in.
+    for (i, upstream_calls) in [(0, 2), (1, 2)] {
+        let resp = request(gw.local_addr(), &messages_request(BODY, ""));
+        assert_eq!(resp.status, 429, "request {i}: {}", resp.text());
+        let retry: u64 = resp.header("retry-after").unwrap().parse().unwrap();
+        assert!((18..=21).contains(&retry), "retry-after {retry}");
+        let text = resp.text();
+        assert!(
+            text.contains("rate_limit_error") && text.contains("claude-sonnet-4-5"),
+            "{text}"
+        );
+        assert!(text.contains("1 rate-limited, 1 disabled"), "{text}");
+        assert!(!text.contains("key-"), "no key in the message: {text}");
+        assert_eq!(
+            keys(&up).len(),
+            upstream_calls,
+            "no more upstream quota spent"
+        );
+    }
 }
 
 #[test]
-fn a_lone_rate_limited_credential_relays_the_upstreams_own_429() {
+fn a_lone_rate_limited_credential_gets_the_gateways_429_with_the_upstreams_delay() {
     let up = Upstream::start(|_| {
         send(json_response(
             429,
@@ -175,17 +189,45 @@ fn a_lone_rate_limited_credential_relays_the_upstreams_own_429() {
         ))
     });
     let gw = gateway(&pool_config(&up.addr.to_string(), "", &AB[..1]));
+    for _ in 0..2 {
+        let resp = request(gw.local_addr(), &messages_request(BODY, ""));
+        assert_eq!(resp.status, 429);
+        assert!(resp.text().contains("1 rate-limited"), "{}", resp.text());
+        let retry: u64 = resp.header("retry-after").unwrap().parse().unwrap();
+        assert!((6..=7).contains(&retry), "{retry}");
+    }
+    assert_eq!(up.requests().len(), 1);
+}
+
+#[test]
+fn a_probe_whose_client_leaves_is_given_back() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let up = Upstream::start(move |_| match c.fetch_add(1, Ordering::SeqCst) {
+        0 => send(json_response(429, "{}", "retry-after: 1\r\n")),
+        1 => Action::Stall,
+        _ => send(json_response(200, OK, "")),
+    });
+    let gw = gateway(&pool_config(&up.addr.to_string(), "", &AB[..1]));
+    assert_eq!(
+        request(gw.local_addr(), &messages_request(BODY, "")).status,
+        429
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    // The probe: its client leaves while the upstream is still thinking.
+    let mut leaving = Client::connect(gw.local_addr());
+    leaving.send(&messages_request(BODY, ""));
+    std::thread::sleep(Duration::from_millis(200));
+    drop(leaving);
+    std::thread::sleep(Duration::from_millis(100));
+    // Without the probe given back, this would be the gateway's 429 until the probe timeout.
     let resp = request(gw.local_addr(), &messages_request(BODY, ""));
     assert_eq!(
-        (resp.status, resp.text()),
-        (429, r#"{"from":"upstream"}"#.into())
+        (resp.status, up.requests().len()),
+        (200, 3),
+        "{}",
+        resp.text()
     );
-    assert_eq!(resp.header("retry-after").as_deref(), Some("7"));
-    let again = request(gw.local_addr(), &messages_request(BODY, ""));
-    assert_eq!(again.status, 429);
-    let retry: u64 = again.header("retry-after").unwrap().parse().unwrap();
-    assert!((6..=7).contains(&retry), "{retry}");
-    assert_eq!(up.requests().len(), 1);
 }
 
 #[test]

@@ -89,17 +89,18 @@ fn default_anthropic_version_added_only_when_missing_and_request_id_always_prese
 
 #[test]
 fn upstream_errors_pass_through_untouched() {
-    let body = r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#;
+    // (A 429 with no other credential left becomes the gateway's own 429: tests/failover.rs.)
+    let body = r#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#;
     let up = Upstream::start(move |_| {
         Action::Send(
-            vec![json_response(429, body, "retry-after: 7\r\n")],
+            vec![json_response(529, body, "x-should-retry: true\r\n")],
             Duration::ZERO,
         )
     });
     let gw = gateway(&config_for(up.addr, "", ""));
     let resp = request(gw.local_addr(), &messages_request(BODY, ""));
-    assert_eq!(resp.status, 429);
-    assert_eq!(resp.header("retry-after").as_deref(), Some("7"));
+    assert_eq!(resp.status, 529);
+    assert_eq!(resp.header("x-should-retry").as_deref(), Some("true"));
     assert_eq!(resp.text(), body);
 }
 

@@ -46,6 +46,15 @@ fn the_configured_models_and_aliases_are_listed_without_asking_the_upstream() {
     let bad = request(gw.local_addr(), &get("/v1/models?limit=0"));
     assert_eq!(bad.status, 400);
     assert!(up.requests().is_empty(), "answered by the gateway");
+    // A model served through a pattern but not listed: the upstream knows it.
+    let served = request(gw.local_addr(), &get("/v1/models/claude-haiku-4-5"));
+    assert_eq!(served.status, 200);
+    let sent = up.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].request_line(),
+        "GET /v1/models/claude-haiku-4-5 HTTP/1.1"
+    );
 }
 
 #[test]

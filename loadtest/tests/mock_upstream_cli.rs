@@ -139,7 +139,7 @@ fn faults_by_key_and_the_request_log() {
         assert_eq!(n, 1, "{expected} in:\n{log}");
     }
     for line in &lines {
-        // `[2025-01-01T00:00:00.123Z INFO  mock::requests] answered …`: milliseconds, so a test
+        // `[2025-01-01T00:00:00.123Z DEBUG mock::requests] answered …`: milliseconds, so a test
         // can measure the spacing of attempts.
         let stamp = line.trim_start_matches('[').split(' ').next().unwrap();
         let millis = stamp.rsplit_once('.').map(|(_, m)| m);

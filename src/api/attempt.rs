@@ -31,6 +31,8 @@ pub struct Plan<'a> {
     pub body: &'a Bytes,
     pub stream: bool,
     pub credential: usize,
+    /// This attempt is the credential's probe after a cooldown.
+    pub probe: bool,
     /// The resolved model, for the credential's health.
     pub model: Option<&'a str>,
     /// Shared by the attempts of one request, so a pipelined request is looked for only once.
@@ -63,12 +65,18 @@ pub enum Failed {
     /// whole, so the last one can be relayed as it is.
     Status {
         outcome: Outcome,
-        conn: UpstreamConn,
-        head: ResponseHead,
-        leftover: BytesMut,
+        answer: UpstreamAnswer,
     },
     /// A good status, but the body failed before its first byte (or event) was relayed.
     Body(Failure),
+}
+
+/// An upstream's answer whose body has not been read yet.
+pub struct UpstreamAnswer {
+    pub conn: UpstreamConn,
+    pub head: ResponseHead,
+    /// Body bytes read with the head.
+    pub leftover: BytesMut,
 }
 
 impl Failed {
@@ -84,30 +92,36 @@ impl Failed {
     pub fn reason(&self) -> String {
         match self {
             Failed::Transport(e) => e.to_string(),
-            Failed::Status { head, .. } => format!("answered {}", head.status),
+            Failed::Status { answer, .. } => format!("answered {}", answer.head.status),
             Failed::Body(f) => f.reason.clone(),
         }
     }
 
-    /// The error the client gets when this was the last attempt, or `Err` with the upstream's
-    /// own answer to relay as it is. A refused key is the gateway's problem, never shown to the
-    /// client as its own 401 or 403.
-    pub fn into_answer(self, upstream: &str) -> Result<ApiError, Box<Failed>> {
-        Ok(match self {
+    /// What the client gets when this was the last attempt. A refused key is the gateway's
+    /// problem, never shown to the client as its own 401 or 403.
+    pub fn into_answer(self, upstream: &str) -> LastAnswer {
+        LastAnswer::Error(match self {
             Failed::Status {
                 outcome: Outcome::AuthFailed,
-                head,
-                ..
+                answer,
             } => ApiError::bad_gateway(format!(
                 "the upstream {upstream:?} refused the gateway's credential ({}); the gateway's \
                  log names it",
-                head.status
+                answer.head.status
             )),
-            status @ Failed::Status { .. } => return Err(Box::new(status)),
+            Failed::Status { answer, .. } => return LastAnswer::Upstream(answer),
             Failed::Transport(e) => e.to_api_error(upstream),
             Failed::Body(f) => body_failure(upstream, &f),
         })
     }
+}
+
+/// The answer to a request whose attempts all failed.
+pub enum LastAnswer {
+    /// The gateway's own error.
+    Error(ApiError),
+    /// The upstream's answer, relayed as it is.
+    Upstream(UpstreamAnswer),
 }
 
 /// The error for a response that failed before anything reached the client.
@@ -124,11 +138,16 @@ pub fn body_failure(upstream: &str, f: &Failure) -> ApiError {
 /// credential's health learns the outcome here.
 pub async fn attempt(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
     let result = send(api, client, plan).await;
-    if let Attempt::Failed(f) = &result {
-        let (pool, outcome) = (&api.pool, f.outcome());
-        if pool.report(plan.credential, plan.model, outcome, pool.now_ms()) {
-            log_cooldown(api, plan, outcome);
+    let pool = &api.pool;
+    match &result {
+        Attempt::Failed(f) => {
+            let outcome = f.outcome();
+            if let Some(ms) = pool.report(plan.credential, plan.model, outcome, pool.now_ms()) {
+                log_cooldown(api, plan, outcome, ms);
+            }
         }
+        Attempt::ClientGone if plan.probe => pool.abandon(plan.credential, plan.model),
+        _ => {}
     }
     result
 }
@@ -171,27 +190,22 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
         None => return Attempt::ClientGone,
     };
     if let Some(outcome) = outcome_of(head.status, head.headers(), unix_ms()) {
-        return Attempt::Failed(Failed::Status {
-            outcome,
+        let answer = UpstreamAnswer {
             conn,
             head,
             leftover,
-        });
+        };
+        return Attempt::Failed(Failed::Status { outcome, answer });
     }
     // The upstream took the credential: a probe has its answer at once, whatever the body does.
     let pool = &api.pool;
     pool.report(plan.credential, plan.model, Outcome::Success, pool.now_ms());
-    match relay_answer(
-        api,
-        client,
-        plan.req,
+    let answer = UpstreamAnswer {
         conn,
         head,
         leftover,
-        plan.watch_client,
-    )
-    .await
-    {
+    };
+    match relay_answer(api, client, plan.req, answer, plan.watch_client).await {
         Ok(Relayed {
             end: RelayEnd::NotCommitted(f),
             ..
@@ -201,8 +215,9 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
     }
 }
 
-/// Says once, when it begins, that a credential is cooling and why (by name, never the key).
-fn log_cooldown(api: &Api, plan: &Plan<'_>, outcome: Outcome) {
+/// Says once, when it begins, that a credential is cooling, why and for how long (by name,
+/// never the key).
+fn log_cooldown(api: &Api, plan: &Plan<'_>, outcome: Outcome, ms: u64) {
     let pool = &api.pool;
     let credential = pool.credential(plan.credential);
     let upstream = pool.upstream_name(credential.upstream);
@@ -210,16 +225,13 @@ fn log_cooldown(api: &Api, plan: &Plan<'_>, outcome: Outcome) {
     let model = plan.model.unwrap_or("(no model)");
     match outcome {
         Outcome::AuthFailed => log::warn!(
-            "upstream {upstream:?} refused credential {name:?}: disabled for {} s; check its key",
-            api.settings.auth_failure_cooldown_ms / 1000
+            "upstream {upstream:?} refused credential {name:?}: disabled for {ms} ms; check its key"
         ),
-        Outcome::RateLimited { retry_after_ms } => log::info!(
-            "upstream {upstream:?} rate-limited credential {name:?} for {model:?}; cooling {}",
-            retry_after_ms.map_or("with backoff".into(), |ms| format!("{ms} ms as asked"))
+        Outcome::RateLimited { .. } => log::info!(
+            "upstream {upstream:?} rate-limited credential {name:?} for {model:?}: cooling {ms} ms"
         ),
         Outcome::Transient => log::warn!(
-            "upstream {upstream:?} failed with credential {name:?} for {model:?}; cooling {} ms",
-            api.settings.transient_cooldown_ms
+            "upstream {upstream:?} failed with credential {name:?} for {model:?}: cooling {ms} ms"
         ),
         Outcome::Success => {}
     }
@@ -231,11 +243,14 @@ pub async fn relay_answer(
     api: &Api,
     client: &mut TcpStream,
     req: &Request,
-    mut conn: UpstreamConn,
-    up: ResponseHead,
-    leftover: BytesMut,
+    answer: UpstreamAnswer,
     watch_client: &Cell<bool>,
 ) -> io::Result<Relayed> {
+    let UpstreamAnswer {
+        mut conn,
+        head: up,
+        leftover,
+    } = answer;
     let event_stream = up.is_event_stream();
     let http11 = req.head.minor_version == 1;
     let (out, close) = match up.framing {

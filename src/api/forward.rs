@@ -14,10 +14,13 @@ use std::io;
 use bytes::Bytes;
 use monoio::net::TcpStream;
 
-use super::attempt::{attempt, body_failure, relay_answer, Attempt, Failed, Plan, Relayed};
+use super::attempt::{
+    attempt, body_failure, relay_answer, Attempt, Failed, LastAnswer, Plan, Relayed,
+};
 use super::{respond, Api};
 use crate::api::skim::{skim, Skim};
 use crate::http::{ApiError, ErrorType};
+use crate::routing::models::percent_decode;
 use crate::routing::pool::{Ask, Pick, Unavailable};
 use crate::routing::select::affinity_key;
 use crate::server::conn::{After, Request};
@@ -45,7 +48,13 @@ pub async fn forward(
         Skim::default()
     };
     let stream = route == Route::Messages && skimmed.is_stream();
-    let requested = skimmed.model(&req.body);
+    // A model lookup is routed by the id it asks about, to an upstream that serves it.
+    let requested = match route {
+        Route::Model => Some(Cow::Owned(percent_decode(
+            &req.head.path()["/v1/models/".len()..],
+        ))),
+        _ => skimmed.model(&req.body),
+    };
     let model = requested.as_deref().map(|m| api.models.resolve(m));
     let body = match (&skimmed.model, model) {
         (Some(range), Some(id)) if requested.as_deref() != Some(id) => splice(&req.body, range, id),
@@ -66,23 +75,36 @@ pub async fn forward(
             affinity,
             tried: &tried,
         };
-        let pick = if tried.len() < api.settings.max_attempts {
-            api.pool.pick(&ask, api.pool.now_ms())
-        } else {
-            Pick::Unavailable(Unavailable::default())
+        let pick = match last {
+            Some((previous, f)) if tried.len() >= api.settings.max_attempts => {
+                return answer_failure(api, client, req, caller, previous, f, &watch_client).await;
+            }
+            _ => api.pool.pick(&ask, api.pool.now_ms()),
         };
-        let credential = match (pick, last) {
-            (Pick::Use { credential, .. }, failed) => {
+        let (credential, probe) = match (pick, last.take()) {
+            (
+                Pick::Use {
+                    credential,
+                    probe,
+                    fail_open,
+                },
+                failed,
+            ) => {
                 if let Some((previous, f)) = failed {
-                    log_failover(api, req, previous, &f, credential);
+                    log_failover(api, req, previous, &f, credential, fail_open);
                 }
-                credential
+                (credential, probe)
             }
             (Pick::NotServed, _) => {
                 let model = model.unwrap_or_default();
                 return respond(client, req, &not_served(model)).await;
             }
+            // Every candidate is rate-limited or disabled (those tried included): the gateway
+            // says so itself, whatever the order of the failures that brought it here.
             (Pick::Unavailable(u), None) => {
+                return respond(client, req, &unavailable(model, &u)).await;
+            }
+            (Pick::Unavailable(u), Some(_)) if u.all_limited() => {
                 return respond(client, req, &unavailable(model, &u)).await;
             }
             (Pick::Unavailable(_), Some((previous, f))) => {
@@ -95,6 +117,7 @@ pub async fn forward(
             body: &body,
             stream,
             credential,
+            probe,
             model,
             watch_client: &watch_client,
         };
@@ -135,19 +158,9 @@ async fn answer_failure(
         failed.reason()
     );
     match failed.into_answer(upstream) {
-        Ok(e) => respond(client, req, &e).await,
-        Err(status) => {
-            let Failed::Status {
-                conn,
-                head,
-                leftover,
-                ..
-            } = *status
-            else {
-                unreachable!("into_answer keeps only upstream answers")
-            };
-            let relayed =
-                relay_answer(api, client, req, conn, head, leftover, watch_client).await?;
+        LastAnswer::Error(e) => respond(client, req, &e).await,
+        LastAnswer::Upstream(answer) => {
+            let relayed = relay_answer(api, client, req, answer, watch_client).await?;
             finish(api, client, req, caller, credential, relayed).await
         }
     }
@@ -225,17 +238,29 @@ fn unavailable(model: Option<&str>, u: &Unavailable) -> ApiError {
     }
 }
 
-fn log_failover(api: &Api, req: &Request, previous: usize, failed: &Failed, next: usize) {
+fn log_failover(
+    api: &Api,
+    req: &Request,
+    previous: usize,
+    failed: &Failed,
+    next: usize,
+    fail_open: bool,
+) {
     let pool = &api.pool;
     let (from, to) = (pool.credential(previous), pool.credential(next));
     log::info!(
-        "{}: {}/{} failed ({}); failing over to {}/{}",
+        "{}: {}/{} failed ({}); failing over to {}/{}{}",
         req.id,
         pool.upstream_name(from.upstream),
         from.name,
         failed.reason(),
         pool.upstream_name(to.upstream),
         to.name,
+        if fail_open {
+            " (cooling, tried anyway: nothing else is available)"
+        } else {
+            ""
+        }
     );
 }
 

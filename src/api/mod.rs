@@ -38,9 +38,6 @@ pub struct Settings {
     pub relay: RelaySettings,
     pub upstream_head_buffer: usize,
     pub max_attempts: usize,
-    /// For log lines about cooldowns.
-    pub transient_cooldown_ms: u64,
-    pub auth_failure_cooldown_ms: u64,
 }
 
 /// The request handler of one worker.
@@ -73,7 +70,6 @@ impl Api {
                 default_version: u.default_anthropic_version.clone(),
             })
             .collect();
-        let r = &config.routing;
         Api {
             clients: ClientKeys::new(&config.api_keys),
             upstreams,
@@ -83,9 +79,7 @@ impl Api {
             settings: Settings {
                 relay: config.stream.relay_settings(),
                 upstream_head_buffer: config.server.max_head_bytes,
-                max_attempts: r.max_attempts as usize,
-                transient_cooldown_ms: r.transient_cooldown_ms,
-                auth_failure_cooldown_ms: r.auth_failure_cooldown_ms,
+                max_attempts: config.routing.max_attempts as usize,
             },
         }
     }
@@ -112,7 +106,7 @@ impl Handler for Api {
             }
             Ok(route) => match (self.clients.check(&req.head), &self.catalog) {
                 (Err(e), _) => respond(stream, &req, &e).await,
-                (Ok(_), Some(catalog)) if matches!(route, Route::Models | Route::Model) => {
+                (Ok(_), Some(catalog)) if models::answers(catalog, &self.pool, &req, route) => {
                     models::answer(catalog, stream, &req, route).await
                 }
                 (Ok(caller), _) => forward::forward(self, stream, &req, route, caller).await,

@@ -10,9 +10,28 @@ use crate::http::response::ResponseHead;
 use crate::http::ApiError;
 use crate::http::ErrorType;
 use crate::routing::models::{percent_decode, Catalog};
+use crate::routing::pool::Pool;
 use crate::server::conn::{After, Request};
 use crate::server::io::write_all;
 use crate::server::router::Route;
+
+/// Whether the gateway answers this request from its catalog. A lookup of a model the catalog
+/// does not list, but which an upstream's pattern serves (`claude-haiku-*`), is the upstream's
+/// to answer.
+pub fn answers(catalog: &Catalog, pool: &Pool, req: &Request, route: Route) -> bool {
+    match route {
+        Route::Models => true,
+        Route::Model => {
+            let id = model_id(req);
+            catalog.get(&id).is_some() || !pool.serves(&id)
+        }
+        _ => false,
+    }
+}
+
+fn model_id(req: &Request) -> String {
+    percent_decode(&req.head.path()["/v1/models/".len()..])
+}
 
 pub async fn answer(
     catalog: &Catalog,
@@ -24,7 +43,7 @@ pub async fn answer(
         let query = req.head.target().split_once('?').map_or("", |(_, q)| q);
         catalog.list(query)
     } else {
-        let id = percent_decode(&req.head.path()["/v1/models/".len()..]);
+        let id = model_id(req);
         catalog.get(&id).ok_or_else(|| {
             let message = format!("model: {id} (not among the models this gateway serves)");
             ApiError::new(404, ErrorType::NotFound, message.into())

@@ -366,10 +366,42 @@ api_key_env = "SET_VAR"
             ("[[upstreams]]\nname = \"a\"\nkind = \"anthropic\"\nbase_url = \"ftp://x\"\n", "base_url"),
             ("[[upstreams]]\nname = \"a\"\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:1\"\n", "credentials"),
             ("[[upstreams]]\nname = \"a\"\nkind = \"martian\"\n", "(line 3): unknown variant `martian`"),
+            (
+                "[[upstreams]]\nname = \"m\"\nkind = \"mock\"\n[[upstreams.credentials]]\nname = \"c\"\napi_key = \"1\"\n[[upstreams.credentials]]\nname = \"c\"\napi_key = \"2\"\n",
+                "credentials[1].name: duplicate credential name \"c\"",
+            ),
+            ("[[upstreams]]\nname = \"m\"\nkind = \"mock\"\n[[upstreams.credentials]]\nname = \" \"\napi_key = \"1\"\n", "credentials[0].name: must not be empty"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.message.contains(needle), "{text:?} -> {}", e.message);
         }
+    }
+
+    #[test]
+    fn at_most_ten_upstreams_share_a_priority_and_stray_aliases_are_noted() {
+        let mock = |i: usize, p: i32| {
+            format!("[[upstreams]]\nname = \"m{i}\"\nkind = \"mock\"\npriority = {p}\n")
+        };
+        let ten: String = (0..10).map(|i| mock(i, 0)).collect();
+        assert!(parse(&ten).is_ok());
+        let e = parse(&(ten.clone() + &mock(10, 0))).unwrap_err();
+        assert!(
+            e.message
+                .contains("at most 10 upstreams may share a priority"),
+            "{}",
+            e.message
+        );
+        assert!(parse(&(ten + &mock(10, 1))).is_ok());
+        let c = parse(
+            "[models.aliases]\nx = \"gpt-4\"\n[[upstreams]]\nname = \"m\"\nkind = \"mock\"\nmodels = [\"claude-*\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.warnings().len(), 1);
+        assert!(
+            c.warnings()[0].contains("models.aliases.x"),
+            "{:?}",
+            c.warnings()
+        );
     }
 
     #[test]

@@ -182,6 +182,14 @@ pub(super) fn parse_all(
             let cat = c.span().start;
             let c = c.get_ref();
             let ckey = |k: &str| format!("upstreams[{i}].credentials[{j}].{k}");
+            // Logs, the admin view and resets name credentials, so a name must say which one.
+            if c.name.trim().is_empty() {
+                return Err(fail(cat, &ckey("name"), "must not be empty".into()));
+            }
+            if credentials.iter().any(|x: &Credential| x.name == c.name) {
+                let what = format!("duplicate credential name {:?} in this upstream", c.name);
+                return Err(fail(cat, &ckey("name"), what));
+            }
             let api_key = secret(&c.api_key, &c.api_key_env, env, "api_key")
                 .map_err(|(field, what)| fail(cat, &ckey(&field), what))?;
             if c.weight == 0 {

@@ -29,7 +29,8 @@ pub struct HealthPolicy {
     pub transient_cooldown_ms: u64,
     /// How long a 401/403 disables the credential.
     pub auth_failure_cooldown_ms: u64,
-    /// How long a probe request may take before another request may probe instead.
+    /// How long a probe may wait for its answer's head before another request may probe too.
+    /// An upstream refuses (429, 401) at once; a probe still waiting is most likely being served.
     pub probe_timeout_ms: u64,
 }
 
@@ -40,7 +41,7 @@ impl Default for HealthPolicy {
             max_cooldown_ms: 1_800_000,
             transient_cooldown_ms: 10_000,
             auth_failure_cooldown_ms: 1_800_000,
-            probe_timeout_ms: 60_000,
+            probe_timeout_ms: 5_000,
         }
     }
 }
@@ -148,18 +149,29 @@ impl Gate {
         self.probe_until.store(0, Release);
     }
 
-    /// Records a failure; true when it starts a cooldown (none was in force). A cooldown is never
-    /// shortened (a request reporting late must not cut a longer one short), and the reason
-    /// follows the cooldown in force.
-    fn fail(&self, reason: Reason, until: u64, now: u64) -> bool {
+    /// The refusal `pass` would give now, without claiming the probe.
+    fn refusal(&self, now: u64) -> Option<Admit> {
+        let reason = reason_from(self.reason.load(Relaxed))?;
+        let until = self.until.load(Relaxed);
+        (until > now).then(|| Admit::No {
+            until_ms: until,
+            reason,
+            failed_at_ms: self.failed_at.load(Relaxed),
+        })
+    }
+
+    /// Records a failure; the deadline when it starts a cooldown (none was in force). A cooldown
+    /// is never shortened (a request reporting late must not cut a longer one short), and the
+    /// reason follows the cooldown in force.
+    fn fail(&self, reason: Reason, until: u64, now: u64) -> Option<u64> {
         let previous = self.until.fetch_max(until, Relaxed);
-        let started = previous <= now || self.reason.load(Relaxed) == 0;
+        let started = previous <= now;
         if until >= previous || self.reason.load(Relaxed) == 0 {
             self.reason.store(reason as u8 + 1, Relaxed);
         }
         self.failed_at.store(now, Relaxed);
         self.release_probe();
-        started
+        started.then_some(until)
     }
 
     fn clear(&self) {
@@ -254,11 +266,33 @@ impl CredentialHealth {
         }
     }
 
-    /// Records how an attempt went; true when a failure starts a cooldown (so it is logged once,
-    /// not once per request that meets it). Only failures take a model slot, so models that never
+    /// Why the credential is cooling for the model now (`None` if it is not), claiming nothing:
+    /// for a request that already tried it and only wants to know when it recovers.
+    pub fn refusal(&self, model: u64, now_ms: u64) -> Option<Admit> {
+        let slot = || self.find(model.max(1))?.gate.refusal(now_ms);
+        self.auth.refusal(now_ms).or_else(slot)
+    }
+
+    /// Gives back a probe whose request ended without an answer (its client left), so the next
+    /// request may probe at once instead of after the probe timeout.
+    pub fn abandon(&self, model: u64) {
+        self.auth.release_probe();
+        if let Some(slot) = self.find(model.max(1)) {
+            slot.gate.release_probe();
+        }
+    }
+
+    /// Records how an attempt went; the deadline when a failure starts a cooldown (so it is logged
+    /// once, not once per request that meets it). Only failures take a model slot, so models that never
     /// fail use none. A failure ends any probe of this credential: a new one may follow its
     /// cooldown.
-    pub fn record(&self, model: u64, outcome: Outcome, now_ms: u64, policy: &HealthPolicy) -> bool {
+    pub fn record(
+        &self,
+        model: u64,
+        outcome: Outcome,
+        now_ms: u64,
+        policy: &HealthPolicy,
+    ) -> Option<u64> {
         let model = model.max(1);
         let (slot, reason, delay) = match outcome {
             Outcome::Success => {
@@ -266,7 +300,7 @@ impl CredentialHealth {
                     slot.clear();
                 }
                 self.auth.clear();
-                return false;
+                return None;
             }
             Outcome::AuthFailed => {
                 if let Some(slot) = self.find(model) {
@@ -281,10 +315,20 @@ impl CredentialHealth {
             }
             Outcome::RateLimited { retry_after_ms } => {
                 let slot = self.claim(model);
-                let count = slot
-                    .consecutive_rate_limits
-                    .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_add(1)))
-                    .map_or(u32::MAX, |n| n.saturating_add(1));
+                // A 429 met while a cooldown is in force comes from a request that was already in
+                // flight when it began: it neither counts as another consecutive limit nor, without
+                // a hint of its own, moves the deadline. Else a burst would escalate the backoff.
+                if slot.gate.until.load(Relaxed) > now_ms {
+                    if retry_after_ms.is_none() {
+                        self.auth.release_probe();
+                        return None;
+                    }
+                } else {
+                    slot.consecutive_rate_limits
+                        .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_add(1)))
+                        .ok();
+                }
+                let count = slot.consecutive_rate_limits.load(Relaxed).max(1);
                 let backoff = || {
                     policy
                         .backoff_base_ms

@@ -52,7 +52,7 @@ fn defaults_and_model_key() {
     assert_eq!(fields, [1_000, 1_800_000, 10_000]);
     assert_eq!(
         [d.auth_failure_cooldown_ms, d.probe_timeout_ms],
-        [1_800_000, 60_000]
+        [1_800_000, 5_000]
     );
     assert_eq!(model_key(""), 0xcbf2_9ce4_8422_2325);
     assert_eq!(model_key("a"), 0xaf63_dc4c_8601_ec8c);
@@ -357,21 +357,24 @@ fn garbage_is_ignored_and_retry_after_is_preferred() {
 #[test]
 fn record_says_when_a_cooldown_starts() {
     let h = CredentialHealth::new();
-    assert!(
+    assert_eq!(
         h.record(M, Transient, 1_000, &P),
-        "first failure starts one"
+        Some(11_000),
+        "the first starts one"
     );
-    assert!(
-        !h.record(M, Transient, 2_000, &P),
-        "a failure within it does not"
+    assert_eq!(
+        h.record(M, Transient, 2_000, &P),
+        None,
+        "one within it does not"
     );
-    assert!(
+    assert_eq!(
         h.record(M, Transient, 12_001, &P),
-        "after it ended, a new one starts"
+        Some(22_001),
+        "after it, a new one"
     );
-    assert!(!h.record(M, Success, 12_500, &P));
-    assert!(h.record(M, AuthFailed, 13_000, &P));
-    assert!(!h.record(M, AuthFailed, 13_001, &P));
+    assert_eq!(h.record(M, Success, 12_500, &P), None);
+    assert_eq!(h.record(M, AuthFailed, 13_000, &P), Some(1_813_000));
+    assert_eq!(h.record(M, AuthFailed, 13_001, &P), None);
 }
 
 #[test]
@@ -388,4 +391,35 @@ fn outcome_of_classifies_statuses() {
     let hinted = [("Retry-After", &b"7"[..])];
     assert_eq!(outcome_of(429, hinted, 0), Some(limited(Some(7_000))));
     assert_eq!(outcome_of(429, none, 0), Some(limited(None)));
+}
+
+#[test]
+fn a_burst_of_429s_in_flight_counts_once() {
+    let h = CredentialHealth::new();
+    for t in 0..10 {
+        h.record(M, limited(None), 1_000 + t, &P);
+    }
+    assert_eq!(h.admit(M, 1_999, &P), no(2_000, RateLimit, 1_000));
+    assert_eq!(h.snapshot(1_999).models[0].consecutive_rate_limits, 1);
+    // A hint met during the cooldown still counts: the upstream knows best.
+    h.record(M, limited(Some(5_000)), 1_500, &P);
+    assert_eq!(h.admit(M, 1_999, &P), no(6_500, RateLimit, 1_500));
+}
+
+#[test]
+fn refusal_reads_without_claiming_and_abandon_gives_the_probe_back() {
+    let h = CredentialHealth::new();
+    assert_eq!(h.refusal(M, 0), None);
+    h.record(M, limited(Some(1_000)), 0, &P);
+    assert_eq!(h.refusal(M, 500), Some(no(1_000, RateLimit, 0)));
+    assert_eq!(h.refusal(M, 1_000), None, "over: the next request probes");
+    assert_eq!(h.admit(M, 1_000, &P), Probe);
+    assert!(
+        matches!(h.admit(M, 1_001, &P), No { .. }),
+        "one probe at a time"
+    );
+    h.abandon(M);
+    assert_eq!(h.admit(M, 1_002, &P), Probe, "given back");
+    h.record(1, AuthFailed, 2_000, &P);
+    assert_eq!(h.refusal(M, 2_001), Some(no(1_802_000, Auth, 2_000)));
 }

@@ -97,16 +97,24 @@ pub enum Pick {
     Unavailable(Unavailable),
 }
 
-/// Why nothing could be picked: the candidates refused, by reason.
+/// Why nothing could be picked: every candidate, by what keeps it (those this request already
+/// tried included, by the cooldown their failure left).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Unavailable {
     pub rate_limited: usize,
     pub disabled: usize,
     pub transient: usize,
+    /// Tried by this request and not cooling (e.g. a 429 that asked for no wait).
     pub tried: usize,
-    /// The soonest any refused candidate recovers, in ms from now (`None` if every candidate was
-    /// already tried).
+    /// The soonest any cooling candidate recovers, in ms from now.
     pub retry_after_ms: Option<u64>,
+}
+
+impl Unavailable {
+    /// Every candidate is rate-limited or disabled: the gateway answers 429 itself.
+    pub fn all_limited(&self) -> bool {
+        self.rate_limited + self.disabled > 0 && self.transient == 0 && self.tried == 0
+    }
 }
 
 /// What the candidates that were asked and refused add up to.
@@ -118,7 +126,8 @@ struct Refusals {
 }
 
 impl Refusals {
-    fn note(&mut self, credential: usize, admit: Admit, now_ms: u64) {
+    /// Counts a refusal; `fail_open` says whether the candidate may still be tried anyway.
+    fn note(&mut self, credential: usize, admit: Admit, now_ms: u64, fail_open: bool) {
         let Admit::No {
             until_ms,
             reason,
@@ -133,7 +142,7 @@ impl Refusals {
             Reason::Auth => u.disabled += 1,
             Reason::Transient => {
                 u.transient += 1;
-                if self.fail_open.map_or(true, |(at, _)| failed_at_ms < at) {
+                if fail_open && self.fail_open.map_or(true, |(at, _)| failed_at_ms < at) {
                     self.fail_open = Some((failed_at_ms, credential));
                 }
             }
@@ -234,18 +243,22 @@ impl Pool {
             let mut probe = false;
             let available = |i: usize| {
                 let c = group.credentials[i];
+                let health = &self.credentials[c].health;
                 if ask.tried.contains(&c) {
-                    refused.unavailable.tried += 1;
+                    match health.refusal(key, now_ms) {
+                        Some(no) => refused.note(c, no, now_ms, false),
+                        None => refused.unavailable.tried += 1,
+                    }
                     return false;
                 }
-                match self.credentials[c].health.admit(key, now_ms, &self.policy) {
+                match health.admit(key, now_ms, &self.policy) {
                     Admit::Yes => true,
                     Admit::Probe => {
                         probe = true;
                         true
                     }
                     no => {
-                        refused.note(c, no, now_ms);
+                        refused.note(c, no, now_ms, true);
                         false
                     }
                 }
@@ -276,22 +289,29 @@ impl Pool {
         }
     }
 
-    /// Records how an attempt with a credential went; true when a failure starts a cooldown.
+    /// Records how an attempt with a credential went; when a failure starts a cooldown, how long
+    /// it lasts in ms.
     pub fn report(
         &self,
         credential: usize,
         model: Option<&str>,
         outcome: Outcome,
         now_ms: u64,
-    ) -> bool {
+    ) -> Option<u64> {
         let name = model.unwrap_or("");
         let key = model_key(name);
         if outcome != Outcome::Success {
             self.remember(key, name);
         }
-        self.credentials[credential]
-            .health
-            .record(key, outcome, now_ms, &self.policy)
+        let health = &self.credentials[credential].health;
+        let until = health.record(key, outcome, now_ms, &self.policy)?;
+        Some(until.saturating_sub(now_ms))
+    }
+
+    /// Gives back the probe an attempt held when its request ended without an answer.
+    pub fn abandon(&self, credential: usize, model: Option<&str>) {
+        let key = model_key(model.unwrap_or(""));
+        self.credentials[credential].health.abandon(key);
     }
 
     /// Whether any upstream serves the model (for answering 404 without asking the pool).

@@ -92,14 +92,50 @@ fn tried_credentials_are_skipped_and_then_nothing_is_left() {
 }
 
 #[test]
+fn tried_credentials_count_by_their_cooldown_but_are_never_failed_open_to() {
+    let p = pool(TWO);
+    let (a, b) = (index(&p, "a"), index(&p, "b"));
+    p.report(a, MODEL.model, limited(20_000), 0);
+    p.report(b, MODEL.model, AuthFailed, 0);
+    let ask = Ask {
+        tried: &[a, b],
+        ..MODEL
+    };
+    let Pick::Unavailable(u) = p.pick(&ask, 100) else {
+        panic!("nothing is left")
+    };
+    assert_eq!(
+        (u.rate_limited, u.disabled, u.retry_after_ms),
+        (1, 1, Some(19_900))
+    );
+    assert!(u.all_limited());
+    // Failing open skips what this request tried, even when that failed longest ago.
+    let p = pool(TWO);
+    p.report(a, MODEL.model, Transient, 0);
+    p.report(b, MODEL.model, Transient, 10);
+    let ask = Ask {
+        tried: &[a],
+        ..MODEL
+    };
+    let pick = p.pick(&ask, 20);
+    assert!(matches!(pick, Pick::Use { credential, fail_open: true, .. } if credential == b));
+    let ask = Ask {
+        tried: &[a, b],
+        ..MODEL
+    };
+    let Pick::Unavailable(u) = p.pick(&ask, 20) else {
+        panic!("both tried")
+    };
+    assert_eq!((u.transient, u.all_limited()), (2, false));
+}
+
+#[test]
 fn a_rate_limited_credential_cools_then_one_probe_restores_it() {
     let p = pool(TWO);
     let a = index(&p, "a");
-    assert!(p.report(a, MODEL.model, limited(5_000), 100));
-    assert!(
-        !p.report(a, MODEL.model, limited(5_000), 200),
-        "already cooling"
-    );
+    assert_eq!(p.report(a, MODEL.model, limited(5_000), 100), Some(5_000));
+    let again = p.report(a, MODEL.model, limited(5_000), 200);
+    assert_eq!(again, None, "already cooling");
     assert_eq!(picks(&p, &MODEL, 1_000, 4), ["b", "b", "b", "b"]);
     // The cooldown is over at 5_200: one request probes, the others wait for its answer.
     let probe = (0..4).map(|_| p.pick(&MODEL, 5_200)).collect::<Vec<_>>();
@@ -109,7 +145,7 @@ fn a_rate_limited_credential_cools_then_one_probe_restores_it() {
         .collect();
     assert_eq!(probes.len(), 1, "{probe:?}");
     assert_eq!(name(&p, probes[0].clone()), "a");
-    assert!(!p.report(a, MODEL.model, Success, 5_300));
+    assert_eq!(p.report(a, MODEL.model, Success, 5_300), None);
     let got = picks(&p, &MODEL, 5_300, 8);
     assert_eq!(
         got.iter().filter(|n| *n == "a").count(),
@@ -363,5 +399,26 @@ fn always_limited_credential_is_tried_once_per_cooldown_window() {
     assert_eq!(a_times.len(), 3, "{a_times:?}");
     for w in a_times.windows(2) {
         assert!((1_000..1_050).contains(&(w[1] - w[0])), "{a_times:?}");
+    }
+}
+
+/// The cursor is one for all cores: two threads picking at once get the two positions.
+#[test]
+fn concurrent_picks_share_one_cursor() {
+    for _ in 0..20 {
+        let p = std::sync::Arc::new(pool(&TWO.replace("weight = 3", "weight = 1")));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (p, barrier) = (p.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    name(&p, p.pick(&MODEL, 0))
+                })
+            })
+            .collect();
+        let mut got: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, ["a", "b"]);
     }
 }

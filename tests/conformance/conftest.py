@@ -43,6 +43,8 @@ UPSTREAM_SECRET = "upstream-secret-key"
 CLIENT_KEY = "sk-client-key-4f1c9e-must-be-replaced"
 
 START_TIMEOUT_S = 20.0
+# Longer than the 1 ms cooldowns of the single-credential gateways (see gateway_config).
+FAULT_COOLDOWN_S = 0.005
 STOP_TIMEOUT_S = 10.0
 
 LISTEN_RE_MOCK = re.compile(r"^listening on 127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
@@ -202,11 +204,14 @@ def gateway_config(
     if max_body_bytes is not None:
         lines.append(f"max_body_bytes = {max_body_bytes}")
     # These gateways hold one credential while the suite injects an upstream fault into single
-    # requests (x-mock-fault). Cooldowns of 1 ms keep one test's fault from cooling the
-    # credential for the next test; how the pool cools and fails over is test_failover.py's.
+    # requests (x-mock-fault) to see what the client gets of it: one attempt, so the upstream's
+    # answer comes back as it is, and cooldowns of 1 ms, waited out after each fault
+    # (FAULT_COOLDOWN_S), so one fault does not cool the credential for the next request. How
+    # the pool cools and fails over is test_failover.py's.
     lines += [
         "",
         "[routing]",
+        "max_attempts = 1",
         "max_cooldown_ms = 1",
         "transient_cooldown_ms = 1",
         "auth_failure_cooldown_ms = 1",
@@ -444,6 +449,7 @@ def client(gateway) -> Iterator[anthropic.Anthropic]:
         yield c
     finally:
         c.close()
+        time.sleep(FAULT_COOLDOWN_S)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ REQUESTS = 100
 PACE_S = 0.03
 
 LOG_LINE = re.compile(
-    r"^\[(?P<ts>\S+) INFO\s+mock::requests\] answered (?P<method>\S+) (?P<path>\S+) "
+    r"^\[(?P<ts>\S+) DEBUG\s+mock::requests\] answered (?P<method>\S+) (?P<path>\S+) "
     r"key=(?P<key>\S+) status=(?P<status>\d+)$",
     re.MULTILINE,
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
@@ -17,6 +18,7 @@ import pytest
 
 from conftest import (
     CLIENT_KEY,
+    FAULT_COOLDOWN_S,
     SMALL_MAX_BODY_BYTES,
     UPSTREAM_SECRET,
     assert_error_shape,
@@ -416,6 +418,7 @@ def test_faults_do_not_poison_the_connection(client):
     for fault in FAULT_IDS:
         with pytest.raises(anthropic.APIStatusError):
             create(client, extra_headers={"x-mock-fault": fault})
+        time.sleep(FAULT_COOLDOWN_S)
         assert text_of(create(client))
 
 
@@ -628,6 +631,7 @@ def test_builtin_mock(builtin_client):
     assert builtin_client.models.list().has_more is False
     with pytest.raises(anthropic.RateLimitError):
         create(builtin_client, extra_headers={"x-mock-fault": "rate_limit"})
+    time.sleep(FAULT_COOLDOWN_S)
     with pytest.raises(anthropic.APIStatusError) as ei:
         with builtin_client.messages.stream(
             model=MODEL, max_tokens=MAX_TOKENS, messages=MESSAGES, extra_headers={"x-mock-fault": "drop_mid_stream"}

@@ -69,7 +69,7 @@ fn main() {
         // Added after RUST_LOG is read, so the flag wins for its one target whatever RUST_LOG
         // says about it; milliseconds, so a test can measure the spacing of attempts.
         logger
-            .filter_module(REQUEST_LOG_TARGET, log::LevelFilter::Info)
+            .filter_module(REQUEST_LOG_TARGET, log::LevelFilter::Debug)
             .format_timestamp_millis();
     }
     logger.init();
