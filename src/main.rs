@@ -141,7 +141,10 @@ fn summary(c: &Config) -> String {
             Some(url) => url.to_string(),
             None => "built-in mock".into(),
         };
-        let creds: Vec<&str> = u.credentials.iter().map(|c| c.name.as_str()).collect();
+        let mut creds: Vec<&str> = u.credentials.iter().map(|c| c.name.as_str()).collect();
+        if creds.is_empty() {
+            creds.push(ringgate::routing::pool::KEYLESS);
+        }
         s.push_str(&format!(
             "  upstream {:?} ({:?}) -> {target}; models {:?}; credentials {:?}\n",
             u.name, u.kind, u.models, creds
