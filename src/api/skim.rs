@@ -51,24 +51,11 @@ pub fn skim(body: &[u8]) -> Result<Skim, SkimError> {
     let mut seen_model = false;
     let mut seen_stream = false;
     p.ws();
-    if p.next() != Some(b'{') {
+    if p.peek() != Some(b'{') {
         return Err(SkimError("the request body must be a JSON object"));
     }
-    p.ws();
-    if p.peek() == Some(b'}') {
-        p.i += 1;
-        return p.end(out);
-    }
-    loop {
-        p.ws();
-        let key = p.string()?;
-        let key = unescape(&body[key]).ok_or(SkimError("invalid escape in a key"))?;
-        p.ws();
-        if p.next() != Some(b':') {
-            return Err(SkimError("expected ':' after a key"));
-        }
-        p.ws();
-        match &*key {
+    p.members(|key, p| {
+        match key {
             "model" => {
                 if std::mem::replace(&mut seen_model, true) {
                     return Err(SkimError("the key \"model\" appears twice"));
@@ -93,20 +80,16 @@ pub fn skim(body: &[u8]) -> Result<Skim, SkimError> {
                     _ => None,
                 };
             }
-            "metadata" if p.peek() == Some(b'{') => out.user_id = p.user_id(body)?,
+            "metadata" if p.peek() == Some(b'{') => out.user_id = p.user_id()?,
             "metadata" => {
                 out.user_id = None;
                 p.value()?;
             }
             _ => p.value()?,
         }
-        p.ws();
-        match p.next() {
-            Some(b',') => continue,
-            Some(b'}') => return p.end(out),
-            _ => return Err(SkimError("expected ',' or '}' after a value")),
-        }
-    }
+        Ok(())
+    })?;
+    p.end(out)
 }
 
 struct Cursor<'a> {
@@ -139,37 +122,54 @@ impl Cursor<'_> {
         }
     }
 
-    /// The `metadata` object at the cursor, stepped over; returns its `user_id` if a string.
-    fn user_id(&mut self, body: &[u8]) -> Result<Option<Range<usize>>, SkimError> {
-        let mut found = None;
+    /// The members of the object at the cursor, up to its closing brace: `each` gets every key
+    /// (escapes decoded) with the cursor at its value, and must step over the value.
+    fn members(
+        &mut self,
+        mut each: impl FnMut(&str, &mut Self) -> Result<(), SkimError>,
+    ) -> Result<(), SkimError> {
         self.next();
         self.ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
-            return Ok(None);
+            return Ok(());
         }
+        let b = self.b;
         loop {
             self.ws();
             let key = self.string()?;
-            let key = unescape(&body[key]).ok_or(SkimError("invalid escape in a key"))?;
+            let key = unescape(&b[key]).ok_or(SkimError("invalid escape in a key"))?;
             self.ws();
             if self.next() != Some(b':') {
                 return Err(SkimError("expected ':' after a key"));
             }
             self.ws();
-            if key == "user_id" && self.peek() == Some(b'"') {
-                found = Some(self.string()?);
-            } else {
-                found = found.filter(|_| key != "user_id");
-                self.value()?;
-            }
+            each(&key, self)?;
             self.ws();
             match self.next() {
                 Some(b',') => continue,
-                Some(b'}') => return Ok(found),
+                Some(b'}') => return Ok(()),
                 _ => return Err(SkimError("expected ',' or '}' after a value")),
             }
         }
+    }
+
+    /// The `metadata` object at the cursor, stepped over; its last `user_id`, if that is a string.
+    fn user_id(&mut self) -> Result<Option<Range<usize>>, SkimError> {
+        let mut found = None;
+        self.members(|key, p| {
+            if key != "user_id" {
+                return p.value();
+            }
+            found = None;
+            if p.peek() == Some(b'"') {
+                found = Some(p.string()?);
+            } else {
+                p.value()?;
+            }
+            Ok(())
+        })?;
+        Ok(found)
     }
 
     /// A string at the cursor; returns the range of its contents.
