@@ -20,7 +20,6 @@ use super::attempt::{
 use super::{respond, Api};
 use crate::api::skim::{skim, Skim};
 use crate::http::{ApiError, ErrorType};
-use crate::routing::models::percent_decode;
 use crate::routing::pool::{Ask, Pick, Unavailable};
 use crate::routing::select::affinity_key;
 use crate::server::conn::{After, Request};
@@ -50,9 +49,7 @@ pub async fn forward(
     let stream = route == Route::Messages && skimmed.is_stream();
     // A model lookup is routed by the id it asks about, to an upstream that serves it.
     let requested = match route {
-        Route::Model => Some(Cow::Owned(percent_decode(
-            &req.head.path()["/v1/models/".len()..],
-        ))),
+        Route::Model => Some(Cow::Owned(super::models::model_id(req))),
         _ => skimmed.model(&req.body),
     };
     let model = requested.as_deref().map(|m| api.models.resolve(m));

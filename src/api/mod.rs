@@ -99,9 +99,7 @@ impl Handler for Api {
                 let mut head = ResponseHead::new(200);
                 head.header("content-type", b"text/plain")
                     .header("request-id", req.id.as_str().as_bytes());
-                let mut out = head.finish_with_length(2);
-                out.extend_from_slice(b"ok");
-                write_all(stream, out).await?;
+                write_all(stream, head.finish_with_body(b"ok")).await?;
                 Ok(After::KeepAlive)
             }
             Ok(route) => match (self.clients.check(&req.head), &self.catalog) {

@@ -29,7 +29,8 @@ pub fn answers(catalog: &Catalog, pool: &Pool, req: &Request, route: Route) -> b
     }
 }
 
-fn model_id(req: &Request) -> String {
+/// The model id of a `/v1/models/{id}` request, percent-decoded.
+pub(crate) fn model_id(req: &Request) -> String {
     percent_decode(&req.head.path()["/v1/models/".len()..])
 }
 
@@ -53,18 +54,7 @@ pub async fn answer(
         Ok(b) => b,
         Err(e) => return respond(client, req, &e).await,
     };
-    let mut head = ResponseHead::new(200);
-    head.header("content-type", b"application/json")
-        .header("request-id", req.id.as_str().as_bytes());
-    if !req.head.keep_alive {
-        head.header("connection", b"close");
-    }
-    let mut out = head.finish_with_length(body.len() as u64);
-    out.extend_from_slice(body.as_bytes());
-    write_all(client, out).await?;
-    Ok(if req.head.keep_alive {
-        After::KeepAlive
-    } else {
-        After::Close
-    })
+    let out = ResponseHead::json(200, req.id.as_str(), req.head.keep_alive);
+    write_all(client, out.finish_with_body(body.as_bytes())).await?;
+    Ok(After::KeepAlive)
 }

@@ -127,22 +127,14 @@ impl ApiError {
 
     /// The whole HTTP response: head and body.
     pub fn to_response(&self, request_id: &str, keep_alive: bool) -> Vec<u8> {
-        let body = self.body(request_id);
-        let mut head = ResponseHead::new(self.status);
-        head.header("content-type", b"application/json")
-            .header("request-id", request_id.as_bytes());
+        let mut head = ResponseHead::json(self.status, request_id, keep_alive);
         if let Some(allow) = self.allow {
             head.header("allow", allow.as_bytes());
         }
         if let Some(secs) = self.retry_after {
             head.header("retry-after", secs.to_string().as_bytes());
         }
-        if !keep_alive {
-            head.header("connection", b"close");
-        }
-        let mut out = head.finish_with_length(body.len() as u64);
-        out.extend_from_slice(body.as_bytes());
-        out
+        head.finish_with_body(self.body(request_id).as_bytes())
     }
 }
 

@@ -24,6 +24,18 @@ impl ResponseHead {
         ResponseHead { buf }
     }
 
+    /// The head of a JSON document the gateway writes itself: its type, the request's id, and
+    /// `connection: close` when the client did not ask to keep the connection.
+    pub fn json(status: u16, request_id: &str, keep_alive: bool) -> ResponseHead {
+        let mut head = Self::new(status);
+        head.header("content-type", b"application/json")
+            .header("request-id", request_id.as_bytes());
+        if !keep_alive {
+            head.header("connection", b"close");
+        }
+        head
+    }
+
     pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
         self.buf.extend_from_slice(name.as_bytes());
         self.buf.extend_from_slice(b": ");
@@ -37,6 +49,13 @@ impl ResponseHead {
         self.header("content-length", len.to_string().as_bytes());
         self.buf.extend_from_slice(b"\r\n");
         self.buf
+    }
+
+    /// The whole response: this head and `body`, in one buffer.
+    pub fn finish_with_body(self, body: &[u8]) -> Vec<u8> {
+        let mut out = self.finish_with_length(body.len() as u64);
+        out.extend_from_slice(body);
+        out
     }
 
     /// Ends the head of a response whose body ends when the connection closes.

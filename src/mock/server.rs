@@ -155,15 +155,11 @@ impl Handler for MockHandler {
                 body,
                 headers,
             } => {
-                let mut head = ResponseHead::new(status);
-                head.header("content-type", b"application/json")
-                    .header("request-id", answers::request_id().as_bytes());
+                let mut head = ResponseHead::json(status, &answers::request_id(), true);
                 for (name, value) in &headers {
                     head.header(name, value.as_bytes());
                 }
-                let mut out = head.finish_with_length(body.len() as u64);
-                out.extend_from_slice(body.as_bytes());
-                write_all(stream, out).await?;
+                write_all(stream, head.finish_with_body(body.as_bytes())).await?;
                 Ok(After::KeepAlive)
             }
             Reply::Stream { events, delivery } => {
