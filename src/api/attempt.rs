@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 use std::io;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use monoio::net::TcpStream;
@@ -16,7 +16,7 @@ use monoio::net::TcpStream;
 use super::headers::{self, Outbound};
 use super::Api;
 use crate::http::ApiError;
-use crate::routing::health::{outcome_of, Outcome};
+use crate::routing::health::{outcome_of, unix_ms, Outcome};
 use crate::server::conn::Request;
 use crate::server::io::{client_gone, write_all};
 use crate::stream::relay::{relay, ClientFraming, Failure, RelayEnd, RelayStats, Response};
@@ -189,22 +189,18 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
         Some(Err(e)) => return Attempt::Failed(Failed::Transport(e)),
         None => return Attempt::ClientGone,
     };
-    if let Some(outcome) = outcome_of(head.status, head.headers(), unix_ms()) {
-        let answer = UpstreamAnswer {
-            conn,
-            head,
-            leftover,
-        };
-        return Attempt::Failed(Failed::Status { outcome, answer });
-    }
-    // The upstream took the credential: a probe has its answer at once, whatever the body does.
-    let pool = &api.pool;
-    pool.report(plan.credential, plan.model, Outcome::Success, pool.now_ms());
     let answer = UpstreamAnswer {
         conn,
         head,
         leftover,
     };
+    let now = unix_ms(SystemTime::now());
+    if let Some(outcome) = outcome_of(answer.head.status, answer.head.headers(), now) {
+        return Attempt::Failed(Failed::Status { outcome, answer });
+    }
+    // The upstream took the credential: a probe has its answer at once, whatever the body does.
+    let pool = &api.pool;
+    pool.report(plan.credential, plan.model, Outcome::Success, pool.now_ms());
     match relay_answer(api, client, plan.req, answer, plan.watch_client).await {
         Ok(Relayed {
             end: RelayEnd::NotCommitted(f),
@@ -304,11 +300,4 @@ pub async fn relay_answer(
         stats,
         close,
     })
-}
-
-/// The wall clock in ms since the Unix epoch, for dating the upstream's rate-limit hints.
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

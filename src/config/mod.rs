@@ -162,15 +162,10 @@ impl Config {
     /// Settings that are valid but probably not what was meant, to be said at start-up rather
     /// than discovered from failed requests.
     pub fn warnings(&self) -> Vec<String> {
-        let serves = |model: &str| {
-            (self.upstreams.iter()).any(|u| {
-                u.models
-                    .iter()
-                    .any(|p| crate::routing::models::matches(p, model))
-            })
-        };
+        use crate::routing::models::serves;
+        let served = |model: &str| self.upstreams.iter().any(|u| serves(&u.models, model));
         (self.models.aliases.iter())
-            .filter(|(_, target)| !serves(target))
+            .filter(|(_, target)| !served(target))
             .map(|(alias, target)| {
                 format!(
                     "models.aliases.{alias} points to {target:?}, which no upstream's models \

@@ -467,10 +467,14 @@ fn is_reset_header(name: &str) -> bool {
 }
 
 fn delay_until(at: SystemTime, now_unix_ms: u64) -> u64 {
-    let at_ms = at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    at_ms.saturating_sub(now_unix_ms)
+    unix_ms(at).saturating_sub(now_unix_ms)
+}
+
+/// A wall-clock time as ms since the Unix epoch (0 before it), the unit rate-limit hints are
+/// dated in.
+pub fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

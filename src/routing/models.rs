@@ -33,6 +33,11 @@ pub fn matches(pattern: &str, model: &str) -> bool {
     p[i..].iter().all(|&c| c == b'*')
 }
 
+/// Whether an upstream with these `models` patterns serves the model.
+pub fn serves(patterns: &[String], model: &str) -> bool {
+    patterns.iter().any(|p| matches(p, model))
+}
+
 /// A pattern naming one model id.
 pub fn is_literal(pattern: &str) -> bool {
     !pattern.contains('*')

@@ -12,10 +12,10 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
-use super::health::{model_key, Admit, CredentialHealth, HealthPolicy, Outcome, Reason};
-use super::models::matches;
+use super::health::{model_key, unix_ms, Admit, CredentialHealth, HealthPolicy, Outcome, Reason};
+use super::models::serves;
 use super::select::{affine, fill_first, round_robin, Schedule};
 use crate::config::{Config, RoutingConfig, Strategy};
 
@@ -198,9 +198,7 @@ impl Pool {
                 }
             })
             .collect();
-        let epoch_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let epoch_unix_ms = unix_ms(SystemTime::now());
         Pool {
             credentials,
             upstreams,
@@ -316,9 +314,7 @@ impl Pool {
 
     /// Whether any upstream serves the model (for answering 404 without asking the pool).
     pub fn serves(&self, model: &str) -> bool {
-        self.upstreams
-            .iter()
-            .any(|u| u.patterns.iter().any(|p| matches(p, model)))
+        self.upstreams.iter().any(|u| serves(&u.patterns, model))
     }
 
     /// Each credential's health, for the admin view. Times are Unix milliseconds.
@@ -370,7 +366,7 @@ impl Pool {
     fn mask(&self, tier: &Tier, model: Option<&str>) -> usize {
         let serves = |u: usize| match model {
             None => true,
-            Some(m) => self.upstreams[u].patterns.iter().any(|p| matches(p, m)),
+            Some(m) => serves(&self.upstreams[u].patterns, m),
         };
         (tier.upstreams.iter().enumerate())
             .filter(|&(_, &u)| serves(u))
