@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{secret, ConfigError};
+use super::{check_name, secret, ConfigError};
 
 /// A client key with its secret resolved. `Debug` never shows the key.
 #[derive(Clone)]
@@ -46,16 +46,8 @@ pub(super) fn parse_all(
         let at = spanned.span().start;
         let k = spanned.get_ref();
         let key = |field: &str| format!("api_keys[{i}].{field}");
-        if k.name.trim().is_empty() {
-            return Err(fail(at, &key("name"), "must not be empty".into()));
-        }
-        if keys.iter().any(|x| x.name == k.name) {
-            return Err(fail(
-                at,
-                &key("name"),
-                format!("duplicate name {:?}", k.name),
-            ));
-        }
+        check_name(&k.name, keys.iter().map(|x| x.name.as_str()), "name")
+            .map_err(|what| fail(at, &key("name"), what))?;
         let value = secret(&k.key, &k.key_env, env, "key")
             .map_err(|(field, what)| fail(at, &key(&field), what))?;
         if keys.iter().any(|x| x.key == value) {

@@ -196,6 +196,22 @@ impl Config {
     }
 }
 
+/// A `name` that says which one it is: not blank, and not one of `taken` (logs, the admin view
+/// and resets go by name). The error is the message for the `name` key.
+fn check_name<'a>(
+    name: &str,
+    mut taken: impl Iterator<Item = &'a str>,
+    what: &str,
+) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if taken.any(|t| t == name) {
+        return Err(format!("duplicate {what} {name:?}"));
+    }
+    Ok(())
+}
+
 /// Resolves a secret given inline (`field`) or through an environment variable (`field_env`).
 /// Errors name the field at fault.
 fn secret(

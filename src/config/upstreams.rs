@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{secret, ConfigError};
+use super::{check_name, secret, ConfigError};
 use crate::routing::pool::MAX_UPSTREAMS_PER_TIER;
 use crate::upstream::url::{BaseUrl, Scheme};
 
@@ -139,16 +139,8 @@ pub(super) fn parse_all(
         let at = spanned.span().start;
         let u = spanned.get_ref();
         let key = |k: &str| format!("upstreams[{i}].{k}");
-        if u.name.trim().is_empty() {
-            return Err(fail(at, &key("name"), "must not be empty".into()));
-        }
-        if upstreams.iter().any(|x: &Upstream| x.name == u.name) {
-            return Err(fail(
-                at,
-                &key("name"),
-                format!("duplicate upstream name {:?}", u.name),
-            ));
-        }
+        let names = upstreams.iter().map(|x: &Upstream| x.name.as_str());
+        check_name(&u.name, names, "upstream name").map_err(|what| fail(at, &key("name"), what))?;
         if u.models.is_empty() {
             return Err(fail(
                 at,
@@ -182,14 +174,9 @@ pub(super) fn parse_all(
             let cat = c.span().start;
             let c = c.get_ref();
             let ckey = |k: &str| format!("upstreams[{i}].credentials[{j}].{k}");
-            // Logs, the admin view and resets name credentials, so a name must say which one.
-            if c.name.trim().is_empty() {
-                return Err(fail(cat, &ckey("name"), "must not be empty".into()));
-            }
-            if credentials.iter().any(|x: &Credential| x.name == c.name) {
-                let what = format!("duplicate credential name {:?} in this upstream", c.name);
-                return Err(fail(cat, &ckey("name"), what));
-            }
+            let names = credentials.iter().map(|x: &Credential| x.name.as_str());
+            check_name(&c.name, names, "credential name")
+                .map_err(|what| fail(cat, &ckey("name"), what))?;
             let api_key = secret(&c.api_key, &c.api_key_env, env, "api_key")
                 .map_err(|(field, what)| fail(cat, &ckey(&field), what))?;
             if c.weight == 0 {
