@@ -19,6 +19,7 @@ use crate::runtime::{accept_loop, bind_group, worker_count, Driver, Workers};
 use crate::server::conn::Limits;
 use crate::shutdown::Shutdown;
 use crate::upstream::client::Target;
+use crate::upstream::pool::{ConnPool, PoolCounters, PoolStats};
 use crate::upstream::tls;
 use crate::upstream::url::{BaseUrl, Scheme};
 use rustls::pki_types::ServerName;
@@ -28,6 +29,8 @@ pub struct Gateway;
 /// A running gateway.
 pub struct GatewayHandle {
     pool: Arc<Pool>,
+    /// One per worker: its upstream connection pool's counters.
+    conn_counters: Vec<Arc<PoolCounters>>,
     addrs: Vec<SocketAddr>,
     workers: usize,
     driver: Driver,
@@ -95,8 +98,7 @@ impl Gateway {
                 name: u.name.clone(),
                 url,
                 addrs,
-                connect_timeout: Duration::from_millis(u.connect_timeout_ms),
-                response_timeout: Duration::from_millis(u.response_timeout_ms),
+                timeouts: u.timeouts,
             });
         }
 
@@ -125,7 +127,8 @@ impl Gateway {
         let catalog = Catalog::new(&config, &started).map(Arc::new);
         let shutdown = Shutdown::new();
         let mut workers = Workers::new(shutdown.clone());
-        for index in 0..count {
+        let conn_counters: Vec<Arc<PoolCounters>> = (0..count).map(|_| Arc::default()).collect();
+        for (index, counters) in conn_counters.iter().enumerate() {
             let listeners: Vec<_> = listener_groups
                 .iter_mut()
                 .map(|g| g.pop().expect("one per worker"))
@@ -142,9 +145,17 @@ impl Gateway {
                 pool.clone(),
             );
             let catalog = catalog.clone();
+            let counters = counters.clone();
             workers.spawn(index, config.server.pin_cores, driver, move || async move {
                 let limits = Rc::new(limits);
-                let api = Rc::new(Api::new(&config, targets, pool, catalog));
+                let conns = ConnPool::new(targets.len(), config.pool.settings(), counters);
+                let api = Rc::new(Api::new(&config, targets, pool, catalog, conns));
+                let (a, stop) = (api.clone(), shutdown.clone());
+                monoio::spawn(async move { a.sweep_idle(stop.wait()).await });
+                let (a, count) = (api.clone(), config.pool.prewarm_count());
+                if count > 0 {
+                    monoio::spawn(async move { a.prewarm(count).await });
+                }
                 for listener in listeners {
                     monoio::spawn(accept_loop(
                         listener,
@@ -167,6 +178,7 @@ impl Gateway {
         }
         Ok(GatewayHandle {
             pool,
+            conn_counters,
             addrs,
             workers: count,
             driver,
@@ -198,6 +210,13 @@ impl GatewayHandle {
     /// credential's health, and [`reset`](Pool::reset) clears a cooldown.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The upstream connection pools' counters, summed over the workers.
+    pub fn upstream_connections(&self) -> PoolStats {
+        (self.conn_counters.iter())
+            .map(|c| c.read())
+            .fold(PoolStats::default(), |a, b| a + b)
     }
 
     /// Built-in mock upstreams and the loopback addresses they serve on.

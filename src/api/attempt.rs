@@ -20,8 +20,9 @@ use crate::routing::health::{outcome_of, unix_ms, Outcome};
 use crate::server::conn::Request;
 use crate::server::io::{client_gone, write_all};
 use crate::stream::relay::{relay, ClientFraming, Failure, RelayEnd, RelayStats, Response};
-use crate::upstream::client::{connect, exchange, UpstreamError};
+use crate::upstream::client::{exchange, Deadline, Step, UpstreamError};
 use crate::upstream::conn::UpstreamConn;
+use crate::upstream::dial::dial;
 use crate::upstream::response::{ResponseFraming, ResponseHead};
 
 /// What one attempt is: the request as it goes upstream, and the credential it goes with.
@@ -65,7 +66,7 @@ pub enum Failed {
     /// whole, so the last one can be relayed as it is.
     Status {
         outcome: Outcome,
-        answer: UpstreamAnswer,
+        answer: Box<UpstreamAnswer>,
     },
     /// A good status, but the body failed before its first byte (or event) was relayed.
     Body(Failure),
@@ -73,10 +74,29 @@ pub enum Failed {
 
 /// An upstream's answer whose body has not been read yet.
 pub struct UpstreamAnswer {
+    /// Its upstream, where the connection goes back to when the body has been read.
+    pub origin: usize,
     pub conn: UpstreamConn,
     pub head: ResponseHead,
     /// Body bytes read with the head.
     pub leftover: BytesMut,
+    /// When the whole response must be in (non-streaming requests).
+    pub deadline: Option<Deadline>,
+}
+
+impl UpstreamAnswer {
+    /// Puts the connection of an answer not relayed back in the pool when the body already
+    /// came whole with the head (an error's short JSON usually does), else closes it.
+    pub fn discard(self, api: &Api) {
+        let complete = match self.head.framing {
+            ResponseFraming::None => true,
+            ResponseFraming::Length(n) => self.leftover.len() as u64 == n,
+            ResponseFraming::Chunked | ResponseFraming::UntilClose => false,
+        };
+        if complete && self.head.keep_alive {
+            api.conns.put(self.origin, self.conn);
+        }
+    }
 }
 
 impl Failed {
@@ -84,7 +104,7 @@ impl Failed {
     pub fn outcome(&self) -> Outcome {
         match self {
             Failed::Status { outcome, .. } => *outcome,
-            Failed::Transport(_) | Failed::Body(_) => Outcome::Transient,
+            Failed::Transport(_) | Failed::Body(_) => Outcome::Unreachable,
         }
     }
 
@@ -94,6 +114,13 @@ impl Failed {
             Failed::Transport(e) => e.to_string(),
             Failed::Status { answer, .. } => format!("answered {}", answer.head.status),
             Failed::Body(f) => f.reason.clone(),
+        }
+    }
+
+    /// Lets go of a failure that will not be relayed, keeping its connection when it can be.
+    pub fn discard(self, api: &Api) {
+        if let Failed::Status { answer, .. } = self {
+            answer.discard(api);
         }
     }
 
@@ -121,7 +148,7 @@ pub enum LastAnswer {
     /// The gateway's own error.
     Error(ApiError),
     /// The upstream's answer, relayed as it is.
-    Upstream(UpstreamAnswer),
+    Upstream(Box<UpstreamAnswer>),
 }
 
 /// The error for a response that failed before anything reached the client.
@@ -156,7 +183,7 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
     let credential = api.pool.credential(plan.credential);
     let upstream = &api.upstreams[credential.upstream];
     let target = &upstream.target;
-    let head = headers::upstream_request(
+    let mut head = headers::upstream_request(
         &plan.req.head,
         &Outbound {
             path_prefix: &target.url.path_prefix,
@@ -167,35 +194,55 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
             stream: plan.stream,
         },
     );
-    let mut conn = match connect(target).await {
-        Ok(c) => c,
-        Err(e) => return Attempt::Failed(Failed::Transport(e)),
+    let origin = credential.upstream;
+    let (limit, step) = match plan.stream {
+        true => (target.timeouts.first_byte, Step::FirstByte),
+        false => (target.timeouts.response, Step::Response),
     };
-    // A client that leaves while the upstream is still thinking (a long answer can take
-    // minutes) aborts the request: the upstream connection is dropped and not reused.
-    let exchanged = monoio::select! {
-        r = exchange(
-            &mut conn,
-            head,
-            plan.body.clone(),
-            false,
-            target.response_timeout,
-            api.settings.upstream_head_buffer,
-        ) => Some(r),
-        _ = client_gone(client, plan.watch_client) => None,
-    };
-    let (head, leftover) = match exchanged {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => return Attempt::Failed(Failed::Transport(e)),
-        None => return Attempt::ClientGone,
+    let mut pooled = api.conns.take(origin);
+    let (conn, deadline, (head, leftover)) = loop {
+        let reused = pooled.is_some();
+        let mut conn = match pooled.take() {
+            Some(conn) => conn,
+            None => match dial(target, &target.addrs).await {
+                Ok(conn) => {
+                    api.conns.opened();
+                    conn
+                }
+                Err(e) => return Attempt::Failed(Failed::Transport(e)),
+            },
+        };
+        let deadline = Deadline::after(limit, step);
+        // A reused connection may be the one the upstream is closing; then the request goes
+        // again, once, on a new one. Only the upstream's copy of the head is cloned for it.
+        let request = if reused {
+            head.clone()
+        } else {
+            std::mem::take(&mut head)
+        };
+        let head_buffer = api.settings.upstream_head_buffer;
+        // A client that leaves while the upstream is still thinking (a long answer can take
+        // minutes) aborts the request: the upstream connection is dropped and not reused.
+        let exchanged = monoio::select! {
+            r = exchange(&mut conn, request, plan.body.clone(), false, deadline, head_buffer) => r,
+            _ = client_gone(client, plan.watch_client) => return Attempt::ClientGone,
+        };
+        match exchanged {
+            Ok(answer) => break (conn, deadline, answer),
+            Err(e) if reused && e.is_stale() => api.conns.stale_retry(),
+            Err(e) => return Attempt::Failed(Failed::Transport(e)),
+        }
     };
     let answer = UpstreamAnswer {
+        origin,
         conn,
         head,
         leftover,
+        deadline: (!plan.stream).then_some(deadline),
     };
     let now = unix_ms(SystemTime::now());
     if let Some(outcome) = outcome_of(answer.head.status, answer.head.headers(), now) {
+        let answer = Box::new(answer);
         return Attempt::Failed(Failed::Status { outcome, answer });
     }
     // The upstream took the credential: a probe has its answer at once, whatever the body does.
@@ -229,6 +276,10 @@ fn log_cooldown(api: &Api, plan: &Plan<'_>, outcome: Outcome, ms: u64) {
         Outcome::Transient => log::warn!(
             "upstream {upstream:?} failed with credential {name:?} for {model:?}: cooling {ms} ms"
         ),
+        Outcome::Unreachable => log::warn!(
+            "upstream {upstream:?} could not be reached: avoided for {ms} ms, unless nothing \
+             else can serve"
+        ),
         Outcome::Success => {}
     }
 }
@@ -243,9 +294,11 @@ pub async fn relay_answer(
     watch_client: &Cell<bool>,
 ) -> io::Result<Relayed> {
     let UpstreamAnswer {
+        origin,
         mut conn,
         head: up,
         leftover,
+        deadline,
     } = answer;
     let event_stream = up.is_event_stream();
     let http11 = req.head.minor_version == 1;
@@ -284,6 +337,7 @@ pub async fn relay_answer(
             framing: up.framing,
             out,
             event_stream,
+            deadline,
         };
         relay(
             &mut conn,
@@ -294,6 +348,9 @@ pub async fn relay_answer(
         )
         .await
     };
+    if matches!(end, RelayEnd::Complete { reusable: true }) && up.keep_alive {
+        api.conns.put(origin, conn);
+    }
     Ok(Relayed {
         status,
         end,

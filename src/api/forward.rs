@@ -89,6 +89,7 @@ pub async fn forward(
             ) => {
                 if let Some((previous, f)) = failed {
                     log_failover(api, req, previous, &f, credential, fail_open);
+                    f.discard(api);
                 }
                 (credential, probe)
             }
@@ -101,7 +102,8 @@ pub async fn forward(
             (Pick::Unavailable(u), None) => {
                 return respond(client, req, &unavailable(model, &u)).await;
             }
-            (Pick::Unavailable(u), Some(_)) if u.all_limited() => {
+            (Pick::Unavailable(u), Some((_, f))) if u.all_limited() => {
+                f.discard(api);
                 return respond(client, req, &unavailable(model, &u)).await;
             }
             (Pick::Unavailable(_), Some((previous, f))) => {
@@ -157,7 +159,7 @@ async fn answer_failure(
     match failed.into_answer(upstream) {
         LastAnswer::Error(e) => respond(client, req, &e).await,
         LastAnswer::Upstream(answer) => {
-            let relayed = relay_answer(api, client, req, answer, watch_client).await?;
+            let relayed = relay_answer(api, client, req, *answer, watch_client).await?;
             finish(api, client, req, caller, credential, relayed).await
         }
     }

@@ -26,6 +26,8 @@ use crate::server::io::write_all;
 use crate::server::router::{self, Route};
 use crate::stream::relay::RelaySettings;
 use crate::upstream::client::Target;
+use crate::upstream::dial::dial;
+use crate::upstream::pool::ConnPool;
 use auth::ClientKeys;
 
 /// An upstream as one worker sees it.
@@ -49,17 +51,20 @@ pub struct Api {
     models: ModelsConfig,
     /// The models the configuration names, when it names any.
     catalog: Option<Arc<Catalog>>,
+    /// This core's idle upstream connections.
+    conns: ConnPool,
     settings: Settings,
 }
 
 impl Api {
     /// `targets` pairs each configured upstream with its resolved endpoint, in config order;
-    /// `pool` and `catalog` are shared by all workers.
+    /// `pool` and `catalog` are shared by all workers, `conns` is this worker's.
     pub fn new(
         config: &Config,
         targets: Vec<Target>,
         pool: Arc<Pool>,
         catalog: Option<Arc<Catalog>>,
+        conns: ConnPool,
     ) -> Api {
         let upstreams = config
             .upstreams
@@ -76,11 +81,40 @@ impl Api {
             pool,
             models: config.models.clone(),
             catalog,
+            conns,
             settings: Settings {
                 relay: config.stream.relay_settings(),
                 upstream_head_buffer: config.server.max_head_bytes,
                 max_attempts: config.routing.max_attempts as usize,
             },
+        }
+    }
+
+    /// Opens the configured number of idle connections to every upstream, so the first requests
+    /// find them ready; a failure is logged and leaves the pool to fill as requests come.
+    pub async fn prewarm(&self, count: usize) {
+        for (origin, upstream) in self.upstreams.iter().enumerate() {
+            for _ in 0..count {
+                let target = &upstream.target;
+                match dial(target, &target.addrs).await {
+                    Ok(conn) => self.conns.put(origin, conn),
+                    Err(e) => {
+                        log::warn!("upstream {:?}: prewarming failed: {e}", target.name);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes idle upstream connections as they time out, until `stop` completes.
+    pub async fn sweep_idle(&self, stop: impl std::future::Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            monoio::select! {
+                _ = monoio::time::sleep(self.conns.sweep_interval()) => self.conns.sweep(),
+                _ = &mut stop => return,
+            }
         }
     }
 

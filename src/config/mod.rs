@@ -6,6 +6,7 @@
 //! resolved and whose upstream addresses are parsed, ready for the workers to share through an `Arc`.
 
 mod access;
+mod connections;
 mod routing;
 mod server;
 mod stream;
@@ -19,6 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use access::{check_exposure, ApiKey};
+pub use connections::{DnsConfig, PoolConfig};
 pub use routing::{ModelsConfig, RoutingConfig, Strategy};
 pub use server::{IoDriver, Listen, ServerConfig};
 pub use stream::StreamConfig;
@@ -36,6 +38,8 @@ pub struct Config {
     pub stream: StreamConfig,
     pub routing: RoutingConfig,
     pub models: ModelsConfig,
+    pub pool: PoolConfig,
+    pub dns: DnsConfig,
     pub upstreams: Vec<Upstream>,
     /// Client keys; empty means no client authentication (loopback listeners only).
     pub api_keys: Vec<ApiKey>,
@@ -64,6 +68,8 @@ struct FileConfig {
     stream: StreamConfig,
     routing: RoutingConfig,
     models: ModelsConfig,
+    pool: PoolConfig,
+    dns: DnsConfig,
     upstreams: Vec<Spanned<FileUpstream>>,
     api_keys: Vec<Spanned<FileApiKey>>,
 }
@@ -111,6 +117,12 @@ impl Config {
         file.models.check().map_err(|(key, what)| ConfigError {
             message: format!("{origin}: models.{key}: {what}"),
         })?;
+        file.pool.check().map_err(|(key, what)| ConfigError {
+            message: format!("{origin}: pool.{key}: {what}"),
+        })?;
+        file.dns.check().map_err(|(key, what)| ConfigError {
+            message: format!("{origin}: dns.{key}: {what}"),
+        })?;
         if file.upstreams.is_empty() {
             return Err(ConfigError {
                 message: format!(
@@ -127,6 +139,8 @@ impl Config {
             stream: file.stream,
             routing: file.routing,
             models: file.models,
+            pool: file.pool,
+            dns: file.dns,
             upstreams,
             api_keys,
         })
@@ -154,6 +168,8 @@ impl Config {
             stream: StreamConfig::default(),
             routing: RoutingConfig::default(),
             models: ModelsConfig::default(),
+            pool: PoolConfig::default(),
+            dns: DnsConfig::default(),
             upstreams: vec![upstream],
             api_keys: Vec::new(),
         }

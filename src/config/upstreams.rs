@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::{check_name, secret, ConfigError};
 use crate::routing::pool::MAX_UPSTREAMS_PER_TIER;
+use crate::upstream::client::Timeouts;
 use crate::upstream::url::{BaseUrl, Scheme};
 
 /// The kinds of upstream ringgate can forward to.
@@ -30,8 +32,7 @@ pub struct Upstream {
     pub models: Vec<String>,
     pub priority: i32,
     pub credentials: Vec<Credential>,
-    pub connect_timeout_ms: u64,
-    pub response_timeout_ms: u64,
+    pub timeouts: Timeouts,
     /// Sent upstream when the client sent no `anthropic-version`.
     pub default_anthropic_version: String,
     pub mock: MockSettings,
@@ -89,6 +90,10 @@ pub(super) struct FileUpstream {
     credentials: Vec<Spanned<FileCredential>>,
     #[serde(default = "default_connect_timeout")]
     connect_timeout_ms: u64,
+    #[serde(default = "default_tls_handshake_timeout")]
+    tls_handshake_timeout_ms: u64,
+    #[serde(default = "default_first_byte_timeout")]
+    first_byte_timeout_ms: u64,
     #[serde(default = "default_response_timeout")]
     response_timeout_ms: u64,
     #[serde(default = "default_anthropic_version")]
@@ -114,6 +119,14 @@ fn all_models() -> Vec<String> {
 fn default_connect_timeout() -> u64 {
     5_000
 }
+fn default_tls_handshake_timeout() -> u64 {
+    10_000
+}
+fn default_first_byte_timeout() -> u64 {
+    // A stream's head comes when generation starts; with a very long prompt that can take a
+    // while, so the default is generous (and equal to the stream idle timeout).
+    300_000
+}
 fn default_response_timeout() -> u64 {
     // Non-streaming answers arrive whole, after the model has finished: the official SDKs
     // wait up to 10 minutes for them, so the gateway must not give up sooner.
@@ -124,6 +137,10 @@ fn default_anthropic_version() -> String {
 }
 fn default_weight() -> u32 {
     1
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
 }
 
 pub const ANTHROPIC_API_URL: &str = "https://api.anthropic.com";
@@ -148,7 +165,13 @@ pub(super) fn parse_all(
                 "must list at least one pattern (\"*\" for all)".into(),
             ));
         }
-        if u.connect_timeout_ms == 0 || u.response_timeout_ms == 0 {
+        let timeouts = [
+            u.connect_timeout_ms,
+            u.tls_handshake_timeout_ms,
+            u.first_byte_timeout_ms,
+            u.response_timeout_ms,
+        ];
+        if timeouts.contains(&0) {
             return Err(fail(
                 at,
                 &key("*_timeout_ms"),
@@ -216,8 +239,12 @@ pub(super) fn parse_all(
             models: u.models.clone(),
             priority: u.priority,
             credentials,
-            connect_timeout_ms: u.connect_timeout_ms,
-            response_timeout_ms: u.response_timeout_ms,
+            timeouts: Timeouts {
+                connect: ms(u.connect_timeout_ms),
+                tls_handshake: ms(u.tls_handshake_timeout_ms),
+                first_byte: ms(u.first_byte_timeout_ms),
+                response: ms(u.response_timeout_ms),
+            },
             default_anthropic_version: u.default_anthropic_version.clone(),
             mock: u.mock.clone(),
             ca_file: u.ca_file.clone(),
@@ -236,8 +263,12 @@ impl Upstream {
             models: all_models(),
             priority: 0,
             credentials: Vec::new(),
-            connect_timeout_ms: default_connect_timeout(),
-            response_timeout_ms: default_response_timeout(),
+            timeouts: Timeouts {
+                connect: ms(default_connect_timeout()),
+                tls_handshake: ms(default_tls_handshake_timeout()),
+                first_byte: ms(default_first_byte_timeout()),
+                response: ms(default_response_timeout()),
+            },
             default_anthropic_version: default_anthropic_version(),
             mock: MockSettings::default(),
             ca_file: None,

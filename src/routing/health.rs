@@ -25,7 +25,8 @@ pub struct HealthPolicy {
     pub backoff_base_ms: u64,
     /// Longest cooldown for a rate limit, hinted or not.
     pub max_cooldown_ms: u64,
-    /// Cooldown after a 529, 5xx, connect error or timeout.
+    /// Cooldown of a credential × model after a 529 or 5xx, and of a whole upstream after a
+    /// connection failure.
     pub transient_cooldown_ms: u64,
     /// How long a 401/403 disables the credential.
     pub auth_failure_cooldown_ms: u64,
@@ -54,10 +55,13 @@ pub enum Outcome {
     RateLimited {
         retry_after_ms: Option<u64>,
     },
-    /// 529, 5xx, connect error, timeout.
+    /// 529 or another 5xx answer.
     Transient,
     /// 401 or 403.
     AuthFailed,
+    /// No usable answer at all: the connection was refused, reset or timed out, TLS failed, the
+    /// response was garbage. The upstream's fault, not the credential's.
+    Unreachable,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +69,7 @@ pub enum Reason {
     RateLimit,
     Transient,
     Auth,
+    Unreachable,
 }
 
 /// The answer to "may this request use the credential for this model now?"
@@ -89,11 +94,12 @@ pub fn model_key(model: &str) -> u64 {
     hash.max(1)
 }
 
-const REASONS: [Option<Reason>; 4] = [
+const REASONS: [Option<Reason>; 5] = [
     None,
     Some(Reason::RateLimit),
     Some(Reason::Transient),
     Some(Reason::Auth),
+    Some(Reason::Unreachable),
 ];
 
 fn reason_from(code: u8) -> Option<Reason> {
@@ -295,6 +301,11 @@ impl CredentialHealth {
     ) -> Option<u64> {
         let model = model.max(1);
         let (slot, reason, delay) = match outcome {
+            Outcome::Unreachable => {
+                // Not this credential's doing; a probe it held is over.
+                self.abandon(model);
+                return None;
+            }
             Outcome::Success => {
                 if let Some(slot) = self.find(model) {
                     slot.clear();
@@ -375,6 +386,62 @@ impl CredentialHealth {
     pub fn reset(&self) {
         self.auth.clear();
         self.slots.iter().for_each(Slot::clear);
+    }
+}
+
+/// Whether an upstream can be reached at all: a connection failure cools the whole upstream, for
+/// every credential and model, because another key would meet the same closed port. After the
+/// cooldown one request probes it, as for a credential.
+#[derive(Default)]
+pub struct UpstreamHealth {
+    gate: Gate,
+}
+
+impl UpstreamHealth {
+    /// Whether a request may go to the upstream now; claims the probe when its cooldown just
+    /// ended.
+    pub fn admit(&self, now_ms: u64, policy: &HealthPolicy) -> Admit {
+        match self.gate.pass(now_ms, policy.probe_timeout_ms) {
+            Ok(None) => Admit::Yes,
+            Ok(Some(_)) => Admit::Probe,
+            Err(no) => no,
+        }
+    }
+
+    /// The refusal [`admit`](Self::admit) would give while the cooldown runs, claiming nothing.
+    pub fn refusal(&self, now_ms: u64) -> Option<Admit> {
+        self.gate.refusal(now_ms)
+    }
+
+    /// Records how an attempt went as far as the connection is concerned; the deadline when a
+    /// failure starts a cooldown.
+    pub fn record(&self, outcome: Outcome, now_ms: u64, policy: &HealthPolicy) -> Option<u64> {
+        match outcome {
+            Outcome::Unreachable => {
+                let until = now_ms.saturating_add(policy.transient_cooldown_ms);
+                self.gate.fail(Reason::Unreachable, until, now_ms)
+            }
+            // Any answer at all shows the upstream reachable.
+            _ => {
+                if self.gate.reason.load(Relaxed) != 0 {
+                    self.gate.clear();
+                }
+                None
+            }
+        }
+    }
+
+    pub fn abandon(&self) {
+        self.gate.release_probe();
+    }
+
+    /// The cooldown's deadline while no answer has cleared it.
+    pub fn cooling_until_ms(&self) -> Option<u64> {
+        (self.gate.reason.load(Relaxed) != 0).then(|| self.gate.until.load(Relaxed))
+    }
+
+    pub fn reset(&self) {
+        self.gate.clear();
     }
 }
 

@@ -14,7 +14,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
-use super::health::{model_key, unix_ms, Admit, CredentialHealth, HealthPolicy, Outcome, Reason};
+use super::health::{
+    model_key, unix_ms, Admit, CredentialHealth, HealthPolicy, Outcome, Reason, UpstreamHealth,
+};
 use super::models::serves;
 use super::select::{affine, fill_first, round_robin, Schedule};
 use crate::config::{Config, RoutingConfig, Strategy};
@@ -42,6 +44,7 @@ pub struct Credential {
 struct UpstreamEntry {
     name: String,
     patterns: Vec<String>,
+    health: UpstreamHealth,
 }
 
 struct Tier {
@@ -140,7 +143,7 @@ impl Refusals {
         match reason {
             Reason::RateLimit => u.rate_limited += 1,
             Reason::Auth => u.disabled += 1,
-            Reason::Transient => {
+            Reason::Transient | Reason::Unreachable => {
                 u.transient += 1;
                 if fail_open && self.fail_open.map_or(true, |(at, _)| failed_at_ms < at) {
                     self.fail_open = Some((failed_at_ms, credential));
@@ -162,6 +165,7 @@ impl Pool {
             upstreams.push(UpstreamEntry {
                 name: upstream.name.clone(),
                 patterns: upstream.models.clone(),
+                health: UpstreamHealth::default(),
             });
             let credential = |name: &str, api_key, weight| Credential {
                 upstream: u,
@@ -242,24 +246,40 @@ impl Pool {
             let available = |i: usize| {
                 let c = group.credentials[i];
                 let health = &self.credentials[c].health;
+                let reach = &self.upstreams[self.credentials[c].upstream].health;
                 if ask.tried.contains(&c) {
-                    match health.refusal(key, now_ms) {
+                    match health.refusal(key, now_ms).or(reach.refusal(now_ms)) {
                         Some(no) => refused.note(c, no, now_ms, false),
                         None => refused.unavailable.tried += 1,
                     }
                     return false;
                 }
-                match health.admit(key, now_ms, &self.policy) {
-                    Admit::Yes => true,
-                    Admit::Probe => {
-                        probe = true;
-                        true
-                    }
+                if let Some(no) = reach.refusal(now_ms) {
+                    refused.note(c, no, now_ms, true);
+                    return false;
+                }
+                let claimed = match health.admit(key, now_ms, &self.policy) {
+                    Admit::Yes => false,
+                    Admit::Probe => true,
                     no => {
                         refused.note(c, no, now_ms, true);
-                        false
+                        return false;
+                    }
+                };
+                match reach.admit(now_ms, &self.policy) {
+                    Admit::Yes => probe |= claimed,
+                    Admit::Probe => probe = true,
+                    no => {
+                        // Another request is probing the upstream: this credential's probe
+                        // must wait for it.
+                        if claimed {
+                            health.abandon(key);
+                        }
+                        refused.note(c, no, now_ms, true);
+                        return false;
                     }
                 }
+                true
             };
             let chosen = match (ask.affinity.filter(|_| self.affinity), self.strategy) {
                 (Some(k), _) => affine(k, &group.weights, available),
@@ -301,15 +321,22 @@ impl Pool {
         if outcome != Outcome::Success {
             self.remember(key, name);
         }
-        let health = &self.credentials[credential].health;
-        let until = health.record(key, outcome, now_ms, &self.policy)?;
+        let c = &self.credentials[credential];
+        let reach = &self.upstreams[c.upstream].health;
+        let upstream_until = reach.record(outcome, now_ms, &self.policy);
+        let until = c
+            .health
+            .record(key, outcome, now_ms, &self.policy)
+            .or(upstream_until)?;
         Some(until.saturating_sub(now_ms))
     }
 
     /// Gives back the probe an attempt held when its request ended without an answer.
     pub fn abandon(&self, credential: usize, model: Option<&str>) {
         let key = model_key(model.unwrap_or(""));
-        self.credentials[credential].health.abandon(key);
+        let c = &self.credentials[credential];
+        c.health.abandon(key);
+        self.upstreams[c.upstream].health.abandon();
     }
 
     /// Whether any upstream serves the model (for answering 404 without asking the pool).
@@ -337,6 +364,10 @@ impl Pool {
                     credential: c.name.clone(),
                     weight: c.weight,
                     disabled_until_unix_ms: s.disabled_until_ms.filter(|&t| t > now).map(unix),
+                    upstream_unreachable_until_unix_ms: (self.upstreams[c.upstream].health)
+                        .cooling_until_ms()
+                        .filter(|&t| t > now)
+                        .map(unix),
                     models: s
                         .models
                         .into_iter()
@@ -354,13 +385,18 @@ impl Pool {
             .collect()
     }
 
-    /// Clears every cooldown of a credential (admin reset); false if there is no such credential.
+    /// Clears every cooldown of a credential, its upstream's included (admin reset); false if
+    /// there is no such credential.
     pub fn reset(&self, upstream: &str, credential: &str) -> bool {
         let found = self
             .credentials
             .iter()
             .find(|c| self.upstreams[c.upstream].name == upstream && c.name == credential);
-        found.map(|c| c.health.reset()).is_some()
+        let reset = |c: &Credential| {
+            c.health.reset();
+            self.upstreams[c.upstream].health.reset();
+        };
+        found.map(reset).is_some()
     }
 
     fn mask(&self, tier: &Tier, model: Option<&str>) -> usize {
@@ -420,6 +456,8 @@ pub struct CredentialStatus {
     pub weight: u32,
     /// Set while a 401 or 403 keeps the credential disabled.
     pub disabled_until_unix_ms: Option<u64>,
+    /// Set while connection failures keep the credential's whole upstream avoided.
+    pub upstream_unreachable_until_unix_ms: Option<u64>,
     /// Models that have failed with this credential since its last success.
     pub models: Vec<ModelStatus>,
 }

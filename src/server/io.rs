@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::io;
 use std::ops::Range;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -64,6 +64,40 @@ pub async fn write_all<S: AsyncWriteRent, B: monoio::buf::IoBuf + 'static>(
     result.map(|_| data)
 }
 
+/// What a socket with no read pending has waiting, looked at without taking it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peek {
+    /// Nothing to read yet: the peer is quiet.
+    Quiet,
+    /// Bytes are waiting.
+    Data,
+    /// The peer closed its side or the connection failed.
+    Closed,
+}
+
+/// Peeks at a socket without blocking and without consuming a byte.
+pub fn peek(fd: RawFd) -> Peek {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is a valid one-byte buffer for the duration of the call; a stale or
+    // foreign descriptor only makes recv fail, which reads as Closed.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        0 => Peek::Closed,
+        n if n > 0 => Peek::Data,
+        _ => match io::Error::last_os_error().kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Peek::Quiet,
+            _ => Peek::Closed,
+        },
+    }
+}
+
 /// Completes when the client has closed its side of the connection or reset it, which is how
 /// a client abandons a response it is waiting for. A client that sends more instead (a pipelined
 /// request) is still there: `watch` is cleared and the socket is not polled again.
@@ -72,24 +106,10 @@ pub async fn client_gone(client: &TcpStream, watch: &Cell<bool>) {
         if client.readable(false).await.is_err() {
             return;
         }
-        let mut byte = 0u8;
-        // SAFETY: `byte` is a valid one-byte buffer for the duration of the call, and the file
-        // descriptor belongs to `client`, which is borrowed for as long.
-        let n = unsafe {
-            libc::recv(
-                client.as_raw_fd(),
-                (&mut byte as *mut u8).cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        match n {
-            0 => return,
-            n if n > 0 => watch.set(false),
-            _ => match io::Error::last_os_error().kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => {}
-                _ => return,
-            },
+        match peek(client.as_raw_fd()) {
+            Peek::Closed => return,
+            Peek::Data => watch.set(false),
+            Peek::Quiet => {}
         }
     }
     std::future::pending().await

@@ -29,6 +29,7 @@ use super::timer::sleep_until;
 use crate::http::chunked::{push_chunk, ChunkedDecoder, ChunkedError, LAST_CHUNK};
 use crate::http::ApiError;
 use crate::server::io::{client_gone, write_all};
+use crate::upstream::client::Deadline;
 use crate::upstream::conn::{is_cancelled, UpstreamConn};
 use crate::upstream::response::ResponseFraming;
 
@@ -74,6 +75,8 @@ pub struct Response {
     pub framing: ResponseFraming,
     pub out: ClientFraming,
     pub event_stream: bool,
+    /// When the whole body must be in (a non-streaming request's response timeout).
+    pub deadline: Option<Deadline>,
 }
 
 /// Counters of one relay.
@@ -145,6 +148,7 @@ pub async fn relay(
             _ => u64::MAX,
         },
         reusable: true,
+        deadline: response.deadline,
     };
     let end = r
         .run(upstream, client, &mut body, settings, watch_client)
@@ -184,6 +188,7 @@ struct Body {
     decoder: ChunkedDecoder,
     remaining: u64,
     reusable: bool,
+    deadline: Option<Deadline>,
 }
 
 impl Body {
@@ -257,11 +262,17 @@ impl Relay {
                 body.pending.advance(k);
                 k
             } else {
-                let wake = [flush_due, self.keepalive_due(settings), Some(idle_until)]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .expect("the idle deadline is always set");
+                let whole = body.deadline.map(|d| d.at);
+                let wake = [
+                    flush_due,
+                    self.keepalive_due(settings),
+                    Some(idle_until),
+                    whole,
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .expect("the idle deadline is always set");
                 let buf = std::mem::take(&mut self.buf).slice_mut(start..start + space);
                 let mut read = std::pin::pin!(upstream.read_interruptible(buf, canceller.handle()));
                 let woke = monoio::select! {
@@ -309,6 +320,15 @@ impl Relay {
                 return Ok(None);
             }
             flush_due = self.settle(client, now).await?;
+            if let Some(d) = body.deadline.filter(|d| now >= d.at) {
+                return Ok(Some(Failure {
+                    timed_out: true,
+                    reason: format!(
+                        "did not complete its response within {} ms (response_timeout_ms)",
+                        d.limit.as_millis()
+                    ),
+                }));
+            }
             if now >= idle_until {
                 return Ok(Some(Failure {
                     timed_out: true,

@@ -1,8 +1,9 @@
-//! Talking to an upstream: connect, send one request, read the response head.
+//! Talking to an upstream: send one request, read the response head, and name every way that can
+//! fail.
 //!
 //! Every failure is classified here (refused, timed out, reset, garbage) and named with the
 //! upstream it came from, because the client needs a clear error and the credential pool needs
-//! to know whether the fault was the transport's or the credential's.
+//! to know that the fault was the connection's, not the credential's.
 
 use std::fmt;
 use std::io;
@@ -11,9 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::net::TcpStream;
 
-use super::conn::{Interruptible, UpstreamConn};
+use super::conn::UpstreamConn;
 use super::response::{self, ResponseHead};
 use super::url::BaseUrl;
 use crate::http::ApiError;
@@ -26,8 +26,7 @@ pub struct Target {
     pub url: BaseUrl,
     /// Addresses to try in order.
     pub addrs: Vec<SocketAddr>,
-    pub connect_timeout: Duration,
-    pub response_timeout: Duration,
+    pub timeouts: Timeouts,
     /// For `https://` upstreams: the TLS config and the name the certificate must carry.
     pub tls: Option<(
         Arc<rustls::ClientConfig>,
@@ -35,33 +34,98 @@ pub struct Target {
     )>,
 }
 
+/// How long each step with an upstream may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// The TCP connect, over all addresses.
+    pub connect: Duration,
+    pub tls_handshake: Duration,
+    /// A streaming request's wait for the response head.
+    pub first_byte: Duration,
+    /// A non-streaming request's whole response, head and body: its head comes only once the
+    /// answer is complete, so a separate head timeout would be this one again.
+    pub response: Duration,
+}
+
+/// The step a timeout cut short, named by the setting that bounds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Connect,
+    TlsHandshake,
+    FirstByte,
+    Response,
+}
+
+impl Step {
+    fn setting(self) -> &'static str {
+        match self {
+            Step::Connect => "connect_timeout_ms",
+            Step::TlsHandshake => "tls_handshake_timeout_ms",
+            Step::FirstByte => "first_byte_timeout_ms",
+            Step::Response => "response_timeout_ms",
+        }
+    }
+}
+
+/// A deadline for one step, which can say what was late.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    pub at: Instant,
+    pub step: Step,
+    pub limit: Duration,
+}
+
+impl Deadline {
+    pub fn after(limit: Duration, step: Step) -> Deadline {
+        Deadline {
+            at: Instant::now() + limit,
+            step,
+            limit,
+        }
+    }
+
+    pub fn missed(&self) -> UpstreamError {
+        UpstreamError::TimedOut(self.step, self.limit)
+    }
+}
+
 /// Why an exchange with an upstream failed. Nothing has reached the client yet.
 #[derive(Debug)]
 pub enum UpstreamError {
+    /// The host name could not be resolved.
+    Resolve(io::Error),
     Connect(io::Error),
-    ConnectTimeout,
+    TimedOut(Step, Duration),
     /// The TLS handshake failed (untrusted certificate, wrong host name, protocol error).
     Tls(String),
+    /// The outbound proxy would not open a tunnel.
+    Proxy(String),
     /// The request could not be sent (reset, broken pipe).
     Send(io::Error),
-    /// No response head within the response timeout.
-    ResponseTimeout,
-    /// The connection closed or failed before a complete response head.
+    /// The connection closed or failed before a single byte of the response.
     Closed(Option<io::Error>),
-    /// The upstream answered something that is not HTTP.
+    /// The upstream answered something that is not HTTP, or stopped in the middle of its head.
     Malformed(String),
 }
 
 impl fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            UpstreamError::Resolve(e) => write!(f, "{e}"),
             UpstreamError::Connect(e) => write!(f, "could not connect: {e}"),
-            UpstreamError::ConnectTimeout => f.write_str("connect timed out"),
-            UpstreamError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
-            UpstreamError::Send(e) => write!(f, "sending the request failed: {e}"),
-            UpstreamError::ResponseTimeout => {
-                f.write_str("no response within the response timeout")
+            UpstreamError::TimedOut(step, limit) => {
+                let what = match step {
+                    Step::Connect => "connect timed out",
+                    Step::TlsHandshake => "TLS handshake timed out",
+                    Step::FirstByte => "no response head",
+                    Step::Response => "no complete response",
+                };
+                let ms = limit.as_millis();
+                write!(f, "{what} within {ms} ms ({})", step.setting())
             }
+            UpstreamError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
+            UpstreamError::Proxy(e) => write!(f, "outbound proxy: {e}"),
+            UpstreamError::Send(e) => write!(f, "sending the request failed: {e}"),
             UpstreamError::Closed(Some(e)) => write!(f, "connection failed before a response: {e}"),
             UpstreamError::Closed(None) => f.write_str("connection closed before a response"),
             UpstreamError::Malformed(m) => f.write_str(m),
@@ -74,66 +138,47 @@ impl UpstreamError {
     pub fn to_api_error(&self, upstream: &str) -> ApiError {
         let message = format!("upstream {upstream:?}: {self}");
         match self {
-            UpstreamError::ConnectTimeout | UpstreamError::ResponseTimeout => {
-                ApiError::gateway_timeout(message)
-            }
+            UpstreamError::TimedOut(..) => ApiError::gateway_timeout(message),
             _ => ApiError::bad_gateway(message),
         }
     }
-}
 
-/// Opens a connection, trying each address in turn, with TLS for `https://` upstreams. The
-/// connect timeout covers the TCP connect and the handshake.
-pub async fn connect(target: &Target) -> Result<UpstreamConn, UpstreamError> {
-    let deadline = Instant::now() + target.connect_timeout;
-    let mut last = UpstreamError::Connect(io::Error::new(io::ErrorKind::NotFound, "no address"));
-    let mut tcp = None;
-    for &addr in &target.addrs {
-        match monoio::time::timeout_at(deadline.into(), TcpStream::connect_addr(addr)).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                tcp = Some(stream);
-                break;
-            }
-            Ok(Err(e)) => last = UpstreamError::Connect(e),
-            Err(_) => return Err(UpstreamError::ConnectTimeout),
-        }
-    }
-    let tcp = tcp.ok_or(last)?;
-    let Some((config, name)) = &target.tls else {
-        return Ok(UpstreamConn::Plain(tcp));
-    };
-    let connector = monoio_rustls::TlsConnector::from(config.clone());
-    let (io, state) = Interruptible::new(tcp);
-    match monoio::time::timeout_at(deadline.into(), connector.connect(name.clone(), io)).await {
-        Ok(Ok(tls)) => Ok(UpstreamConn::tls(tls, state)),
-        // monoio-rustls prints only "io error"; the io::Error it converts to carries the reason.
-        Ok(Err(e)) => Err(UpstreamError::Tls(io::Error::from(e).to_string())),
-        Err(_) => Err(UpstreamError::ConnectTimeout),
+    /// The failure a reused connection shows when the upstream closed it while it sat idle: the
+    /// request could not be written, or not one byte of an answer came back.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, UpstreamError::Send(_) | UpstreamError::Closed(_))
     }
 }
 
-/// Sends a request (head, then body) and reads the response head. Returns the head and the bytes
-/// read after it, which begin the body.
+/// Sends a request (head, then body) and reads the response head, all before `deadline`.
+/// Returns the head and the bytes read after it, which begin the body.
 pub async fn exchange(
     stream: &mut UpstreamConn,
     head: Vec<u8>,
     body: Bytes,
     request_was_head: bool,
-    response_timeout: Duration,
+    deadline: Deadline,
     head_buffer: usize,
 ) -> Result<(ResponseHead, BytesMut), UpstreamError> {
-    // Small bodies ride in the head's write; large ones go as they are, without a copy.
-    if body.len() <= 16 * 1024 {
-        let mut all = head;
-        all.extend_from_slice(&body);
-        write_all(stream, all).await.map_err(UpstreamError::Send)?;
-    } else {
-        write_all(stream, head).await.map_err(UpstreamError::Send)?;
-        write_all(stream, body).await.map_err(UpstreamError::Send)?;
+    let send = async {
+        // Small bodies ride in the head's write; large ones go as they are, without a copy.
+        if body.len() <= 16 * 1024 {
+            let mut all = head;
+            all.extend_from_slice(&body);
+            write_all(stream, all).await?;
+        } else {
+            write_all(stream, head).await?;
+            write_all(stream, body).await?;
+        }
+        Ok(())
+    };
+    match monoio::time::timeout_at(deadline.at.into(), send).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(UpstreamError::Send(e)),
+        Err(_) => return Err(deadline.missed()),
     }
-    let deadline = Instant::now() + response_timeout;
     let mut buf = BytesMut::with_capacity(head_buffer);
+    let mut answered = false;
     loop {
         match response::parse(&buf).map_err(UpstreamError::Malformed)? {
             Some((len, layout)) => {
@@ -150,11 +195,16 @@ pub async fn exchange(
             }
             None => {}
         }
-        match read_more(stream, &mut buf, deadline).await {
-            ReadOutcome::Read(0) => return Err(UpstreamError::Closed(None)),
-            ReadOutcome::Read(_) => {}
-            ReadOutcome::Failed(e) => return Err(UpstreamError::Closed(Some(e))),
-            ReadOutcome::TimedOut => return Err(UpstreamError::ResponseTimeout),
+        match read_more(stream, &mut buf, deadline.at).await {
+            ReadOutcome::Read(0) if !answered => return Err(UpstreamError::Closed(None)),
+            ReadOutcome::Failed(e) if !answered => return Err(UpstreamError::Closed(Some(e))),
+            ReadOutcome::Read(0) | ReadOutcome::Failed(_) => {
+                return Err(UpstreamError::Malformed(
+                    "connection closed in the middle of the response head".into(),
+                ))
+            }
+            ReadOutcome::Read(_) => answered = true,
+            ReadOutcome::TimedOut => return Err(deadline.missed()),
         }
     }
 }

@@ -14,6 +14,7 @@
 
 use std::cell::Cell;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
@@ -21,6 +22,8 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncRea
 use monoio::net::TcpStream;
 use monoio::BufResult;
 use monoio_rustls::ClientTlsStream;
+
+use crate::server::io::{peek, Peek};
 
 pub enum UpstreamConn {
     Plain(TcpStream),
@@ -30,6 +33,8 @@ pub enum UpstreamConn {
 pub struct TlsConn {
     stream: ClientTlsStream<Interruptible>,
     state: Rc<ReadState>,
+    /// The TCP socket under the TLS layer, to peek at while the connection is idle.
+    fd: RawFd,
 }
 
 /// Shared between a TLS connection and the TCP stream it reads through.
@@ -67,8 +72,23 @@ impl Interruptible {
 }
 
 impl UpstreamConn {
-    pub fn tls(stream: ClientTlsStream<Interruptible>, state: Rc<ReadState>) -> UpstreamConn {
-        UpstreamConn::Tls(Box::new(TlsConn { stream, state }))
+    pub fn tls(
+        stream: ClientTlsStream<Interruptible>,
+        state: Rc<ReadState>,
+        fd: RawFd,
+    ) -> UpstreamConn {
+        UpstreamConn::Tls(Box::new(TlsConn { stream, state, fd }))
+    }
+
+    /// Whether a connection that sat idle may carry another request: the upstream has not closed
+    /// it. On plain HTTP any byte is unsolicited and spoils the connection; under TLS bytes may
+    /// be a session ticket (harmless) or a close alert, which the next request finds soon enough
+    /// and retries from.
+    pub fn still_open(&self) -> bool {
+        match self {
+            UpstreamConn::Plain(s) => peek(s.as_raw_fd()) == Peek::Quiet,
+            UpstreamConn::Tls(t) => peek(t.fd) != Peek::Closed,
+        }
     }
 
     /// Reads into `buf`; when the handle's canceller is cancelled meanwhile, ends with an error that

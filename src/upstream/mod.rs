@@ -1,11 +1,13 @@
 //! The upstream side: where requests go, how to reach it, and how it answered.
 //!
-//! `client` opens connections (plain or TLS, see `conn` and `tls`) and exchanges one request for
-//! a response head; `response` parses that head; `url` is the parsed `base_url`. Pooling and
-//! off-thread DNS slot in behind `client::connect` without the callers changing.
+//! `dial` opens connections (plain or TLS, see `conn` and `tls`), `pool` keeps them between
+//! requests, `client` exchanges one request for a response head, `response` parses that head,
+//! and `url` is the parsed `base_url`.
 
 pub mod client;
 pub mod conn;
+pub mod dial;
+pub mod pool;
 pub mod response;
 pub mod tls;
 pub mod url;
