@@ -422,3 +422,140 @@ fn concurrent_picks_share_one_cursor() {
         assert_eq!(got, ["a", "b"]);
     }
 }
+
+const TWO_UPSTREAMS: &str = r#"
+[[upstreams]]
+name = "near"
+kind = "anthropic"
+base_url = "http://127.0.0.1:9"
+priority = 1
+[[upstreams.credentials]]
+name = "n1"
+api_key = "k1"
+[[upstreams.credentials]]
+name = "n2"
+api_key = "k2"
+[[upstreams]]
+name = "far"
+kind = "anthropic"
+base_url = "http://127.0.0.1:10"
+[[upstreams.credentials]]
+name = "f"
+api_key = "kf"
+"#;
+
+#[test]
+fn an_unreachable_upstream_is_avoided_with_all_its_credentials_and_its_keys_are_not_blamed() {
+    let p = pool(TWO_UPSTREAMS);
+    let (n1, n2) = (index(&p, "n1"), index(&p, "n2"));
+    let cooldown = HealthPolicy::default().transient_cooldown_ms;
+    assert_eq!(p.report(n1, MODEL.model, Unreachable, 0), Some(cooldown));
+    // Neither of the upstream's credentials is picked while it cools: the other upstream serves.
+    assert_eq!(picks(&p, &MODEL, 1, 4), ["f", "f", "f", "f"]);
+    // Another model's requests avoid it too: the fault is the upstream's, not a model's.
+    let other = Ask {
+        model: Some("claude-haiku-4-5"),
+        ..MODEL
+    };
+    assert_eq!(name(&p, p.pick(&other, 1)), "f");
+    let s = p.snapshot();
+    let n2_status = s.iter().find(|c| c.credential == "n2").unwrap();
+    assert_eq!(
+        n2_status.upstream_unreachable_until_unix_ms,
+        Some(p.epoch_unix_ms + cooldown)
+    );
+    assert!(
+        s.iter().all(|c| c.models.is_empty()),
+        "no credential blamed"
+    );
+    // After the cooldown one request probes the upstream; an answer restores it.
+    let probe = p.pick(&MODEL, cooldown);
+    assert!(matches!(probe, Pick::Use { probe: true, .. }), "{probe:?}");
+    assert_eq!(
+        name(&p, p.pick(&MODEL, cooldown)),
+        "f",
+        "one probe at a time"
+    );
+    let Pick::Use { credential, .. } = probe else {
+        unreachable!()
+    };
+    assert!([n1, n2].contains(&credential));
+    p.report(credential, MODEL.model, Success, cooldown + 1);
+    let got = picks(&p, &MODEL, cooldown + 2, 4);
+    assert!(got.iter().all(|n| n == "n1" || n == "n2"), "{got:?}");
+}
+
+#[test]
+fn a_lone_unreachable_upstream_is_still_tried_when_nothing_else_serves() {
+    let p = pool(TWO);
+    let a = index(&p, "a");
+    p.report(a, MODEL.model, Unreachable, 0);
+    let pick = p.pick(&MODEL, 1);
+    assert!(
+        matches!(
+            pick,
+            Pick::Use {
+                fail_open: true,
+                ..
+            }
+        ),
+        "failing open beats refusing everyone: {pick:?}"
+    );
+    // Within one request, a credential already tried is not tried again, and the answer is not
+    // a 429: an outage is not a rate limit.
+    let b = index(&p, "b");
+    let ask = Ask {
+        tried: &[a, b],
+        ..MODEL
+    };
+    match p.pick(&ask, 1) {
+        Pick::Unavailable(u) => assert!(!u.all_limited() && u.transient == 2, "{u:?}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_credential_probe_refused_by_its_upstreams_probe_is_given_back() {
+    let p = pool(TWO);
+    let (a, b) = (index(&p, "a"), index(&p, "b"));
+    p.report(b, MODEL.model, limited(100), 0);
+    p.report(a, MODEL.model, Unreachable, 0);
+    let cooldown = HealthPolicy::default().transient_cooldown_ms;
+    // The first pick after the upstream's cooldown is its probe.
+    let first = p.pick(&MODEL, cooldown);
+    assert_eq!(
+        first,
+        Pick::Use {
+            credential: a,
+            probe: true,
+            fail_open: false
+        }
+    );
+    // The next finds the upstream probing: b's own probe, claimed on the way, must be given back
+    // (it fails open to the oldest failure instead, as nothing else is available).
+    let second = p.pick(&MODEL, cooldown);
+    assert!(
+        matches!(
+            second,
+            Pick::Use {
+                fail_open: true,
+                ..
+            }
+        ),
+        "{second:?}"
+    );
+    p.report(a, MODEL.model, Success, cooldown + 1);
+    let ask = Ask {
+        tried: &[a],
+        ..MODEL
+    };
+    assert_eq!(
+        p.pick(&ask, cooldown + 2),
+        Pick::Use {
+            credential: b,
+            probe: true,
+            fail_open: false
+        },
+        "b's probe is free"
+    );
+}
