@@ -1,6 +1,7 @@
 //! The upstream side: where requests go, how to reach it, and how it answered.
 //!
-//! `dial` opens connections (plain or TLS, see `conn` and `tls`), `pool` keeps them between
+//! `dial` opens connections (plain or TLS, see `conn` and `tls`; through a CONNECT tunnel of an
+//! outbound HTTP proxy, see `proxy`, where egress must go through one), `pool` keeps them between
 //! requests, `client` exchanges one request for a response head, `response` parses that head,
 //! and `url` is the parsed `base_url`.
 
@@ -8,6 +9,7 @@ pub mod client;
 pub mod conn;
 pub mod dial;
 pub mod pool;
+pub mod proxy;
 pub mod response;
 pub mod tls;
 pub mod url;

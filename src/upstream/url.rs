@@ -46,27 +46,7 @@ impl BaseUrl {
             Scheme::Http => 80,
             Scheme::Https => 443,
         };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let end = v6
-                .find(']')
-                .ok_or_else(|| format!("{url:?}: unclosed [ in IPv6 address"))?;
-            let host = &v6[..end];
-            host.parse::<std::net::Ipv6Addr>()
-                .map_err(|_| format!("{url:?}: {host:?} is not an IPv6 address"))?;
-            let port = match &v6[end + 1..] {
-                "" => default_port,
-                p => parse_port(url, p.strip_prefix(':').unwrap_or("x"))?,
-            };
-            (host.to_string(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), parse_port(url, p)?),
-                None => (authority.to_string(), default_port),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("{url:?}: missing host"));
-        }
+        let (host, port) = parse_authority(url, authority, default_port)?;
         let host_header = match (port == default_port, host.contains(':')) {
             (true, false) => host.clone(),
             (true, true) => format!("[{host}]"),
@@ -81,6 +61,37 @@ impl BaseUrl {
             host_header,
         })
     }
+}
+
+/// Splits `host[:port]` or `[v6][:port]` into a host (without brackets) and a port. Shared
+/// with `ProxyUrl::parse`, so both accept the same hosts and say the same things about bad ones.
+pub(crate) fn parse_authority(
+    url: &str,
+    authority: &str,
+    default_port: u16,
+) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let end = v6
+            .find(']')
+            .ok_or_else(|| format!("{url:?}: unclosed [ in IPv6 address"))?;
+        let host = &v6[..end];
+        host.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| format!("{url:?}: {host:?} is not an IPv6 address"))?;
+        let port = match &v6[end + 1..] {
+            "" => default_port,
+            p => parse_port(url, p.strip_prefix(':').unwrap_or("x"))?,
+        };
+        (host.to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), parse_port(url, p)?),
+            None => (authority.to_string(), default_port),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?}: missing host"));
+    }
+    Ok((host, port))
 }
 
 fn parse_port(url: &str, p: &str) -> Result<u16, String> {

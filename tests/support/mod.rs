@@ -1,10 +1,12 @@
-//! Test support: gateways started in-process, a scriptable upstream socket server, and a raw
-//! HTTP client.
+//! Test support: gateways started in-process, a scriptable upstream socket server, a raw HTTP
+//! client, and a CONNECT proxy (`connect_proxy`).
 //!
 //! The upstream and the client are written with blocking std sockets and share no code with
 //! the gateway, so they check it from the outside, byte for byte.
 
 #![allow(dead_code)]
+
+pub mod connect_proxy;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
