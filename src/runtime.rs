@@ -4,7 +4,9 @@
 //! a log line from a worker) as one `SO_REUSEPORT` socket per worker; the kernel spreads
 //! connections across them and a connection lives and dies on the core that accepted it. Each
 //! worker is a pinned thread with its own monoio runtime on io_uring, or epoll where io_uring is
-//! not allowed. The gateway and the mock upstream both start through here.
+//! not allowed. Each runtime has the `Workers`' small blocking pool attached, so a worker can
+//! hand a blocking call (a DNS lookup) to `monoio::spawn_blocking` instead of stalling its core.
+//! The gateway and the mock upstream both start through here.
 
 use std::future::Future;
 use std::io;
@@ -16,6 +18,7 @@ use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use monoio::blocking::DefaultThreadPool;
 use monoio::net::TcpListener;
 
 use crate::config::IoDriver;
@@ -90,10 +93,17 @@ pub fn bind_group(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::Tc
     Ok(out)
 }
 
+/// How many threads the blocking pool has. Only occasional DNS lookups run there, so two are
+/// plenty, and the pool does not grow with the number of workers.
+const BLOCKING_THREADS: usize = 2;
+
 /// Worker threads and the signal that stops them.
 pub struct Workers {
     pub shutdown: Shutdown,
     threads: Vec<JoinHandle<()>>,
+    /// One pool for all workers (clones share its threads); its threads end once the last clone
+    /// is dropped.
+    blocking: DefaultThreadPool,
 }
 
 impl Workers {
@@ -101,6 +111,7 @@ impl Workers {
         Workers {
             shutdown,
             threads: Vec::new(),
+            blocking: DefaultThreadPool::new(BLOCKING_THREADS),
         }
     }
 
@@ -117,6 +128,7 @@ impl Workers {
         S: FnOnce() -> F + Send + 'static,
         F: Future<Output = ()> + 'static,
     {
+        let blocking = Box::new(self.blocking.clone());
         let thread = std::thread::Builder::new()
             .name(format!("ringgate-w{index}"))
             .spawn(move || {
@@ -128,10 +140,12 @@ impl Workers {
                 let result = match driver {
                     Driver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
                         .enable_timer()
+                        .attach_thread_pool(blocking)
                         .build()
                         .map(|mut rt| rt.block_on(setup())),
                     Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
                         .enable_timer()
+                        .attach_thread_pool(blocking)
                         .build()
                         .map(|mut rt| rt.block_on(setup())),
                 };
