@@ -19,6 +19,7 @@ use crate::runtime::{accept_loop, bind_group, worker_count, Driver, Workers};
 use crate::server::conn::Limits;
 use crate::shutdown::Shutdown;
 use crate::upstream::client::Target;
+use crate::upstream::dns::Resolver;
 use crate::upstream::pool::{ConnPool, PoolCounters, PoolStats};
 use crate::upstream::tls;
 use crate::upstream::url::{BaseUrl, Scheme};
@@ -50,8 +51,9 @@ impl Gateway {
         // gateway in front of it exercises exactly the path it takes in front of the real API.
         let mut mock_groups = Vec::new();
         let mut targets = Vec::with_capacity(config.upstreams.len());
+        let mut seeds = Vec::new();
         for u in &config.upstreams {
-            let (url, addrs) = match u.kind {
+            let url = match u.kind {
                 UpstreamKind::Mock => {
                     let group = bind_group(SocketAddr::from(([127, 0, 0, 1], 0)), count)?;
                     let addr = group[0].local_addr()?;
@@ -61,28 +63,21 @@ impl Gateway {
                         Duration::from_millis(u.mock.event_interval_ms),
                         group,
                     ));
-                    (
-                        BaseUrl::parse(&format!("http://{addr}")).map_err(invalid)?,
-                        vec![addr],
-                    )
+                    BaseUrl::parse(&format!("http://{addr}")).map_err(invalid)?
                 }
-                UpstreamKind::Anthropic => {
-                    let url = u
-                        .base_url
-                        .clone()
-                        .expect("validated: anthropic upstreams have a base_url");
-                    let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
-                        .to_socket_addrs()
-                        .map_err(|e| {
-                            invalid(format!(
-                                "upstream {:?}: cannot resolve {}: {e}",
-                                u.name, url.host
-                            ))
-                        })?
-                        .collect();
-                    (url, addrs)
-                }
+                UpstreamKind::Anthropic => u
+                    .base_url
+                    .clone()
+                    .expect("validated: anthropic upstreams have a base_url"),
             };
+            // The host the gateway connects to (behind a proxy, the proxy's).
+            let (host, port) = match &u.proxy {
+                Some(p) => (&p.url.host, p.url.port),
+                None => (&url.host, url.port),
+            };
+            if let Some(seed) = resolve_at_start(&u.name, host, port) {
+                seeds.push(seed);
+            }
             let tls = match url.scheme {
                 Scheme::Http => None,
                 Scheme::Https => {
@@ -97,8 +92,8 @@ impl Gateway {
                 tls,
                 name: u.name.clone(),
                 url,
-                addrs,
                 timeouts: u.timeouts,
+                proxy: u.proxy.clone(),
             });
         }
 
@@ -137,9 +132,10 @@ impl Gateway {
                 .iter_mut()
                 .map(|(_, _, interval, g)| (*interval, g.pop().expect("one per worker")))
                 .collect();
-            let (config, targets, limits, shutdown, pool) = (
+            let (config, targets, seeds, limits, shutdown, pool) = (
                 config.clone(),
                 targets.clone(),
+                seeds.clone(),
                 limits.clone(),
                 shutdown.clone(),
                 pool.clone(),
@@ -149,7 +145,11 @@ impl Gateway {
             workers.spawn(index, config.server.pin_cores, driver, move || async move {
                 let limits = Rc::new(limits);
                 let conns = ConnPool::new(targets.len(), config.pool.settings(), counters);
-                let api = Rc::new(Api::new(&config, targets, pool, catalog, conns));
+                let resolver = Resolver::new(config.dns.ttl());
+                for (host, port, addrs) in seeds {
+                    resolver.seed(&host, port, addrs);
+                }
+                let api = Rc::new(Api::new(&config, targets, pool, catalog, conns, resolver));
                 let (a, stop) = (api.clone(), shutdown.clone());
                 monoio::spawn(async move { a.sweep_idle(stop.wait()).await });
                 let (a, count) = (api.clone(), config.pool.prewarm_count());
@@ -185,6 +185,28 @@ impl Gateway {
             mock_upstreams,
             threads: workers,
         })
+    }
+}
+
+/// Resolves an upstream's host name once at start, on the main thread, so the workers begin with
+/// its addresses. A failure is not fatal (DNS may come up after the gateway, as on a booting
+/// host): it is said here, and requests resolve again, failing with a clear 502 until it works.
+fn resolve_at_start(
+    upstream: &str,
+    host: &str,
+    port: u16,
+) -> Option<(String, u16, Vec<SocketAddr>)> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    match (host, port).to_socket_addrs() {
+        Ok(addrs) => Some((host.to_string(), port, addrs.collect())),
+        Err(e) => {
+            log::warn!(
+                "upstream {upstream:?}: cannot resolve {host} yet ({e}); requests will try again"
+            );
+            None
+        }
     }
 }
 

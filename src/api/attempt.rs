@@ -204,7 +204,7 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
         let reused = pooled.is_some();
         let mut conn = match pooled.take() {
             Some(conn) => conn,
-            None => match dial(target, &target.addrs).await {
+            None => match dial(target, &api.resolver).await {
                 Ok(conn) => {
                     api.conns.opened();
                     conn

@@ -27,6 +27,7 @@ use crate::server::router::{self, Route};
 use crate::stream::relay::RelaySettings;
 use crate::upstream::client::Target;
 use crate::upstream::dial::dial;
+use crate::upstream::dns::Resolver;
 use crate::upstream::pool::ConnPool;
 use auth::ClientKeys;
 
@@ -53,18 +54,21 @@ pub struct Api {
     catalog: Option<Arc<Catalog>>,
     /// This core's idle upstream connections.
     conns: ConnPool,
+    /// This core's cache of upstream addresses.
+    resolver: Resolver,
     settings: Settings,
 }
 
 impl Api {
-    /// `targets` pairs each configured upstream with its resolved endpoint, in config order;
-    /// `pool` and `catalog` are shared by all workers, `conns` is this worker's.
+    /// `targets` pairs each configured upstream with its endpoint, in config order; `pool` and
+    /// `catalog` are shared by all workers, `conns` and `resolver` are this worker's.
     pub fn new(
         config: &Config,
         targets: Vec<Target>,
         pool: Arc<Pool>,
         catalog: Option<Arc<Catalog>>,
         conns: ConnPool,
+        resolver: Resolver,
     ) -> Api {
         let upstreams = config
             .upstreams
@@ -82,6 +86,7 @@ impl Api {
             models: config.models.clone(),
             catalog,
             conns,
+            resolver,
             settings: Settings {
                 relay: config.stream.relay_settings(),
                 upstream_head_buffer: config.server.max_head_bytes,
@@ -96,7 +101,7 @@ impl Api {
         for (origin, upstream) in self.upstreams.iter().enumerate() {
             for _ in 0..count {
                 let target = &upstream.target;
-                match dial(target, &target.addrs).await {
+                match dial(target, &self.resolver).await {
                     Ok(conn) => self.conns.put(origin, conn),
                     Err(e) => {
                         log::warn!("upstream {:?}: prewarming failed: {e}", target.name);

@@ -236,7 +236,25 @@ fn secret(
     env: &dyn Fn(&str) -> Option<String>,
     field: &str,
 ) -> Result<String, (String, String)> {
-    let secret = match (value, var) {
+    let secret = secret_value(value, var, env, field)?;
+    if secret.is_empty() || secret.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err((
+            field.into(),
+            "must be non-empty, without spaces or control characters".into(),
+        ));
+    }
+    Ok(secret)
+}
+
+/// A secret given either inline or by the environment variable that holds it; the error names
+/// the field to fix, never the value.
+fn secret_value(
+    value: &Option<String>,
+    var: &Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+    field: &str,
+) -> Result<String, (String, String)> {
+    Ok(match (value, var) {
         (Some(v), None) => v.clone(),
         (None, Some(var)) => env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
             (
@@ -251,14 +269,7 @@ fn secret(
             ))
         }
         (None, None) => return Err((field.into(), format!("missing: set {field} or {field}_env"))),
-    };
-    if secret.is_empty() || secret.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-        return Err((
-            field.into(),
-            "must be non-empty, without spaces or control characters".into(),
-        ));
-    }
-    Ok(secret)
+    })
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

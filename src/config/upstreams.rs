@@ -7,9 +7,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{check_name, secret, ConfigError};
+use super::{check_name, secret, secret_value, ConfigError};
 use crate::routing::pool::MAX_UPSTREAMS_PER_TIER;
 use crate::upstream::client::Timeouts;
+use crate::upstream::proxy::{basic_authorization, Proxy, ProxyUrl};
 use crate::upstream::url::{BaseUrl, Scheme};
 
 /// The kinds of upstream ringgate can forward to.
@@ -38,6 +39,8 @@ pub struct Upstream {
     pub mock: MockSettings,
     /// PEM file of CA certificates to trust instead of the public roots (https only).
     pub ca_file: Option<PathBuf>,
+    /// The outbound HTTP proxy to tunnel through, if egress must go through one.
+    pub proxy: Option<Proxy>,
 }
 
 /// A credential with its secret resolved. `Debug` never shows the key.
@@ -101,6 +104,9 @@ pub(super) struct FileUpstream {
     #[serde(default)]
     mock: MockSettings,
     ca_file: Option<PathBuf>,
+    proxy_url: Option<String>,
+    proxy_auth: Option<String>,
+    proxy_auth_env: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +198,35 @@ pub(super) fn parse_all(
                 Some(parsed)
             }
         };
+        let proxy = match (&u.proxy_url, u.kind) {
+            (None, _) => {
+                if u.proxy_auth.is_some() || u.proxy_auth_env.is_some() {
+                    return Err(fail(at, &key("proxy_auth"), "needs a proxy_url".into()));
+                }
+                None
+            }
+            (Some(_), UpstreamKind::Mock) => {
+                return Err(fail(
+                    at,
+                    &key("proxy_url"),
+                    "the built-in mock is reached without a proxy".into(),
+                ))
+            }
+            (Some(url), UpstreamKind::Anthropic) => {
+                let url = ProxyUrl::parse(url).map_err(|e| fail(at, &key("proxy_url"), e))?;
+                let authorization = match (&u.proxy_auth, &u.proxy_auth_env) {
+                    (None, None) => None,
+                    (value, var) => {
+                        let user_pass = secret_value(value, var, env, "proxy_auth")
+                            .map_err(|(field, what)| fail(at, &key(&field), what))?;
+                        let header = basic_authorization(&user_pass)
+                            .map_err(|e| fail(at, &key("proxy_auth"), e))?;
+                        Some(header)
+                    }
+                };
+                Some(Proxy { url, authorization })
+            }
+        };
         let mut credentials = Vec::with_capacity(u.credentials.len());
         for (j, c) in u.credentials.iter().enumerate() {
             let cat = c.span().start;
@@ -248,6 +283,7 @@ pub(super) fn parse_all(
             default_anthropic_version: u.default_anthropic_version.clone(),
             mock: u.mock.clone(),
             ca_file: u.ca_file.clone(),
+            proxy,
         });
     }
     Ok(upstreams)
@@ -272,6 +308,7 @@ impl Upstream {
             default_anthropic_version: default_anthropic_version(),
             mock: MockSettings::default(),
             ca_file: None,
+            proxy: None,
         }
     }
 }

@@ -7,13 +7,13 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
 use super::conn::UpstreamConn;
+use super::proxy::Proxy;
 use super::response::{self, ResponseHead};
 use super::url::BaseUrl;
 use crate::http::ApiError;
@@ -24,9 +24,9 @@ use crate::server::io::{read_more, write_all, ReadOutcome};
 pub struct Target {
     pub name: String,
     pub url: BaseUrl,
-    /// Addresses to try in order.
-    pub addrs: Vec<SocketAddr>,
     pub timeouts: Timeouts,
+    /// The outbound proxy to tunnel through, if any.
+    pub proxy: Option<Proxy>,
     /// For `https://` upstreams: the TLS config and the name the certificate must carry.
     pub tls: Option<(
         Arc<rustls::ClientConfig>,

@@ -1,23 +1,51 @@
-//! Opening a new upstream connection: TCP to one of the upstream's addresses, then TLS for
-//! `https://` upstreams.
+//! Opening a new upstream connection: TCP to one of the upstream's addresses (or a tunnel
+//! through its outbound proxy), then TLS for `https://` upstreams.
 //!
-//! Addresses are tried in turn, and the connect timeout is shared among those not yet tried, so
-//! one address that swallows packets cannot use up the whole budget. The TLS handshake has a
+//! The connect timeout covers resolving the host, the TCP connect and, through a proxy, its
+//! answer to CONNECT. Addresses are tried in turn, each getting an equal share of what is left of
+//! the budget, so one address that swallows packets cannot use it all up. The TLS handshake has a
 //! budget of its own: a slow handshake and an unreachable host are different troubles.
+//!
+//! Behind a proxy only the proxy's name is resolved here; the upstream's is the proxy's to
+//! resolve, as the network may allow nothing else.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
 use super::client::{Deadline, Step, Target, UpstreamError};
 use super::conn::{Interruptible, UpstreamConn};
+use super::dns::Resolver;
+use super::proxy::{authority, open_tunnel, TunnelError};
 
-/// Opens a connection to `target` through one of `addrs`.
-pub async fn dial(target: &Target, addrs: &[SocketAddr]) -> Result<UpstreamConn, UpstreamError> {
-    let tcp = connect_any(addrs, target.timeouts.connect).await?;
+/// Opens a connection to `target`.
+pub async fn dial(target: &Target, resolver: &Resolver) -> Result<UpstreamConn, UpstreamError> {
+    let limit = target.timeouts.connect;
+    let end = Instant::now() + limit;
+    let url = &target.url;
+    let tcp = match &target.proxy {
+        None => {
+            let addrs = resolve(resolver, &url.host, url.port, end, limit).await?;
+            connect_any(&addrs, end, limit).await?
+        }
+        Some(proxy) => {
+            let addrs = resolve(resolver, &proxy.url.host, proxy.url.port, end, limit).await?;
+            let mut tcp = connect_any(&addrs, end, limit).await?;
+            let authority = authority(&url.host, url.port);
+            let auth = proxy.authorization.as_deref();
+            open_tunnel(&mut tcp, &authority, auth, end)
+                .await
+                .map_err(|e| match e {
+                    TunnelError::TimedOut => UpstreamError::TimedOut(Step::Connect, limit),
+                    e => UpstreamError::Proxy(format!("{}: {e}", proxy.url)),
+                })?;
+            tcp
+        }
+    };
     let Some((config, name)) = &target.tls else {
         return Ok(UpstreamConn::Plain(tcp));
     };
@@ -33,13 +61,34 @@ pub async fn dial(target: &Target, addrs: &[SocketAddr]) -> Result<UpstreamConn,
     }
 }
 
-/// Connects to the first address that accepts, each getting an equal share of what remains of
-/// `limit`; the last error when none does.
-pub async fn connect_any(
+/// The host's addresses, within the connect budget.
+async fn resolve(
+    resolver: &Resolver,
+    host: &str,
+    port: u16,
+    end: Instant,
+    limit: Duration,
+) -> Result<Rc<[SocketAddr]>, UpstreamError> {
+    match monoio::time::timeout_at(end.into(), resolver.resolve(host, port)).await {
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(UpstreamError::Resolve(e)),
+        Err(_) => Err(UpstreamError::Resolve(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "resolving {host} took longer than {} ms (connect_timeout_ms)",
+                limit.as_millis()
+            ),
+        ))),
+    }
+}
+
+/// Connects to the first address that accepts before `end`, each getting an equal share of what
+/// remains; the last error when none does. `limit` is the whole budget, for the error.
+async fn connect_any(
     addrs: &[SocketAddr],
+    end: Instant,
     limit: Duration,
 ) -> Result<TcpStream, UpstreamError> {
-    let end = Instant::now() + limit;
     let mut last = None;
     for (i, &addr) in addrs.iter().enumerate() {
         let left = end.saturating_duration_since(Instant::now());

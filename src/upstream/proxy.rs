@@ -31,6 +31,24 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use super::url::parse_authority;
 use crate::server::io::{read_more, write_all, ReadOutcome};
 
+/// An upstream's outbound proxy: where it is, and the `Proxy-Authorization` value to send.
+/// `Debug` never shows the credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub url: ProxyUrl,
+    pub authorization: Option<String>,
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = self.authorization.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Proxy")
+            .field("url", &self.url)
+            .field("authorization", &auth)
+            .finish()
+    }
+}
+
 /// The largest proxy response head accepted; real ones are a status line and a few headers.
 const MAX_HEAD: usize = 8 * 1024;
 /// Header lines accepted in a proxy's answer.
