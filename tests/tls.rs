@@ -22,6 +22,7 @@ use rcgen::{
 };
 use ringgate::{Config, Gateway, GatewayHandle};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use support::connect_proxy::ConnectProxy;
 use support::{messages_request, read_request, request, Client, Received, Response};
 
 const BODY: &str = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
@@ -356,6 +357,46 @@ fn non_stream_request_goes_through_tls_with_private_ca() {
         );
         assert!(!r.head.contains("client-key"), "{}", r.head);
     }
+    assert_eq!(
+        up.connections(),
+        1,
+        "the second request reused the pooled TLS connection"
+    );
+    gw.shutdown();
+}
+
+#[test]
+fn tls_runs_end_to_end_through_a_connect_proxy() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.server_cert(&["localhost"]);
+    let up = TlsUpstream::start(cert, key);
+    let ca_file = TempFile::with_contents("ca", &ca.pem());
+    let proxy = ConnectProxy::start(Some("Basic dXNlcjpwYXNz"));
+    let toml = gateway_config(
+        &format!("https://localhost:{}", up.port),
+        Some(ca_file.path()),
+    )
+    .replace(
+        "[[upstreams.credentials]]",
+        &format!(
+            "proxy_url = \"http://{}\"\nproxy_auth = \"user:pass\"\n[[upstreams.credentials]]",
+            proxy.addr
+        ),
+    );
+    let gw = support::gateway(&toml);
+    for _ in 0..2 {
+        let resp = request(gw.local_addr(), &messages_request(BODY, CLIENT_HEADERS));
+        assert_eq!(resp.status, 200, "{resp:?}");
+        assert_eq!(resp.body, JSON_REPLY.as_bytes());
+    }
+    // The proxy saw one tunnel to the upstream's name (verified by TLS inside it), never a
+    // request or a key.
+    assert_eq!(
+        proxy.connects(),
+        [format!("CONNECT localhost:{} HTTP/1.1", up.port)]
+    );
+    assert_eq!(up.connections(), 1);
+    assert_eq!(up.requests()[1].headers("x-api-key"), vec!["sk-test"]);
     gw.shutdown();
 }
 

@@ -452,6 +452,97 @@ api_key_env = "SET_VAR"
     }
 
     #[test]
+    fn upstream_connections_settings() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(
+            (
+                c.pool.max_idle_per_origin,
+                c.pool.idle_timeout_ms,
+                c.pool.prewarm
+            ),
+            (32, 30_000, 0)
+        );
+        assert_eq!(c.dns.ttl_ms, 30_000);
+        let t = c.upstreams[0].timeouts;
+        assert_eq!(
+            [t.connect, t.tls_handshake, t.first_byte, t.response].map(|d| d.as_millis()),
+            [5_000, 10_000, 300_000, 600_000]
+        );
+        assert_eq!(c.upstreams[0].proxy, None);
+        let proxied = MINIMAL.replace(
+            "kind = \"anthropic\"\n",
+            "kind = \"anthropic\"\nproxy_url = \"http://proxy.internal:3128\"\n",
+        );
+        let c = parse(&proxied).unwrap();
+        let proxy = c.upstreams[0].proxy.as_ref().unwrap();
+        let at = (proxy.url.host.as_str(), proxy.url.port);
+        assert_eq!(
+            (at, proxy.authorization.as_ref()),
+            (("proxy.internal", 3128), None)
+        );
+        let upstream = |lines: &str| {
+            format!(
+                "[[upstreams]]\nname = \"a\"\nkind = \"anthropic\"\n{lines}\n\
+                 [[upstreams.credentials]]\nname = \"c\"\napi_key = \"k\"\n"
+            )
+        };
+        for (text, needle) in [
+            (
+                format!("[pool]\nprewarm = 40\n{MINIMAL}"),
+                "pool.prewarm: cannot exceed max_idle_per_origin (32)",
+            ),
+            (
+                format!("[pool]\nidle_timeout_ms = 0\n{MINIMAL}"),
+                "pool.idle_timeout_ms",
+            ),
+            (format!("[dns]\nttl_ms = 0\n{MINIMAL}"), "dns.ttl_ms"),
+            (
+                "[[upstreams]]\nname = \"m\"\nkind = \"mock\"\nproxy_url = \"http://p:1\"\n".into(),
+                "proxy_url: the built-in mock",
+            ),
+            (
+                upstream("proxy_auth = \"u:p\""),
+                "proxy_auth: needs a proxy_url",
+            ),
+            (
+                upstream("proxy_url = \"http://u:hunter2@p:1\""),
+                "must not contain credentials",
+            ),
+            (
+                upstream("proxy_url = \"http://p:1\"\nproxy_auth = \"hunter2\""),
+                "must be user:password",
+            ),
+            (
+                upstream("tls_handshake_timeout_ms = 0"),
+                "timeouts must be greater than 0",
+            ),
+        ] {
+            let e = parse(&text).unwrap_err();
+            assert!(e.message.contains(needle), "{text:?} -> {}", e.message);
+            assert!(!e.message.contains("hunter2"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn proxy_credentials_never_show() {
+        let text = MINIMAL.replace(
+            "kind = \"anthropic\"\n",
+            "kind = \"anthropic\"\nproxy_url = \"http://p:1\"\nproxy_auth = \"user:hunter2 with space\"\n",
+        );
+        let c = parse(&text).unwrap();
+        let auth = c.upstreams[0].proxy.as_ref().unwrap().authorization.clone();
+        assert_eq!(
+            auth.as_deref(),
+            Some("Basic dXNlcjpodW50ZXIyIHdpdGggc3BhY2U=")
+        );
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("dXNlcjpodW50ZXIy"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn default_config_uses_mock_without_key() {
         assert_eq!(
             Config::default_for_env(None).upstreams[0].kind,

@@ -106,3 +106,45 @@ async fn connect_any(
         UpstreamError::Connect(io::Error::new(io::ErrorKind::NotFound, "no address"))
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// An address nothing listens on.
+    fn closed_port() -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }
+
+    #[test]
+    fn every_address_is_tried_in_turn() {
+        let live = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addrs = [closed_port(), closed_port(), live.local_addr().unwrap()];
+        let limit = Duration::from_secs(5);
+        let stream = run(connect_any(&addrs, Instant::now() + limit, limit)).unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), addrs[2]);
+    }
+
+    #[test]
+    fn when_no_address_answers_the_last_error_is_reported() {
+        let addrs = [closed_port(), closed_port()];
+        let limit = Duration::from_secs(5);
+        match run(connect_any(&addrs, Instant::now() + limit, limit)) {
+            Err(UpstreamError::Connect(e)) => {
+                assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused)
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        let none = run(connect_any(&[], Instant::now() + limit, limit));
+        assert!(matches!(none, Err(UpstreamError::Connect(_))));
+    }
+}
