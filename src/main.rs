@@ -145,8 +145,12 @@ fn summary(c: &Config) -> String {
         if creds.is_empty() {
             creds.push(ringgate::routing::pool::KEYLESS);
         }
+        let via = match &u.proxy {
+            Some(p) => format!(" via proxy {}", p.url),
+            None => String::new(),
+        };
         s.push_str(&format!(
-            "  upstream {:?} ({:?}) -> {target}; models {:?}; credentials {:?}\n",
+            "  upstream {:?} ({:?}) -> {target}{via}; models {:?}; credentials {:?}\n",
             u.name, u.kind, u.models, creds
         ));
     }
