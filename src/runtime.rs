@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use monoio::blocking::DefaultThreadPool;
-use monoio::net::TcpListener;
+use monoio::net::{TcpListener, TcpStream};
 
 use crate::config::IoDriver;
 use crate::server::conn::{serve, Handler, Limits};
@@ -187,6 +187,19 @@ pub async fn accept_loop<H: Handler>(
     limits: Rc<Limits>,
     shutdown: Shutdown,
 ) {
+    accept_each(listener, shutdown, |stream| {
+        spawn_connection(serve(stream, handler.clone(), limits.clone()));
+    })
+    .await;
+}
+
+/// Accepts connections on `listener` until shutdown, handing each to `on_accept` on this worker
+/// (which typically spawns a task for it with [`spawn_connection`]).
+pub async fn accept_each(
+    listener: std::net::TcpListener,
+    shutdown: Shutdown,
+    mut on_accept: impl FnMut(TcpStream),
+) {
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -200,9 +213,7 @@ pub async fn accept_loop<H: Handler>(
             _ = shutdown.wait() => return,
         };
         match accepted {
-            Ok((stream, _peer)) => {
-                monoio::spawn(CatchPanic(serve(stream, handler.clone(), limits.clone())));
-            }
+            Ok((stream, _peer)) => on_accept(stream),
             Err(e) => {
                 // Out of file descriptors, most likely: back off rather than spin.
                 log::warn!("accept failed: {e}");
@@ -210,6 +221,11 @@ pub async fn accept_loop<H: Handler>(
             }
         }
     }
+}
+
+/// Spawns one connection's task on this worker, with a panic in it costing that connection only.
+pub fn spawn_connection<F: Future<Output = ()> + 'static>(task: F) {
+    monoio::spawn(CatchPanic(task));
 }
 
 /// Contains a panic inside one connection's task, so a bug costs one connection, not the

@@ -1,11 +1,14 @@
 //! `mock-upstream` as the separate process a gateway test runs it as: faults chosen by API key,
-//! and the request log such a test counts attempts from. Every wait is bounded, so a broken
-//! binary fails these tests instead of hanging them.
+//! the request log such a test counts attempts from, HTTPS through its TLS front, and the
+//! connection and request counts it prints on exit. Every wait is bounded, so a broken binary
+//! fails these tests instead of hanging them.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -15,6 +18,7 @@ use ringgate::mock::server::key_fingerprint;
 const WAIT: Duration = Duration::from_secs(10);
 const BODY: &str =
     r#"{"model":"claude-x","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+const STREAM_BODY: &str = r#"{"model":"claude-x","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
 
 /// A running `mock-upstream`, killed when dropped so a failed assertion leaves no process behind.
 struct Mock {
@@ -59,6 +63,28 @@ impl Mock {
     /// Kills the process and returns all it wrote on stderr.
     fn stop(mut self) -> String {
         self.child.kill().expect("kill mock-upstream");
+        self.stderr_text()
+    }
+
+    /// Sends SIGTERM (to this child, by its PID), waits until it exits and returns all it wrote
+    /// on stderr.
+    fn terminate(mut self) -> String {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) with a PID we spawned and still own (not yet waited for).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "mock-upstream exited with {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "mock-upstream ignored SIGTERM");
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.stderr_text()
+    }
+
+    fn stderr_text(&mut self) -> String {
         let mut stderr = self.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
@@ -195,4 +221,276 @@ fn an_unknown_fault_is_refused_at_startup() {
     for fault in FAULTS {
         assert!(stderr.contains(fault), "{fault} missing from: {stderr}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTPS and --stats
+
+/// A fresh directory under the temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "mock-upstream-cli-{}-{n}-{tag}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A rustls client config trusting only the CA certificates in this PEM.
+fn client_config(ca_pem: &[u8]) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    assert!(!roots.is_empty(), "no CA certificate");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+type TlsClient = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// Connects to `addr` with TLS for the name `localhost`; the handshake happens on first use.
+fn tls_connect(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> TlsClient {
+    let tcp = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    tcp.set_write_timeout(Some(WAIT)).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+fn send_messages(s: &mut impl Write, body: &str) -> std::io::Result<()> {
+    write!(
+        s,
+        "POST /v1/messages HTTP/1.1\r\nhost: localhost\r\nx-api-key: k\r\n\
+         anthropic-version: 2023-06-01\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    s.flush()
+}
+
+/// One whole response read from `s` (a keep-alive connection: bytes of a next response stay in
+/// `buf`): its status, its head in lower case, and its body (chunked bodies decoded).
+fn read_response(s: &mut impl Read, buf: &mut Vec<u8>) -> (u16, String, Vec<u8>) {
+    let deadline = Instant::now() + WAIT;
+    let mut more = |buf: &mut Vec<u8>| {
+        assert!(Instant::now() < deadline, "no whole response in time");
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).expect("read the response");
+        assert!(n > 0, "connection closed mid-response");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        more(buf);
+    };
+    let head = String::from_utf8(buf[..end].to_vec())
+        .unwrap()
+        .to_ascii_lowercase();
+    buf.drain(..end + 4);
+    let status = head[9..12].parse().unwrap();
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            (n == name).then(|| v.trim().to_string())
+        })
+    };
+    let mut body = Vec::new();
+    if header("transfer-encoding").as_deref() == Some("chunked") {
+        loop {
+            let line_end = loop {
+                if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                more(buf);
+            };
+            let size_line = std::str::from_utf8(&buf[..line_end]).unwrap();
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
+                .expect("a chunk size");
+            while buf.len() < line_end + 2 + size + 2 {
+                more(buf);
+            }
+            body.extend_from_slice(&buf[line_end + 2..line_end + 2 + size]);
+            assert_eq!(&buf[line_end + 2 + size..line_end + 4 + size], b"\r\n");
+            buf.drain(..line_end + 4 + size);
+            if size == 0 {
+                return (status, head, body);
+            }
+        }
+    }
+    let length: usize = header("content-length")
+        .expect("a content-length or chunked body")
+        .parse()
+        .unwrap();
+    while buf.len() < length {
+        more(buf);
+    }
+    body.extend(buf.drain(..length));
+    (status, head, body)
+}
+
+/// The event names of an SSE body, in order.
+fn event_names(body: &[u8]) -> Vec<String> {
+    String::from_utf8(body.to_vec())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: ").map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn tls_self_signed_keep_alive_and_stats() {
+    let dir = TempDir::new("tls");
+    let mock = Mock::start(&["--tls-self-signed", dir.arg(), "--stats"]);
+    let ca = std::fs::read(dir.path().join("ca.pem")).expect("ca.pem written at start");
+    let mut client = tls_connect(mock.addr, client_config(&ca));
+    let mut buf = Vec::new();
+
+    send_messages(&mut client, BODY).unwrap();
+    let (status, head, body) = read_response(&mut client, &mut buf);
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: application/json"),
+        "{head}"
+    );
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.starts_with("{\"id\":\"msg_"), "{text}");
+    for part in [
+        "\"type\":\"message\"",
+        "\"role\":\"assistant\"",
+        "\"content\":[{\"type\":\"text\"",
+        "\"usage\":{",
+    ] {
+        assert!(text.contains(part), "{part} missing from {text}");
+    }
+
+    // The same connection (keep-alive), now streaming.
+    send_messages(&mut client, STREAM_BODY).unwrap();
+    let (status, head, body) = read_response(&mut client, &mut buf);
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: text/event-stream"),
+        "{head}"
+    );
+    let events = event_names(&body);
+    assert_eq!(events.first().map(String::as_str), Some("message_start"));
+    assert!(
+        events.iter().any(|e| e == "content_block_delta"),
+        "{events:?}"
+    );
+    assert_eq!(events.last().map(String::as_str), Some("message_stop"));
+    assert!(buf.is_empty(), "bytes after the second response");
+
+    let stderr = mock.terminate();
+    assert!(
+        stderr.contains("mock-upstream: connections=1 requests=2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_client_not_trusting_the_ca_fails_and_the_next_is_served() {
+    let dir = TempDir::new("untrusted");
+    let mock = Mock::start(&["--tls-self-signed", dir.arg(), "--stats"]);
+
+    // A CA of its own, not the mock's.
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other_ca = params
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let mut stranger = tls_connect(mock.addr, client_config(other_ca.pem().as_bytes()));
+    let err = send_messages(&mut stranger, BODY)
+        .and_then(|()| stranger.read(&mut [0u8; 64]).map(|_| ()))
+        .expect_err("a handshake with an untrusted certificate fails");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    drop(stranger);
+
+    let ca = std::fs::read(dir.path().join("ca.pem")).unwrap();
+    let mut client = tls_connect(mock.addr, client_config(&ca));
+    let mut buf = Vec::new();
+    send_messages(&mut client, BODY).unwrap();
+    let (status, head, _) = read_response(&mut client, &mut buf);
+    assert_eq!(status, 200, "{head}");
+
+    // Both connections were accepted; one request answered.
+    let stderr = mock.terminate();
+    assert!(
+        stderr.contains("mock-upstream: connections=2 requests=1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn tls_from_pem_files() {
+    let dir = TempDir::new("pem");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca =
+        rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+
+    let mock = Mock::start(&[
+        "--tls-cert",
+        cert_file.to_str().unwrap(),
+        "--tls-key",
+        key_file.to_str().unwrap(),
+    ]);
+    let mut client = tls_connect(mock.addr, client_config(ca.pem().as_bytes()));
+    let mut buf = Vec::new();
+    send_messages(&mut client, BODY).unwrap();
+    let (status, head, _) = read_response(&mut client, &mut buf);
+    assert_eq!(status, 200, "{head}");
+    // Without --stats, nothing is counted aloud.
+    let stderr = mock.terminate();
+    assert!(!stderr.contains("connections="), "{stderr}");
+}
+
+#[test]
+fn plain_stats_count_connections_and_requests() {
+    let mock = Mock::start(&["--stats"]);
+    assert_eq!(post(mock.addr, "k").0, 200);
+    assert_eq!(post(mock.addr, "k").0, 200);
+    let stderr = mock.terminate();
+    assert!(
+        stderr.contains("mock-upstream: connections=2 requests=2"),
+        "{stderr}"
+    );
 }

@@ -8,10 +8,15 @@
 //! of it and have one credential fail while another works, without the gateway's help. Each
 //! answer is logged (target `mock::requests`, at debug) with a fingerprint of its key and its
 //! status, so the same test can count from the mock's side which key was used, and when.
+//!
+//! [`MockStats`] counts connections and answered requests (per worker, summed when read), so a
+//! benchmark can tell how many connections a gateway opened for how many requests.
 
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use monoio::net::TcpStream;
@@ -21,13 +26,66 @@ use crate::api::auth::{same, sha256};
 use crate::http::chunked::{push_chunk, LAST_CHUNK};
 use crate::http::response::ResponseHead;
 use crate::http::{ApiError, ErrorType};
-use crate::runtime::{accept_loop, bind_group, Driver, Workers};
-use crate::server::conn::{After, Handler, Limits, Request};
+use crate::runtime::{accept_each, bind_group, spawn_connection, Driver, Workers};
+use crate::server::conn::{serve, After, Handler, Limits, Request};
 use crate::server::io::write_all;
 use crate::shutdown::Shutdown;
 
 /// The log target of the one line per answered request.
 pub const REQUEST_LOG_TARGET: &str = "mock::requests";
+
+/// Connections accepted and requests answered by a mock server, one shard per worker (each on
+/// its own cache line, counted with relaxed atomics), summed when read.
+#[derive(Debug)]
+pub struct MockStats {
+    shards: Box<[StatsShard]>,
+}
+
+/// One worker's counters.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct StatsShard {
+    connections: AtomicU64,
+    requests: AtomicU64,
+}
+
+impl StatsShard {
+    pub fn connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl MockStats {
+    /// Counters for `workers` workers (at least one).
+    pub fn new(workers: usize) -> Arc<MockStats> {
+        Arc::new(MockStats {
+            shards: (0..workers.max(1)).map(|_| StatsShard::default()).collect(),
+        })
+    }
+
+    /// Worker `index`'s shard (indexes past the last share the last one's).
+    pub fn shard(&self, index: usize) -> &StatsShard {
+        &self.shards[index.min(self.shards.len() - 1)]
+    }
+
+    pub fn connections(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.connections.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.requests.load(Ordering::Relaxed))
+            .sum()
+    }
+}
 
 pub struct MockHandler {
     event_interval: Duration,
@@ -35,6 +93,8 @@ pub struct MockHandler {
     api_key: Option<[u8; 32]>,
     /// Keys (as digests) whose requests get a fault, as if they had sent `x-mock-fault`.
     key_faults: Vec<([u8; 32], String)>,
+    /// Where answered requests are counted: the counters and this worker's shard.
+    stats: Option<(Arc<MockStats>, usize)>,
 }
 
 impl MockHandler {
@@ -51,7 +111,14 @@ impl MockHandler {
                 .into_iter()
                 .map(|(key, fault)| (sha256(key.as_bytes()), fault))
                 .collect(),
+            stats: None,
         }
+    }
+
+    /// Counts each answered request in `stats`, in worker `shard`'s shard.
+    pub fn with_stats(mut self, stats: Arc<MockStats>, shard: usize) -> MockHandler {
+        self.stats = Some((stats, shard));
+        self
     }
 
     /// Lets a request with this `x-api-key` in or not (a 401), and picks its fault: the
@@ -139,6 +206,9 @@ impl Handler for MockHandler {
             Reply::Json { status, .. } => *status,
             Reply::Stream { .. } => 200,
         };
+        if let Some((stats, shard)) = &self.stats {
+            stats.shard(*shard).request();
+        }
         // Logged before the answer is written, so a client that has its answer can count on the
         // line being in the log already. Debug: a gateway's built-in mock must not log each
         // request at its default level; `mock-upstream --log-requests` turns it on.
@@ -208,6 +278,9 @@ pub struct MockServerOptions {
     pub api_key: Option<String>,
     /// (API key, fault name): requests with the key get the fault unless they ask for another.
     pub key_faults: Vec<(String, String)>,
+    /// Where to count accepted connections and answered requests, if anywhere (one shard per
+    /// worker).
+    pub stats: Option<Arc<MockStats>>,
 }
 
 /// A running standalone mock upstream.
@@ -235,17 +308,19 @@ impl MockServer {
             let listener = group.pop().expect("one per worker");
             let (opts, limits, shutdown) = (opts.clone(), limits.clone(), shutdown.clone());
             workers.spawn(index, false, driver, move || async move {
-                let handler = Rc::new(MockHandler::new(
-                    opts.event_interval,
-                    opts.api_key,
-                    opts.key_faults,
-                ));
-                monoio::spawn(accept_loop(
-                    listener,
-                    handler,
-                    Rc::new(limits),
-                    shutdown.clone(),
-                ));
+                let mut handler =
+                    MockHandler::new(opts.event_interval, opts.api_key, opts.key_faults);
+                if let Some(stats) = &opts.stats {
+                    handler = handler.with_stats(stats.clone(), index);
+                }
+                let (handler, limits) = (Rc::new(handler), Rc::new(limits));
+                let stats = opts.stats;
+                monoio::spawn(accept_each(listener, shutdown.clone(), move |stream| {
+                    if let Some(stats) = &stats {
+                        stats.shard(index).connection();
+                    }
+                    spawn_connection(serve(stream, handler.clone(), limits.clone()));
+                }));
                 shutdown.wait().await;
             })?;
         }
@@ -332,6 +407,18 @@ mod tests {
             Some(Some("auth"))
         );
         assert!(h.admit(Some(b"key-a"), None).is_err());
+    }
+
+    #[test]
+    fn stats_sum_their_shards() {
+        let stats = MockStats::new(2);
+        stats.shard(0).connection();
+        stats.shard(1).connection();
+        stats.shard(1).request();
+        // Past the last shard: the last one's.
+        stats.shard(7).request();
+        assert_eq!((stats.connections(), stats.requests()), (2, 2));
+        assert_eq!(MockStats::new(0).connections(), 0);
     }
 
     #[test]

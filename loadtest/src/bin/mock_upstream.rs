@@ -7,14 +7,22 @@
 //! `--fault-for-key` makes one credential fail while others work, and `--log-requests` logs each
 //! answer (key fingerprint, status, millisecond timestamp) on stderr, so a test can check from
 //! this side how a gateway spread its attempts over its credentials.
+//!
+//! `--tls-self-signed DIR` (or `--tls-cert`/`--tls-key`) serves HTTPS through a TLS front in the
+//! same process (see `tls_front.rs`), and `--stats` prints how many connections were accepted
+//! and requests answered on exit, so a benchmark can measure a gateway's connection reuse.
+
+#[path = "../tls_front.rs"]
+mod tls_front;
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use ringgate::mock::answers;
-use ringgate::mock::server::{MockServer, MockServerOptions, REQUEST_LOG_TARGET};
+use ringgate::mock::server::{MockServer, MockServerOptions, MockStats, REQUEST_LOG_TARGET};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -25,9 +33,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "An Anthropic-shaped mock upstream server"
 )]
 struct Args {
-    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    /// Address to listen on; port 0 picks a free port (printed on stdout). With TLS this is the
+    /// TLS address.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
+    /// Worker threads (one monoio runtime each); with TLS, as many again for the TLS front.
     #[arg(long, default_value_t = 1)]
     workers: usize,
     /// Pause between streamed events, in milliseconds.
@@ -45,6 +55,22 @@ struct Args {
     /// status=STATUS`), with millisecond timestamps.
     #[arg(long)]
     log_requests: bool,
+    /// Serve HTTPS with a private CA generated at start: writes the CA to DIR/ca.pem (creating
+    /// DIR if needed; give it to a gateway as `ca_file`) and serves a certificate it signs for
+    /// localhost, 127.0.0.1 and ::1.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls_self_signed: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// On exit (SIGINT or SIGTERM), print `mock-upstream: connections=C requests=R` on stderr:
+    /// C connections accepted on the listening address (TLS handshakes or not), R requests
+    /// answered.
+    #[arg(long)]
+    stats: bool,
 }
 
 fn key_fault(arg: &str) -> Result<(String, String), String> {
@@ -63,8 +89,11 @@ fn key_fault(arg: &str) -> Result<(String, String), String> {
 
 fn main() {
     let args = Args::parse();
-    let mut logger =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
+    // rustls warns once per connection about clients such as wrk that send an IP address as
+    // SNI; a benchmark's log would be nothing else.
+    let mut logger = env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,rustls=error"),
+    );
     if args.log_requests {
         // Added after RUST_LOG is read, so the flag wins for its one target whatever RUST_LOG
         // says about it; milliseconds, so a test can measure the spacing of attempts.
@@ -73,30 +102,83 @@ fn main() {
             .format_timestamp_millis();
     }
     logger.init();
-    let server = match MockServer::start(MockServerOptions {
-        listen: args.listen,
+    if let Err(e) = run(args) {
+        eprintln!("mock-upstream: cannot start: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let tls = match (&args.tls_self_signed, &args.tls_cert, &args.tls_key) {
+        (Some(dir), _, _) => Some(tls_front::self_signed(dir)?),
+        (None, Some(cert), Some(key)) => Some(tls_front::from_pem_files(cert, key)?),
+        _ => None,
+    }
+    .map(tls_front::server_config)
+    .transpose()?;
+    let new_stats = || args.stats.then(|| MockStats::new(args.workers));
+    // Requests are counted by the mock; connections where they are accepted: by the mock, or by
+    // the TLS front in front of it.
+    let (mock_stats, front_stats) = (new_stats(), new_stats());
+    let server = MockServer::start(MockServerOptions {
+        // Behind the TLS front, the plain mock listens on loopback only.
+        listen: if tls.is_some() {
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        } else {
+            args.listen
+        },
         workers: args.workers,
         event_interval: Duration::from_millis(args.event_interval_ms),
         api_key: args.api_key,
         key_faults: args.fault_for_key,
-    }) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("mock-upstream: cannot start: {e}");
-            std::process::exit(1);
-        }
-    };
-    println!("listening on {}", server.addr);
-    let _ = std::io::stdout().flush();
+        stats: mock_stats.clone(),
+    })
+    .map_err(|e| e.to_string())?;
     let shutdown = server.shutdown_signal();
+    let front = match tls {
+        Some(config) => Some(
+            tls_front::TlsFront::start(
+                args.listen,
+                args.workers,
+                server.driver,
+                server.addr,
+                config,
+                front_stats.clone(),
+                shutdown.clone(),
+            )
+            .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    // Before `listening on`, so a signal sent as soon as that line is read is handled.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])
-    .expect("signal handlers");
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    println!(
+        "listening on {}",
+        front.as_ref().map_or(server.addr, |f| f.addr)
+    );
+    let _ = std::io::stdout().flush();
     std::thread::spawn(move || {
         signals.forever().next();
         shutdown.raise();
     });
     server.wait();
+    let accepted_by = match front {
+        Some(front) => {
+            front.wait();
+            front_stats
+        }
+        None => mock_stats.clone(),
+    };
+    if let (Some(accepted_by), Some(mock)) = (accepted_by, mock_stats) {
+        eprintln!(
+            "mock-upstream: connections={} requests={}",
+            accepted_by.connections(),
+            mock.requests()
+        );
+    }
+    Ok(())
 }
