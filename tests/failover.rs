@@ -6,6 +6,8 @@
 mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use ringgate::routing::health::Reason;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -109,16 +111,20 @@ fn fails_over_on_connection_refused_and_on_a_timeout() {
     let resp = request(gw.local_addr(), &messages_request(BODY, ""));
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(keys(&live), ["key-slow", "key-good"]);
-    // The dead and the slow upstream were tried (and are avoided now), not skipped; their
-    // credentials are not blamed for it.
+    // Both were tried, not skipped. The dead upstream is avoided as a whole and its key is not
+    // blamed; the slow one reached its upstream, so only that credential cools for the model.
     let snapshot = gw.pool().snapshot();
-    for name in ["d", "s"] {
-        let c = snapshot.iter().find(|c| c.credential == name).unwrap();
-        assert!(c.upstream_unreachable_until_unix_ms.is_some(), "{c:?}");
-        assert!(c.models.is_empty(), "{name}: {:?}", c.models);
-    }
-    let g = snapshot.iter().find(|c| c.credential == "g").unwrap();
-    assert_eq!(g.upstream_unreachable_until_unix_ms, None);
+    let of = |name: &str| snapshot.iter().find(|c| c.credential == name).unwrap();
+    let d = of("d");
+    assert!(d.upstream_unreachable_until_unix_ms.is_some(), "{d:?}");
+    assert!(d.models.is_empty(), "{:?}", d.models);
+    let s = of("s");
+    assert_eq!(s.upstream_unreachable_until_unix_ms, None);
+    assert!(
+        s.models[0].cooling && s.models[0].reason == Some(Reason::Transient),
+        "{s:?}"
+    );
+    assert_eq!(of("g").upstream_unreachable_until_unix_ms, None);
 }
 
 #[test]

@@ -194,6 +194,15 @@ fn serve_tls(tcp: TcpStream, config: Arc<rustls::ServerConfig>, rec: Arc<Mutex<V
         if written.is_err() {
             return;
         }
+        // `x-then-408`: a while after the answer, an unsolicited 408 on the idle connection, as
+        // servers send before closing one (this one does not even close).
+        if !req.headers("x-then-408").is_empty() {
+            thread::sleep(Duration::from_millis(50));
+            let late = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n";
+            if write_retrying(&mut tls, late).is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -362,6 +371,53 @@ fn non_stream_request_goes_through_tls_with_private_ca() {
         1,
         "the second request reused the pooled TLS connection"
     );
+    gw.shutdown();
+}
+
+#[test]
+fn an_idle_tls_connection_that_received_anything_is_not_reused() {
+    let (up, _ca_file, gw) = trusted_setup(&["localhost"], "localhost");
+    let first = messages_request(BODY, &format!("{CLIENT_HEADERS}x-then-408: 1\r\n"));
+    assert_eq!(request(gw.local_addr(), &first).status, 200);
+    thread::sleep(Duration::from_millis(300));
+    for round in 0..2 {
+        let resp = request(gw.local_addr(), &messages_request(BODY, CLIENT_HEADERS));
+        assert_eq!(
+            resp.status, 200,
+            "round {round}: the stray 408 must not be an answer"
+        );
+        assert_eq!(resp.body, JSON_REPLY.as_bytes());
+    }
+    assert_eq!(
+        up.connections(),
+        2,
+        "the spoiled connection was dropped, the new one reused"
+    );
+    gw.shutdown();
+}
+
+#[test]
+fn a_prewarmed_tls_connection_serves_the_first_request() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.server_cert(&["localhost"]);
+    let up = TlsUpstream::start(cert, key);
+    let ca_file = TempFile::with_contents("ca", &ca.pem());
+    let toml = gateway_config(
+        &format!("https://localhost:{}", up.port),
+        Some(ca_file.path()),
+    ) + "[pool]\nprewarm = 1\n";
+    let gw = support::gateway(&toml);
+    let end = std::time::Instant::now() + IO_TIMEOUT;
+    while up.connections() == 0 && std::time::Instant::now() < end {
+        thread::sleep(Duration::from_millis(10));
+    }
+    // Past the settling of the prewarmed connection (its session tickets taken in).
+    thread::sleep(Duration::from_millis(500));
+    let resp = request(gw.local_addr(), &messages_request(BODY, CLIENT_HEADERS));
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(up.connections(), 1);
+    let stats = gw.upstream_connections();
+    assert_eq!((stats.opened, stats.reused), (0, 1), "{stats:?}");
     gw.shutdown();
 }
 

@@ -299,3 +299,49 @@ fn the_pool_keeps_at_most_max_idle_per_origin() {
         "sequential requests reuse the two kept"
     );
 }
+
+#[test]
+fn bytes_after_a_bodiless_answer_spoil_its_connection() {
+    let count = AtomicUsize::new(0);
+    let up = Upstream::start(move |_| {
+        if count.fetch_add(1, Ordering::SeqCst) == 0 {
+            // A 204 with bytes after it: they belong to no response.
+            let spoiled = b"HTTP/1.1 204 No Content\r\n\r\nstray bytes".to_vec();
+            Action::Send(vec![spoiled], Duration::ZERO)
+        } else {
+            ok()
+        }
+    });
+    let gw = gateway(&one_worker(up.addr, ""));
+    assert_eq!(
+        request(gw.local_addr(), &messages_request(BODY, "")).status,
+        204
+    );
+    let resp = request(gw.local_addr(), &messages_request(BODY, ""));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(connections(&up), 2);
+}
+
+#[test]
+fn a_pooled_connection_dropped_while_the_upstream_works_is_not_retried() {
+    // The second request on the first connection is read, worked on for 1.5 s, then dropped:
+    // that is not an idle connection closing, and sending it again would do the work twice.
+    let count = AtomicUsize::new(0);
+    let up = Upstream::start(move |_| {
+        if count.fetch_add(1, Ordering::SeqCst) == 1 {
+            thread::sleep(Duration::from_millis(1_500));
+            Action::SendAndClose(Vec::new(), Duration::ZERO)
+        } else {
+            ok()
+        }
+    });
+    let gw = gateway(&one_worker(up.addr, ""));
+    assert_eq!(
+        request(gw.local_addr(), &messages_request(BODY, "")).status,
+        200
+    );
+    let resp = request(gw.local_addr(), &messages_request(BODY, ""));
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    assert_eq!(up.requests().len(), 2, "sent once");
+    assert_eq!(gw.upstream_connections().stale_retries, 0);
+}

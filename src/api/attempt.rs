@@ -88,8 +88,9 @@ impl UpstreamAnswer {
     /// Puts the connection of an answer not relayed back in the pool when the body already
     /// came whole with the head (an error's short JSON usually does), else closes it.
     pub fn discard(self, api: &Api) {
+        // Exactly the body: a byte more belongs to no response and spoils the connection.
         let complete = match self.head.framing {
-            ResponseFraming::None => true,
+            ResponseFraming::None => self.leftover.is_empty(),
             ResponseFraming::Length(n) => self.leftover.len() as u64 == n,
             ResponseFraming::Chunked | ResponseFraming::UntilClose => false,
         };
@@ -104,7 +105,12 @@ impl Failed {
     pub fn outcome(&self) -> Outcome {
         match self {
             Failed::Status { outcome, .. } => *outcome,
-            Failed::Transport(_) | Failed::Body(_) => Outcome::Unreachable,
+            // The upstream answered nothing in time, or its body broke: that can be one model
+            // or one slow generation, so only this credential × model cools.
+            Failed::Transport(UpstreamError::TimedOut(Step::FirstByte | Step::Response, _))
+            | Failed::Body(_) => Outcome::Transient,
+            // It could not be reached or spoke no HTTP: no other key would fare better there.
+            Failed::Transport(_) => Outcome::Unreachable,
         }
     }
 
@@ -199,6 +205,8 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
         true => (target.timeouts.first_byte, Step::FirstByte),
         false => (target.timeouts.response, Step::Response),
     };
+    // From the request's first sending; a retry on a new connection does not restart it.
+    let mut first_sent = None;
     let mut pooled = api.conns.take(origin);
     let (conn, deadline, (head, leftover)) = loop {
         let reused = pooled.is_some();
@@ -212,7 +220,6 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
                 Err(e) => return Attempt::Failed(Failed::Transport(e)),
             },
         };
-        let deadline = Deadline::after(limit, step);
         // A reused connection may be the one the upstream is closing; then the request goes
         // again, once, on a new one. Only the upstream's copy of the head is cloned for it.
         let request = if reused {
@@ -221,6 +228,7 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
             std::mem::take(&mut head)
         };
         let head_buffer = api.settings.upstream_head_buffer;
+        let deadline = *first_sent.get_or_insert_with(|| Deadline::after(limit, step));
         // A client that leaves while the upstream is still thinking (a long answer can take
         // minutes) aborts the request: the upstream connection is dropped and not reused.
         let exchanged = monoio::select! {
@@ -329,7 +337,8 @@ pub async fn relay_answer(
     let status = up.status;
     let (end, stats) = if up.framing == ResponseFraming::None {
         write_all(client, client_head).await?;
-        (RelayEnd::Complete { reusable: true }, RelayStats::default())
+        let reusable = leftover.is_empty();
+        (RelayEnd::Complete { reusable }, RelayStats::default())
     } else {
         let response = Response {
             head: client_head,

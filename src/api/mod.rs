@@ -31,6 +31,10 @@ use crate::upstream::dns::Resolver;
 use crate::upstream::pool::ConnPool;
 use auth::ClientKeys;
 
+/// How long a prewarmed TLS connection is given to take in the server's session tickets (one
+/// round trip after the handshake, usually).
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// An upstream as one worker sees it.
 pub struct UpstreamRoute {
     pub target: Target,
@@ -102,7 +106,11 @@ impl Api {
             for _ in 0..count {
                 let target = &upstream.target;
                 match dial(target, &self.resolver).await {
-                    Ok(conn) => self.conns.put(origin, conn),
+                    Ok(mut conn) => {
+                        if conn.settle(SETTLE).await {
+                            self.conns.put(origin, conn);
+                        }
+                    }
                     Err(e) => {
                         log::warn!("upstream {:?}: prewarming failed: {e}", target.name);
                         break;

@@ -254,7 +254,9 @@ impl Pool {
                     }
                     return false;
                 }
-                if let Some(no) = reach.refusal(now_ms) {
+                // The credential's own cooldown first: a rate limit or a refused key must count as
+                // such (never failed open to) even while its upstream is also avoided.
+                if let Some(no) = health.refusal(key, now_ms).or(reach.refusal(now_ms)) {
                     refused.note(c, no, now_ms, true);
                     return false;
                 }

@@ -559,3 +559,21 @@ fn a_credential_probe_refused_by_its_upstreams_probe_is_given_back() {
         "b's probe is free"
     );
 }
+
+#[test]
+fn a_credentials_own_cooldown_counts_even_while_its_upstream_is_avoided() {
+    let p = pool(TWO);
+    let (a, b) = (index(&p, "a"), index(&p, "b"));
+    p.report(a, MODEL.model, limited(60_000), 0);
+    p.report(b, MODEL.model, AuthFailed, 0);
+    p.report(a, MODEL.model, Unreachable, 1);
+    // Every key is rate-limited or refused: the gateway answers 429 itself rather than fail
+    // open to a key that is known not to work.
+    match p.pick(&MODEL, 2) {
+        Pick::Unavailable(u) => {
+            assert!(u.all_limited(), "{u:?}");
+            assert_eq!((u.rate_limited, u.disabled, u.transient), (1, 1, 0));
+        }
+        other => panic!("{other:?}"),
+    }
+}

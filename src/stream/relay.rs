@@ -154,7 +154,11 @@ pub async fn relay(
         .run(upstream, client, &mut body, settings, watch_client)
         .await;
     let end = match end {
-        Ok(None) => r.finish(client, body.reusable).await,
+        // Bytes beyond the body's end belong to no response: the connection is not reused.
+        Ok(None) => {
+            r.finish(client, body.reusable && body.pending.is_empty())
+                .await
+        }
         Ok(Some(failure)) => r.fail(client, failure).await,
         Err(Gone) => RelayEnd::ClientGone,
     };

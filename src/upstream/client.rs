@@ -19,6 +19,10 @@ use super::url::BaseUrl;
 use crate::http::ApiError;
 use crate::server::io::{read_more, write_all, ReadOutcome};
 
+/// How soon after a request's last byte a close still means the upstream was closing the idle
+/// connection rather than dropping the request: a round trip, with room to spare.
+pub const STALE_WINDOW: Duration = Duration::from_secs(1);
+
 /// A resolved upstream endpoint.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -102,8 +106,13 @@ pub enum UpstreamError {
     Proxy(String),
     /// The request could not be sent (reset, broken pipe).
     Send(io::Error),
-    /// The connection closed or failed before a single byte of the response.
-    Closed(Option<io::Error>),
+    /// The connection closed or failed before a single byte of the response; `at_once`: within
+    /// [`STALE_WINDOW`] of the request's last byte, as when the upstream was closing the idle
+    /// connection the request went out on.
+    Closed {
+        error: Option<io::Error>,
+        at_once: bool,
+    },
     /// The upstream answered something that is not HTTP, or stopped in the middle of its head.
     Malformed(String),
 }
@@ -126,8 +135,12 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
             UpstreamError::Proxy(e) => write!(f, "outbound proxy: {e}"),
             UpstreamError::Send(e) => write!(f, "sending the request failed: {e}"),
-            UpstreamError::Closed(Some(e)) => write!(f, "connection failed before a response: {e}"),
-            UpstreamError::Closed(None) => f.write_str("connection closed before a response"),
+            UpstreamError::Closed { error: Some(e), .. } => {
+                write!(f, "connection failed before a response: {e}")
+            }
+            UpstreamError::Closed { error: None, .. } => {
+                f.write_str("connection closed before a response")
+            }
             UpstreamError::Malformed(m) => f.write_str(m),
         }
     }
@@ -144,9 +157,14 @@ impl UpstreamError {
     }
 
     /// The failure a reused connection shows when the upstream closed it while it sat idle: the
-    /// request could not be written, or not one byte of an answer came back.
+    /// request could not be written, or the connection closed right after it, before one byte
+    /// of an answer. A close that comes later is the upstream dropping a request it was working
+    /// on, and sending it again would make it work (and bill) twice.
     pub fn is_stale(&self) -> bool {
-        matches!(self, UpstreamError::Send(_) | UpstreamError::Closed(_))
+        matches!(
+            self,
+            UpstreamError::Send(_) | UpstreamError::Closed { at_once: true, .. }
+        )
     }
 }
 
@@ -177,6 +195,11 @@ pub async fn exchange(
         Ok(Err(e)) => return Err(UpstreamError::Send(e)),
         Err(_) => return Err(deadline.missed()),
     }
+    let sent = Instant::now();
+    let closed = |error| UpstreamError::Closed {
+        error,
+        at_once: sent.elapsed() < STALE_WINDOW,
+    };
     let mut buf = BytesMut::with_capacity(head_buffer);
     let mut answered = false;
     loop {
@@ -196,8 +219,8 @@ pub async fn exchange(
             None => {}
         }
         match read_more(stream, &mut buf, deadline.at).await {
-            ReadOutcome::Read(0) if !answered => return Err(UpstreamError::Closed(None)),
-            ReadOutcome::Failed(e) if !answered => return Err(UpstreamError::Closed(Some(e))),
+            ReadOutcome::Read(0) if !answered => return Err(closed(None)),
+            ReadOutcome::Failed(e) if !answered => return Err(closed(Some(e))),
             ReadOutcome::Read(0) | ReadOutcome::Failed(_) => {
                 return Err(UpstreamError::Malformed(
                     "connection closed in the middle of the response head".into(),

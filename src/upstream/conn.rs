@@ -16,9 +16,10 @@ use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 use monoio_rustls::ClientTlsStream;
@@ -80,15 +81,36 @@ impl UpstreamConn {
         UpstreamConn::Tls(Box::new(TlsConn { stream, state, fd }))
     }
 
-    /// Whether a connection that sat idle may carry another request: the upstream has not closed
-    /// it. On plain HTTP any byte is unsolicited and spoils the connection; under TLS bytes may
-    /// be a session ticket (harmless) or a close alert, which the next request finds soon enough
-    /// and retries from.
+    /// Whether a connection that sat idle may carry another request: the upstream has neither
+    /// closed it nor sent anything. Bytes on an idle connection are never part of the next
+    /// answer (a server's 408 before it closes, say), under TLS as much as without.
     pub fn still_open(&self) -> bool {
-        match self {
-            UpstreamConn::Plain(s) => peek(s.as_raw_fd()) == Peek::Quiet,
-            UpstreamConn::Tls(t) => peek(t.fd) != Peek::Closed,
+        let fd = match self {
+            UpstreamConn::Plain(s) => s.as_raw_fd(),
+            UpstreamConn::Tls(t) => t.fd,
+        };
+        peek(fd) == Peek::Quiet
+    }
+
+    /// Lets a new TLS connection take in what a server sends just after the handshake (TLS 1.3
+    /// session tickets) before it sits idle, so that [`still_open`](Self::still_open) does not
+    /// mistake them for an unsolicited answer. Waits up to `wait`; false if the connection
+    /// closed or sent data meanwhile.
+    pub async fn settle(&mut self, wait: Duration) -> bool {
+        if let UpstreamConn::Plain(_) = self {
+            return true;
         }
+        let canceller = Canceller::new();
+        let mut read =
+            std::pin::pin!(self.read_interruptible(Vec::with_capacity(64), canceller.handle()));
+        let result = monoio::select! {
+            r = &mut read => r.0,
+            _ = monoio::time::sleep(wait) => {
+                let _ = canceller.cancel();
+                read.await.0
+            }
+        };
+        matches!(result, Err(e) if is_cancelled(&e))
     }
 
     /// Reads into `buf`; when the handle's canceller is cancelled meanwhile, ends with an error that

@@ -61,7 +61,8 @@ pub async fn dial(target: &Target, resolver: &Resolver) -> Result<UpstreamConn, 
     }
 }
 
-/// The host's addresses, within the connect budget.
+/// The host's addresses, within the connect budget (a lookup that outlasts it is a connect
+/// timeout, as the client cannot tell the two apart).
 async fn resolve(
     resolver: &Resolver,
     host: &str,
@@ -72,13 +73,7 @@ async fn resolve(
     match monoio::time::timeout_at(end.into(), resolver.resolve(host, port)).await {
         Ok(Ok(addrs)) => Ok(addrs),
         Ok(Err(e)) => Err(UpstreamError::Resolve(e)),
-        Err(_) => Err(UpstreamError::Resolve(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!(
-                "resolving {host} took longer than {} ms (connect_timeout_ms)",
-                limit.as_millis()
-            ),
-        ))),
+        Err(_) => Err(UpstreamError::TimedOut(Step::Connect, limit)),
     }
 }
 

@@ -42,7 +42,7 @@ struct Shared {
 }
 
 struct Entry {
-    /// `None` only while the first lookup of the host runs (a failed one removes the entry).
+    /// `None` until a lookup of the host has succeeded.
     addrs: Option<Addrs>,
     /// When a lookup is due; before that, `addrs` is served without one.
     expires: Instant,
@@ -121,8 +121,9 @@ impl Resolver {
                 }
                 Some(Entry {
                     lookup: Some(running),
+                    expires,
                     ..
-                }) => running.clone(),
+                }) if !(running.finished() && Instant::now() >= *expires) => running.clone(),
                 _ => {
                     let running = self.shared.start(key.clone());
                     entries.insert(
@@ -155,8 +156,8 @@ impl Shared {
         in_flight
     }
 
-    /// Puts a lookup's outcome in the cache. A failure keeps the addresses there are (retrying
-    /// after `RETRY` at most), or drops the entry so the next caller tries afresh.
+    /// Puts a lookup's outcome in the cache. A failure keeps the addresses there are, or (for a
+    /// host never resolved) the failure; either way it is retried after `RETRY` at most.
     fn land(&self, key: Key, result: &io::Result<Addrs>) {
         let mut entries = self.entries.borrow_mut();
         let now = Instant::now();
@@ -174,14 +175,19 @@ impl Shared {
                 entry.expires = now + self.ttl.min(RETRY);
                 entry.lookup = None;
             }
-            (Err(_), _) => {
-                entries.remove(&key);
-            }
+            // Never resolved: the failure itself is kept a while, so a DNS outage is not asked
+            // again by every request (and does not queue other hosts' lookups behind it).
+            (Err(_), Some(entry)) => entry.expires = now + self.ttl.min(RETRY),
+            (Err(_), None) => {}
         }
     }
 }
 
 impl InFlight {
+    fn finished(&self) -> bool {
+        self.result.borrow().is_some()
+    }
+
     fn finish(&self, result: io::Result<Addrs>) {
         *self.result.borrow_mut() = Some(result.map_err(|e| (e.kind(), e.to_string())));
         for waker in self.waiters.borrow_mut().drain(..) {

@@ -164,16 +164,22 @@ fn a_failed_refresh_keeps_the_old_addresses() {
 }
 
 #[test]
-fn a_failed_first_lookup_is_an_error_naming_the_host_and_is_not_cached() {
+fn a_failed_first_lookup_is_an_error_naming_the_host_kept_until_the_retry() {
     run(async {
         let (lookup, calls) = fake(ms(0), |n| match n {
             1 => Err(io::Error::new(io::ErrorKind::TimedOut, "no answer")),
             _ => Ok(vec![addr(n)]),
         });
-        let resolver = Resolver::with_lookup(ms(10_000), lookup);
+        // A TTL below RETRY: the failure is kept for the TTL.
+        let resolver = Resolver::with_lookup(ms(100), lookup);
         let e = resolver.resolve("down.test", PORT).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         assert_eq!(e.to_string(), "cannot resolve down.test: no answer");
+        // Asked again at once: the same failure, without another lookup.
+        let again = resolver.resolve("down.test", PORT).await.unwrap_err();
+        assert_eq!(again.to_string(), e.to_string());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        monoio::time::sleep(ms(150)).await;
         assert_eq!(
             &*resolver.resolve("down.test", PORT).await.unwrap(),
             &[addr(2)]
