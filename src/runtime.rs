@@ -247,3 +247,15 @@ impl<F: Future<Output = ()>> Future for CatchPanic<F> {
         }
     }
 }
+
+/// Runs a future to completion on a runtime like a worker's (epoll driver, timer, blocking
+/// pool), for unit tests of code that needs one.
+#[cfg(test)]
+pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .attach_thread_pool(Box::new(monoio::blocking::DefaultThreadPool::new(2)))
+        .build()
+        .expect("a test runtime")
+        .block_on(f)
+}

@@ -185,14 +185,7 @@ impl Future for Poked {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run<F: Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
+    use crate::runtime::block_on as run;
 
     #[test]
     fn sleeps_are_never_early_and_at_most_a_few_ticks_late() {

@@ -105,14 +105,7 @@ async fn connect_any(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run<F: std::future::Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
+    use crate::runtime::block_on as run;
 
     /// An address nothing listens on.
     fn closed_port() -> SocketAddr {

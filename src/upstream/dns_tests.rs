@@ -1,23 +1,13 @@
 use std::cell::Cell;
-use std::future::Future;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use monoio::blocking::DefaultThreadPool;
 use monoio::time::sleep;
 
 use super::*;
+use crate::runtime::block_on as run;
 
 const PORT: u16 = 443;
-
-fn run<F: Future>(f: F) -> F::Output {
-    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .attach_thread_pool(Box::new(DefaultThreadPool::new(2)))
-        .build()
-        .unwrap()
-        .block_on(f)
-}
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -249,7 +249,7 @@ pub async fn open_tunnel<S: AsyncReadRent + AsyncWriteRent>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::future::Future;
+    use crate::runtime::block_on as run;
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpListener};
     use std::thread::{self, JoinHandle};
@@ -259,14 +259,6 @@ mod tests {
     use monoio::net::TcpStream;
 
     const AUTH: &str = "Basic dXNlcjpzM2NyZXQ=";
-
-    fn run<F: Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
 
     /// A one-connection fake proxy: reads the request head, hands the socket to `then`, and
     /// returns the head it read.
