@@ -254,12 +254,8 @@ impl Pool {
                     }
                     return false;
                 }
-                // The credential's own cooldown first: a rate limit or a refused key must count as
+                // The credential's own state first: a rate limit or a refused key must count as
                 // such (never failed open to) even while its upstream is also avoided.
-                if let Some(no) = health.refusal(key, now_ms).or(reach.refusal(now_ms)) {
-                    refused.note(c, no, now_ms, true);
-                    return false;
-                }
                 let claimed = match health.admit(key, now_ms, &self.policy) {
                     Admit::Yes => false,
                     Admit::Probe => true,
@@ -272,8 +268,8 @@ impl Pool {
                     Admit::Yes => probe |= claimed,
                     Admit::Probe => probe = true,
                     no => {
-                        // Another request is probing the upstream: this credential's probe
-                        // must wait for it.
+                        // The upstream is cooling, or another request is probing it: a
+                        // probe of this credential claimed on the way must wait for it.
                         if claimed {
                             health.abandon(key);
                         }

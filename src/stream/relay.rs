@@ -328,8 +328,9 @@ impl Relay {
                 return Ok(Some(Failure {
                     timed_out: true,
                     reason: format!(
-                        "did not complete its response within {} ms (response_timeout_ms)",
-                        d.limit.as_millis()
+                        "did not complete its response within {} ms ({})",
+                        d.limit.as_millis(),
+                        d.step.setting()
                     ),
                 }));
             }

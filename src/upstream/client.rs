@@ -41,7 +41,8 @@ pub struct Target {
 /// How long each step with an upstream may take.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
-    /// The TCP connect, over all addresses.
+    /// Resolving the host, the TCP connect over all its addresses and, through a proxy, the
+    /// tunnel's opening.
     pub connect: Duration,
     pub tls_handshake: Duration,
     /// A streaming request's wait for the response head.
@@ -61,7 +62,7 @@ pub enum Step {
 }
 
 impl Step {
-    fn setting(self) -> &'static str {
+    pub fn setting(self) -> &'static str {
         match self {
             Step::Connect => "connect_timeout_ms",
             Step::TlsHandshake => "tls_handshake_timeout_ms",

@@ -13,7 +13,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use monoio::net::TcpStream;
 
@@ -24,23 +24,22 @@ use super::proxy::{authority, open_tunnel, TunnelError};
 
 /// Opens a connection to `target`.
 pub async fn dial(target: &Target, resolver: &Resolver) -> Result<UpstreamConn, UpstreamError> {
-    let limit = target.timeouts.connect;
-    let end = Instant::now() + limit;
+    let connect = Deadline::after(target.timeouts.connect, Step::Connect);
     let url = &target.url;
     let tcp = match &target.proxy {
         None => {
-            let addrs = resolve(resolver, &url.host, url.port, end, limit).await?;
-            connect_any(&addrs, end, limit).await?
+            let addrs = resolve(resolver, &url.host, url.port, &connect).await?;
+            connect_any(&addrs, &connect).await?
         }
         Some(proxy) => {
-            let addrs = resolve(resolver, &proxy.url.host, proxy.url.port, end, limit).await?;
-            let mut tcp = connect_any(&addrs, end, limit).await?;
+            let addrs = resolve(resolver, &proxy.url.host, proxy.url.port, &connect).await?;
+            let mut tcp = connect_any(&addrs, &connect).await?;
             let authority = authority(&url.host, url.port);
             let auth = proxy.authorization.as_deref();
-            open_tunnel(&mut tcp, &authority, auth, end)
+            open_tunnel(&mut tcp, &authority, auth, connect.at)
                 .await
                 .map_err(|e| match e {
-                    TunnelError::TimedOut => UpstreamError::TimedOut(Step::Connect, limit),
+                    TunnelError::TimedOut => connect.missed(),
                     e => UpstreamError::Proxy(format!("{}: {e}", proxy.url)),
                 })?;
             tcp
@@ -67,26 +66,21 @@ async fn resolve(
     resolver: &Resolver,
     host: &str,
     port: u16,
-    end: Instant,
-    limit: Duration,
+    connect: &Deadline,
 ) -> Result<Rc<[SocketAddr]>, UpstreamError> {
-    match monoio::time::timeout_at(end.into(), resolver.resolve(host, port)).await {
+    match monoio::time::timeout_at(connect.at.into(), resolver.resolve(host, port)).await {
         Ok(Ok(addrs)) => Ok(addrs),
         Ok(Err(e)) => Err(UpstreamError::Resolve(e)),
-        Err(_) => Err(UpstreamError::TimedOut(Step::Connect, limit)),
+        Err(_) => Err(connect.missed()),
     }
 }
 
-/// Connects to the first address that accepts before `end`, each getting an equal share of what
-/// remains; the last error when none does. `limit` is the whole budget, for the error.
-async fn connect_any(
-    addrs: &[SocketAddr],
-    end: Instant,
-    limit: Duration,
-) -> Result<TcpStream, UpstreamError> {
+/// Connects to the first address that accepts before the deadline, each getting an equal share
+/// of what remains; the last error when none does.
+async fn connect_any(addrs: &[SocketAddr], connect: &Deadline) -> Result<TcpStream, UpstreamError> {
     let mut last = None;
     for (i, &addr) in addrs.iter().enumerate() {
-        let left = end.saturating_duration_since(Instant::now());
+        let left = connect.at.saturating_duration_since(Instant::now());
         let share = left / (addrs.len() - i) as u32;
         match monoio::time::timeout(share, TcpStream::connect_addr(addr)).await {
             Ok(Ok(stream)) => {
@@ -94,7 +88,7 @@ async fn connect_any(
                 return Ok(stream);
             }
             Ok(Err(e)) => last = Some(UpstreamError::Connect(e)),
-            Err(_) => last = Some(UpstreamError::TimedOut(Step::Connect, limit)),
+            Err(_) => last = Some(connect.missed()),
         }
     }
     Err(last.unwrap_or_else(|| {
@@ -104,6 +98,8 @@ async fn connect_any(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::runtime::block_on as run;
 
@@ -117,22 +113,22 @@ mod tests {
     fn every_address_is_tried_in_turn() {
         let live = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addrs = [closed_port(), closed_port(), live.local_addr().unwrap()];
-        let limit = Duration::from_secs(5);
-        let stream = run(connect_any(&addrs, Instant::now() + limit, limit)).unwrap();
+        let connect = Deadline::after(Duration::from_secs(5), Step::Connect);
+        let stream = run(connect_any(&addrs, &connect)).unwrap();
         assert_eq!(stream.peer_addr().unwrap(), addrs[2]);
     }
 
     #[test]
     fn when_no_address_answers_the_last_error_is_reported() {
         let addrs = [closed_port(), closed_port()];
-        let limit = Duration::from_secs(5);
-        match run(connect_any(&addrs, Instant::now() + limit, limit)) {
+        let connect = Deadline::after(Duration::from_secs(5), Step::Connect);
+        match run(connect_any(&addrs, &connect)) {
             Err(UpstreamError::Connect(e)) => {
                 assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused)
             }
             other => panic!("{:?}", other.map(|_| ())),
         }
-        let none = run(connect_any(&[], Instant::now() + limit, limit));
+        let none = run(connect_any(&[], &connect));
         assert!(matches!(none, Err(UpstreamError::Connect(_))));
     }
 }

@@ -140,31 +140,21 @@ impl ConnPool {
         }
     }
 
-    pub fn settings(&self) -> PoolSettings {
-        self.settings
-    }
-
-    pub fn counters(&self) -> &PoolCounters {
-        &self.counters
-    }
-
     /// An idle connection to `origin` that is still open, counted as reused.
     pub fn take(&self, origin: usize) -> Option<UpstreamConn> {
         let now = Instant::now();
         let mut origins = self.origins.borrow_mut();
         let idle = &mut origins[origin];
-        loop {
-            let before = idle.len();
-            let conn = idle.pop_fresh(now, self.settings.idle_timeout);
-            let dropped = before - idle.len() - usize::from(conn.is_some());
-            self.count_dropped(dropped);
-            let conn = conn?;
+        let timeout = self.settings.idle_timeout;
+        self.count_dropped(idle.expire(now, timeout));
+        while let Some(conn) = idle.pop_fresh(now, timeout) {
             if conn.still_open() {
                 self.counters.reused.fetch_add(1, Relaxed);
                 return Some(conn);
             }
             self.count_dropped(1);
         }
+        None
     }
 
     /// Keeps a connection whose response ended cleanly, for the next request to `origin`.
