@@ -138,6 +138,20 @@ EOF
 # field NAME LINE: the value of NAME=VALUE in LINE.
 field() { sed -n "s/.*\b$1=\([0-9]*\).*/\1/p" <<<"$2"; }
 
+# Starts a server (LABEL, pinned to CPU, output in BASE.out and BASE.err) and waits for the
+# "listening on ADDR" line it prints on STREAM (out or err). Sets STARTED_PID and STARTED_ADDR.
+start_server() {
+    local label=$1 cpu=$2 base=$3 stream=$4
+    shift 4
+    taskset -c "$cpu" "$@" >"$base.out" 2>"$base.err" </dev/null &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+    local line
+    line=$(await_line "$base.$stream" 'listening on [^ ]+' "$STARTED_PID") ||
+        die "$label did not start: $(tail -n 20 "$base.err")"
+    STARTED_ADDR=${line#listening on }
+}
+
 # One phase: MODE, the [pool] section (or nothing). Sets the R_* results.
 phase() {
     local mode=$1 pool_section=$2
@@ -145,15 +159,10 @@ phase() {
     mkdir -p "$dir"
 
     say "[$mode] starting mock-upstream (TLS) on CPU 1"
-    taskset -c 1 "$MOCK" --tls-self-signed "$dir" --stats --workers 1 \
-        >"$dir/mock.out" 2>"$dir/mock.err" </dev/null &
-    local mock_pid=$!
-    PIDS+=("$mock_pid")
-    local mock_addr
-    mock_addr=$(await_line "$dir/mock.out" 'listening on [^ ]+' "$mock_pid") ||
-        die "[$mode] mock-upstream did not start: $(cat "$dir/mock.err")"
-    mock_addr=${mock_addr#listening on }
-    local port=${mock_addr##*:}
+    start_server "[$mode] mock-upstream" 1 "$dir/mock" out \
+        "$MOCK" --tls-self-signed "$dir" --stats --workers 1
+    local mock_pid=$STARTED_PID
+    local port=${STARTED_ADDR##*:}
 
     local config=$dir/ringgate.toml
     cat >"$config" <<EOF
@@ -185,14 +194,9 @@ rerun with --no-pool-key to check the harness without it"
     fi
 
     say "[$mode] starting ringgate on CPU 0"
-    RUST_LOG=${RUST_LOG:-info} taskset -c 0 "$GATEWAY" serve --config "$config" \
-        >"$dir/gateway.out" 2>"$dir/gateway.err" </dev/null &
-    local gw_pid=$!
-    PIDS+=("$gw_pid")
-    local gw_addr
-    gw_addr=$(await_line "$dir/gateway.err" 'listening on [^ ]+' "$gw_pid") ||
-        die "[$mode] ringgate did not start: $(tail -n 20 "$dir/gateway.err")"
-    gw_addr=${gw_addr#listening on }
+    RUST_LOG=${RUST_LOG:-info} start_server "[$mode] ringgate" 0 "$dir/gateway" err \
+        "$GATEWAY" serve --config "$config"
+    local gw_pid=$STARTED_PID gw_addr=$STARTED_ADDR
 
     # One request through to the upstream, so a broken setup fails here, not as wrk errors.
     local status
