@@ -49,8 +49,9 @@ POOL_OFF_SECTION=${POOL_OFF_SECTION:-$'[pool]\nmax_idle_per_origin = 0'}
 WRK_CPUS=${WRK_CPUS:-1}
 UPSTREAM_HOST=${UPSTREAM_HOST:-localhost}
 
-say() { printf 'bench-upstream-pool: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
+BENCH_NAME=bench-upstream-pool
+# shellcheck source=lib/bench-common.sh
+source "$ROOT/scripts/lib/bench-common.sh"
 
 for tool in wrk taskset curl; do
     if ! command -v "$tool" >/dev/null; then
@@ -67,57 +68,14 @@ if [ "$BUILD" = 1 ]; then
     say "cargo build --release --workspace"
     cargo build --release --workspace
 fi
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-[ -n "$TARGET_DIR" ] || die "cannot find cargo's target directory"
+TARGET_DIR=$(cargo_target_dir)
 GATEWAY=$TARGET_DIR/release/ringgate
 MOCK=$TARGET_DIR/release/mock-upstream
 for bin in "$GATEWAY" "$MOCK"; do
     [ -x "$bin" ] || die "missing binary $bin (build it, or drop --skip-build)"
 done
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-upstream-pool.XXXXXX")
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Stops a process this script started: SIGTERM, then SIGKILL after 10 s.
-stop() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local kept=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
-    PIDS=("${kept[@]}")
-}
-
-# Waits (at most 15 s) until FILE has a line matching PATTERN (or PID dies); prints the match.
-await_line() {
-    local file=$1 pattern=$2 pid=$3 i line
-    for ((i = 0; i < 150; i++)); do
-        line=$(grep -o -m1 -E "$pattern" "$file" 2>/dev/null || true)
-        if [ -n "$line" ]; then
-            printf '%s\n' "$line"
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
+bench_init
 
 BODY='{"model":"claude-bench","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}'
 cat >"$TMP/post.lua" <<EOF
@@ -137,20 +95,6 @@ EOF
 
 # field NAME LINE: the value of NAME=VALUE in LINE.
 field() { sed -n "s/.*\b$1=\([0-9]*\).*/\1/p" <<<"$2"; }
-
-# Starts a server (LABEL, pinned to CPU, output in BASE.out and BASE.err) and waits for the
-# "listening on ADDR" line it prints on STREAM (out or err). Sets STARTED_PID and STARTED_ADDR.
-start_server() {
-    local label=$1 cpu=$2 base=$3 stream=$4
-    shift 4
-    taskset -c "$cpu" "$@" >"$base.out" 2>"$base.err" </dev/null &
-    STARTED_PID=$!
-    PIDS+=("$STARTED_PID")
-    local line
-    line=$(await_line "$base.$stream" 'listening on [^ ]+' "$STARTED_PID") ||
-        die "$label did not start: $(tail -n 20 "$base.err")"
-    STARTED_ADDR=${line#listening on }
-}
 
 # One phase: MODE, the [pool] section (or nothing). Sets the R_* results.
 phase() {

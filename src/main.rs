@@ -102,6 +102,10 @@ fn serve(config: Config) -> Result<(), String> {
     for note in config.warnings() {
         log::warn!("{note}");
     }
+    match ringgate::runtime::raise_open_files_limit() {
+        Ok(n) => log::debug!("open files limit: {n}"),
+        Err(e) => log::warn!("cannot raise the open files limit: {e}"),
+    }
     let handle = Gateway::start(config).map_err(|e| format!("cannot start: {e}"))?;
     for line in summary.lines() {
         log::info!("{}", line.trim());

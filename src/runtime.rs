@@ -223,6 +223,29 @@ pub async fn accept_each(
     }
 }
 
+/// Raises this process's soft limit on open files to its hard limit, and returns the new soft
+/// limit. A proxied stream holds two descriptors (client and upstream), so the usual soft default
+/// of 1024 would cap a gateway at about 500 streams, far below what one core can carry; the hard
+/// limit is what the operator allowed (systemd's `LimitNOFILE`, `ulimit -Hn`).
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur as u64)
+}
+
 /// Spawns one connection's task on this worker, with a panic in it costing that connection only.
 pub fn spawn_connection<F: Future<Output = ()> + 'static>(task: F) {
     monoio::spawn(CatchPanic(task));
@@ -258,4 +281,36 @@ pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
         .build()
         .expect("a test runtime")
         .block_on(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_files_limit_is_raised_to_the_hard_limit() {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        // Start below the hard limit (never below what the other tests of this process need),
+        // so the raise has something to do.
+        let lowered = libc::rlimit {
+            rlim_cur: (limit.rlim_max / 2).max(1024).min(limit.rlim_max),
+            rlim_max: limit.rlim_max,
+        };
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+        let soft = raise_open_files_limit().unwrap();
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        assert_eq!(limit.rlim_cur, limit.rlim_max);
+        assert_eq!(soft, limit.rlim_cur as u64);
+    }
 }
