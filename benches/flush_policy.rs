@@ -102,7 +102,10 @@ fn coalescer(c: &mut Criterion) {
             FlushMode::Coalesce => assert!(writes < events.len() / 4, "{writes} writes"),
         }
         g.bench_with_input(
-            BenchmarkId::new("arrived+decide+flushed", format!("{name}, per event")),
+            BenchmarkId::new(
+                "arrived+decide+flushed",
+                format!("{name}, {} events", events.len()),
+            ),
             &policy,
             |b, &policy| b.iter(|| relay(black_box(&stream), &lengths, policy, start)),
         );
