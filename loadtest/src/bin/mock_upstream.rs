@@ -108,6 +108,8 @@ fn key_fault(arg: &str) -> Result<(String, String), String> {
 
 fn main() {
     let args = Args::parse();
+    // Benchmarks hold tens of thousands of streams.
+    loadtest::limits::raise_open_files();
     // rustls warns once per connection about clients such as wrk that send an IP address as
     // SNI; a benchmark's log would be nothing else.
     let mut logger = env_logger::Builder::from_env(
