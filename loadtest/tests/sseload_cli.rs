@@ -180,13 +180,29 @@ fn closed_loop_without_streams() {
         table.contains("plain") && table.contains("latency"),
         "{table}"
     );
+    assert!(
+        matches!(v["io_driver"].as_str(), Some("io_uring" | "epoll")),
+        "{v}"
+    );
 }
 
 #[test]
 fn a_request_budget_is_counted_exactly() {
     let mock = Mock::start();
-    let (v, _) = run(&mock, &["--requests", "300", "--warmup", "0.1"], WAIT);
+    let (v, _) = run(
+        &mock,
+        &[
+            "--requests",
+            "300",
+            "--warmup",
+            "0.1",
+            "--io-driver",
+            "epoll",
+        ],
+        WAIT,
+    );
     assert_eq!((n(&v["requests"]), n(&v["errors"])), (300, 0), "{v}");
+    assert_eq!(v["io_driver"], "epoll");
     assert_eq!(n(&v["concurrency"]), 16);
     assert!(
         f(&v["duration_s"]) > 0.0 && f(&v["duration_s"]) < 5.0,

@@ -8,8 +8,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use ringgate::config::IoDriver;
 use ringgate::mock::shape;
+use ringgate::runtime::Driver;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -94,6 +96,17 @@ pub struct Args {
     /// Seconds a request may take beyond its stream's own length before it counts as a timeout.
     #[arg(long, default_value_t = 60.0)]
     pub timeout: f64,
+    /// The client threads' I/O driver: io_uring where available (auto), or epoll.
+    #[arg(long, value_enum, default_value_t = DriverChoice::Auto)]
+    pub io_driver: DriverChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DriverChoice {
+    Auto,
+    #[value(name = "io_uring")]
+    IoUring,
+    Epoll,
 }
 
 /// How load is offered.
@@ -145,6 +158,7 @@ pub struct Plan {
     pub cpu_pids: Vec<u32>,
     pub rss_pids: Vec<u32>,
     pub json: Option<PathBuf>,
+    pub driver: Driver,
 }
 
 /// Headers the tool sets itself, with the option that sets them.
@@ -292,6 +306,12 @@ impl Plan {
             cpu_pids: a.cpu_pids.clone(),
             rss_pids: a.rss_pids.clone(),
             json: a.json.clone(),
+            driver: Driver::choose(match a.io_driver {
+                DriverChoice::Auto => IoDriver::Auto,
+                DriverChoice::IoUring => IoDriver::IoUring,
+                DriverChoice::Epoll => IoDriver::Epoll,
+            })
+            .map_err(|e| format!("--io-driver: {e}"))?,
         };
         plan.request = request_bytes(a, &plan);
         Ok(plan)

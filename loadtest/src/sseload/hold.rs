@@ -30,12 +30,14 @@ pub async fn run(worker: Rc<Worker>, streams: usize, ramp: f64, index: usize, th
 
 async fn stream(w: Rc<Worker>) {
     let plan = w.plan();
-    let start = Instant::now();
-    let deadline = Deadline::new(start + plan.timeout, None);
+    let opened = Instant::now();
+    let deadline = Deadline::new(opened + plan.timeout, None);
     let mut conn = match connect(plan.target.addr, w.buf_size(), deadline).await {
         Ok(c) => c,
-        Err(fail) => return w.connect_failed(start, fail),
+        Err(fail) => return w.connect_failed(opened, fail),
     };
+    // Time to first event and stream length run from the send, as in the other modes.
+    let start = Instant::now();
     let mut check = w.new_check();
     let mut watch = HoldWatch {
         worker: &w,

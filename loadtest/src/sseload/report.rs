@@ -18,6 +18,8 @@ pub struct Report {
     pub mode: &'static str,
     pub stream: bool,
     pub threads: usize,
+    /// The client threads' I/O driver (`io_uring` or `epoll`).
+    pub io_driver: &'static str,
     /// Closed loop: connections; open loop: the most connections; hold: streams.
     pub concurrency: usize,
     /// Open loop: the requests/s asked for.
@@ -129,6 +131,7 @@ impl Report {
             mode: plan.mode.name(),
             stream: plan.stream,
             threads: plan.threads,
+            io_driver: plan.driver.name(),
             concurrency,
             target_rate,
             duration_s: round(m.duration_s, 3),
@@ -169,8 +172,14 @@ impl Report {
             .map_or(String::new(), |r| format!(" target={r}/s"));
         let _ = writeln!(
             t,
-            "{}  mode={}{target} stream={} threads={} concurrency={} duration={:.2}s",
-            self.label, self.mode, self.stream, self.threads, self.concurrency, self.duration_s
+            "{}  mode={}{target} stream={} threads={} ({}) concurrency={} duration={:.2}s",
+            self.label,
+            self.mode,
+            self.stream,
+            self.threads,
+            self.io_driver,
+            self.concurrency,
+            self.duration_s
         );
         let errors: Vec<String> = self
             .error_kinds
@@ -288,12 +297,13 @@ mod tests {
         let mut got = Vec::new();
         keys(&v, "", &mut got);
         let summary = ["p50", "p90", "p99", "p999", "max", "mean"];
-        let mut want: Vec<String> = "label mode stream threads concurrency target_rate duration_s \
+        let mut want: Vec<String> =
+            "label mode stream threads io_driver concurrency target_rate duration_s \
             requests errors error_kinds rate latency_us stream_stats cpu rss"
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
         for s in summary {
             want.push(format!("latency_us.{s}"));
             want.push(format!("stream_stats.ttfe_us.{s}"));

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ringgate::runtime::Driver;
+
 use super::args::{Mode, Plan};
 use super::procfs;
 use super::report::{Measured, Report};
@@ -140,13 +142,19 @@ fn sleep_until(t: Instant) {
     }
 }
 
-/// One client thread: its own runtime (io_uring, or epoll where io_uring is not allowed), its
-/// share of the load, and its counts at the end.
+/// One client thread: its own runtime (io_uring, or epoll where io_uring is not allowed or
+/// `--io-driver epoll` asks for it), its share of the load, and its counts at the end.
 fn client_thread(shared: Arc<Shared>, index: usize) -> io::Result<(Stats, Option<Instant>)> {
-    let mut runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .enable_timer()
-        .build()?;
-    Ok(runtime.block_on(client_main(shared, index)))
+    Ok(match shared.plan.driver {
+        Driver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .enable_timer()
+            .build()?
+            .block_on(client_main(shared, index)),
+        Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()?
+            .block_on(client_main(shared, index)),
+    })
 }
 
 /// This thread's share of the load; its counts and the end of its last counted request.
