@@ -5,35 +5,74 @@
 //! clock ticks) and `VmRSS` in `/proc/PID/status`. Reading them from outside needs nothing from
 //! the process measured.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Read, Seek};
 
-/// CPU time (user + system, all threads) used so far by `pid`, µs.
-pub fn cpu_us(pid: u32) -> io::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let ticks = parse_cpu_ticks(&stat).ok_or_else(|| bad(pid, "stat"))?;
-    Ok(ticks * 1_000_000 / clock_ticks_per_second())
+/// What to read of each process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// CPU time (user + system, all threads) so far, µs.
+    Cpu,
+    /// Resident set size, KiB.
+    Rss,
 }
 
-/// The resident set size of `pid`, KiB.
-pub fn rss_kib(pid: u32) -> io::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    parse_rss_kib(&status).ok_or_else(|| bad(pid, "status"))
+/// Open `/proc` files of some processes, read again each time. They are opened once, at the
+/// start: at the peak of a hold run every file descriptor this process may have can be a
+/// socket, and the measurement that matters most must not fail for want of one.
+pub struct Probe {
+    kind: Kind,
+    files: Vec<(u32, File)>,
+    text: String,
 }
 
-/// The sum of `read` over `pids`; an error names the first process that could not be read.
-pub fn sum(pids: &[u32], read: fn(u32) -> io::Result<u64>) -> io::Result<u64> {
-    pids.iter().try_fold(0, |total, &pid| {
-        read(pid)
-            .map(|v| total + v)
-            .map_err(|e| io::Error::new(e.kind(), format!("process {pid}: {e}")))
-    })
-}
+impl Probe {
+    /// Opens the file `kind` needs for each of `pids`; an error names the process.
+    pub fn open(pids: &[u32], kind: Kind) -> io::Result<Probe> {
+        let name = match kind {
+            Kind::Cpu => "stat",
+            Kind::Rss => "status",
+        };
+        let files = pids
+            .iter()
+            .map(|&pid| {
+                File::open(format!("/proc/{pid}/{name}"))
+                    .map(|f| (pid, f))
+                    .map_err(|e| io::Error::new(e.kind(), format!("process {pid}: {e}")))
+            })
+            .collect::<io::Result<_>>()?;
+        let mut probe = Probe {
+            kind,
+            files,
+            text: String::new(),
+        };
+        probe.read()?;
+        Ok(probe)
+    }
 
-fn bad(pid: u32, file: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("unexpected /proc/{pid}/{file}"),
-    )
+    /// The sum over the processes, now.
+    pub fn read(&mut self) -> io::Result<u64> {
+        let mut total = 0;
+        for (pid, file) in &mut self.files {
+            self.text.clear();
+            file.rewind()?;
+            file.read_to_string(&mut self.text)
+                .map_err(|e| io::Error::new(e.kind(), format!("process {pid}: {e}")))?;
+            total += match self.kind {
+                Kind::Cpu => {
+                    parse_cpu_ticks(&self.text).map(|t| t * 1_000_000 / clock_ticks_per_second())
+                }
+                Kind::Rss => parse_rss_kib(&self.text),
+            }
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("process {pid}: unexpected /proc contents"),
+                )
+            })?;
+        }
+        Ok(total)
+    }
 }
 
 fn clock_ticks_per_second() -> u64 {
@@ -80,14 +119,17 @@ mod tests {
     }
 
     #[test]
-    fn reads_this_process() {
+    fn reads_this_process_again_and_again() {
         let me = std::process::id();
-        assert!(rss_kib(me).unwrap() > 100);
+        let mut rss = Probe::open(&[me], Kind::Rss).unwrap();
+        assert!(rss.read().unwrap() > 100);
+        let mut cpu = Probe::open(&[me, me], Kind::Cpu).unwrap();
+        let before = cpu.read().unwrap();
         let spin = std::time::Instant::now();
-        while spin.elapsed() < std::time::Duration::from_millis(30) {}
-        assert!(cpu_us(me).unwrap() > 0);
-        assert!(sum(&[me, me], rss_kib).unwrap() > 200);
-        let e = sum(&[me, u32::MAX], rss_kib).unwrap_err();
+        while spin.elapsed() < std::time::Duration::from_millis(50) {}
+        // Re-read through the same open files: fresh numbers.
+        assert!(cpu.read().unwrap() > before, "{before}");
+        let e = Probe::open(&[me, u32::MAX], Kind::Rss).err().unwrap();
         assert!(e.to_string().contains(&u32::MAX.to_string()), "{e}");
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ringgate::runtime::Driver;
 
 use super::args::{Mode, Plan};
-use super::procfs;
+use super::procfs::{Kind, Probe};
 use super::report::{Measured, Report};
 use super::stats::Stats;
 use super::worker::{Shared, Worker};
@@ -35,13 +35,12 @@ pub fn run(plan: Plan) -> Result<Report, StartError> {
     let addr = plan.target.addr;
     TcpStream::connect_timeout(&addr, Duration::from_secs(3))
         .map_err(|e| StartError(format!("cannot connect to {addr}: {e}")))?;
-    let cpu = |plan: &Plan| procfs::sum(&plan.cpu_pids, procfs::cpu_us);
-    let rss = |plan: &Plan| procfs::sum(&plan.rss_pids, procfs::rss_kib);
-    let check = |r: io::Result<u64>, what: &str| {
-        r.map_err(|e| StartError(format!("cannot read the {what} of --{what}-pid {e}")))
+    let probe = |pids: &[u32], kind: Kind, what: &str| {
+        Probe::open(pids, kind).map_err(|e| StartError(format!("cannot read --{what}-pid {e}")))
     };
-    check(cpu(&plan), "cpu")?;
-    let rss_baseline = check(rss(&plan), "rss")?;
+    let mut cpu = probe(&plan.cpu_pids, Kind::Cpu, "cpu")?;
+    let mut rss = probe(&plan.rss_pids, Kind::Rss, "rss")?;
+    let rss_baseline = rss.read().unwrap_or(0);
 
     let sockets = match plan.mode {
         Mode::Closed { concurrency } => concurrency,
@@ -73,7 +72,7 @@ pub fn run(plan: Plan) -> Result<Report, StartError> {
     let hold = matches!(plan.mode, Mode::Hold { .. });
     sleep_until(shared.measure_from);
     let measure_cpu = !plan.cpu_pids.is_empty();
-    let cpu_start = cpu(plan).ok().filter(|_| measure_cpu);
+    let cpu_start = cpu.read().ok().filter(|_| measure_cpu);
     let mut rss_peak = None;
     let mut best_held = 0;
     loop {
@@ -87,7 +86,7 @@ pub fn run(plan: Plan) -> Result<Report, StartError> {
         let held = shared.held.load(std::sync::atomic::Ordering::Relaxed);
         if hold && held > best_held && !plan.rss_pids.is_empty() {
             best_held = held;
-            rss_peak = rss(plan).ok();
+            rss_peak = rss.read().ok().or(rss_peak);
         }
         thread::sleep(
             TICK.min(
@@ -97,9 +96,9 @@ pub fn run(plan: Plan) -> Result<Report, StartError> {
             ),
         );
     }
-    let cpu_end = cpu(plan).ok().filter(|_| measure_cpu);
+    let cpu_end = cpu.read().ok().filter(|_| measure_cpu);
     if !hold && !plan.rss_pids.is_empty() {
-        rss_peak = rss(plan).ok();
+        rss_peak = rss.read().ok();
     }
 
     let mut stats = Stats::default();
