@@ -11,6 +11,10 @@
 //! - `x-mock-reply-bytes: B` (at most 16 MiB): a non-streaming Messages answer whose text is B
 //!   bytes, `output_tokens` ≈ B/4.
 //!
+//! A shaped stream is built whole before it is sent, like every mock answer, so the mock holds
+//! about N × (S + 115) bytes per open stream: hold many streams with few deltas and a long
+//! interval rather than many deltas.
+//!
 //! The shaped answers ignore `max_tokens`; `x-mock-deltas` only shapes streams and
 //! `x-mock-reply-bytes` only non-streaming answers. A value that is not a whole number in range
 //! is a 400 naming the header.

@@ -51,6 +51,8 @@ pub struct Args {
     #[arg(long, requires = "rate")]
     pub connections: Option<usize>,
     /// Hold mode: open N concurrent streaming requests (one connection each), wait for all.
+    /// Each lasts about deltas × interval: make that longer than N / ramp, or the first streams
+    /// end before the last open.
     #[arg(long, conflicts_with = "requests")]
     pub hold: Option<usize>,
     /// Hold mode: streams opened per second [default: 2000].
