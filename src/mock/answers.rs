@@ -5,10 +5,14 @@
 //! request (the same text whether streamed or not), validate the fields the real API requires,
 //! and can be told to fail through the `x-mock-fault` header (or, in [`super::server`], through
 //! the API key a request carries) so clients and tests can see every error the real API produces.
+//! A benchmark can ask for answers of a given size instead (see [`super::shape`]).
+
+use std::ops::Range;
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
+use super::shape::{self, Shape};
 use crate::http::json;
 use crate::http::{ApiError, ErrorType};
 
@@ -25,6 +29,9 @@ pub enum Reply {
     Stream {
         events: Vec<String>,
         delivery: Delivery,
+        /// The events that carry a send time to stamp, at [`shape::STAMP_OFFSET`] (the deltas
+        /// of a shaped stream; usually none).
+        stamped: Range<usize>,
     },
 }
 
@@ -91,11 +98,16 @@ pub struct Request<'a> {
 
 /// Answers one request.
 pub fn answer(req: &Request<'_>) -> Reply {
+    answer_shaped(req, &Shape::default())
+}
+
+/// Answers one request in the shape a benchmark asked for (see [`super::shape`]).
+pub fn answer_shaped(req: &Request<'_>, shape: &Shape) -> Reply {
     if let Some(reply) = req.fault.and_then(fault) {
         return reply;
     }
     let result = match (req.method, req.path) {
-        ("POST", "/v1/messages") => messages(req.body, req.fault),
+        ("POST", "/v1/messages") => messages(req.body, req.fault, shape),
         ("POST", "/v1/messages/count_tokens") => count_tokens(req.body),
         ("GET", "/v1/models") => Ok(ok_json(models_list())),
         ("GET", p) if p.starts_with("/v1/models/") => model(&p["/v1/models/".len()..]),
@@ -246,15 +258,19 @@ fn reply_words(p: &Parsed) -> (Vec<String>, bool) {
     (words, cut)
 }
 
-fn messages(body: &[u8], fault: Option<&str>) -> Result<Reply, ApiError> {
+fn messages(body: &[u8], fault: Option<&str>, shape: &Shape) -> Result<Reply, ApiError> {
     let p = parse(body, true)?;
-    let (words, cut) = reply_words(&p);
-    let stop_reason = if cut { "max_tokens" } else { "end_turn" };
     let id = format!("msg_mock{}", random_suffix(20));
     let model = json::string(&p.model);
-    let output_tokens = words.len();
     if !p.stream {
-        let text = json::string(&words.join(" "));
+        let (text, output_tokens, stop_reason) = match shape.reply_bytes {
+            Some(bytes) => (shape::reply_text(bytes), bytes.div_ceil(4), "end_turn"),
+            None => {
+                let (words, cut) = reply_words(&p);
+                (words.join(" "), words.len(), stop_reason(cut))
+            }
+        };
+        let text = json::string(&text);
         return Ok(ok_json(format!(
             "{{\"id\":\"{id}\",\"type\":\"message\",\"role\":\"assistant\",\"model\":{model},\
              \"content\":[{{\"type\":\"text\",\"text\":{text}}}],\"stop_reason\":\"{stop_reason}\",\
@@ -262,10 +278,22 @@ fn messages(body: &[u8], fault: Option<&str>) -> Result<Reply, ApiError> {
             usage(p.input_tokens, output_tokens)
         )));
     }
-    let mut events = Vec::with_capacity(words.len() + 6);
-    let mut push =
-        |name: &str, data: String| events.push(format!("event: {name}\ndata: {data}\n\n"));
-    push(
+    let (deltas, stop_reason, stamped) = match shape.stream {
+        Some(s) => (
+            (0..s.deltas)
+                .map(|i| shape::delta_event(i, s.delta_bytes))
+                .collect(),
+            "end_turn",
+            true,
+        ),
+        None => {
+            let (words, cut) = reply_words(&p);
+            (echo_deltas(&words), stop_reason(cut), false)
+        }
+    };
+    let output_tokens = deltas.len();
+    let mut events = Vec::with_capacity(deltas.len() + 6);
+    events.push(event(
         "message_start",
         format!(
             "{{\"type\":\"message_start\",\"message\":{{\"id\":\"{id}\",\"type\":\"message\",\
@@ -273,34 +301,31 @@ fn messages(body: &[u8], fault: Option<&str>) -> Result<Reply, ApiError> {
              \"stop_sequence\":null,\"usage\":{}}}}}",
             usage(p.input_tokens, 1)
         ),
-    );
-    push(
+    ));
+    events.push(event(
         "content_block_start",
         "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}".into(),
-    );
-    push("ping", "{\"type\": \"ping\"}".into());
-    for (i, w) in words.iter().enumerate() {
-        let piece = if i == 0 { w.clone() } else { format!(" {w}") };
-        push(
-            "content_block_delta",
-            format!(
-                "{{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}",
-                json::string(&piece)
-            ),
-        );
-    }
-    push(
+    ));
+    events.push(event("ping", "{\"type\": \"ping\"}".into()));
+    let first_delta = events.len();
+    events.extend(deltas);
+    let stamped = if stamped {
+        first_delta..events.len()
+    } else {
+        0..0
+    };
+    events.push(event(
         "content_block_stop",
         "{\"type\":\"content_block_stop\",\"index\":0}".into(),
-    );
-    push(
+    ));
+    events.push(event(
         "message_delta",
         format!(
             "{{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"{stop_reason}\",\"stop_sequence\":null}},\
              \"usage\":{{\"output_tokens\":{output_tokens}}}}}"
         ),
-    );
-    push("message_stop", "{\"type\":\"message_stop\"}".into());
+    ));
+    events.push(event("message_stop", "{\"type\":\"message_stop\"}".into()));
     let mut delivery = Delivery::Whole;
     match fault {
         Some("drop_mid_stream") => delivery = Delivery::DropAfter(4.min(events.len() - 1)),
@@ -318,7 +343,38 @@ fn messages(body: &[u8], fault: Option<&str>) -> Result<Reply, ApiError> {
         }
         _ => {}
     }
-    Ok(Reply::Stream { events, delivery })
+    Ok(Reply::Stream {
+        events,
+        delivery,
+        stamped,
+    })
+}
+
+fn event(name: &str, data: String) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+fn stop_reason(cut: bool) -> &'static str {
+    if cut {
+        "max_tokens"
+    } else {
+        "end_turn"
+    }
+}
+
+/// The delta events of an echo answer: one word each.
+fn echo_deltas(words: &[String]) -> Vec<String> {
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let piece = if i == 0 { w.clone() } else { format!(" {w}") };
+            format!(
+                "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}\n\n",
+                json::string(&piece)
+            )
+        })
+        .collect()
 }
 
 fn usage(input: u64, output: usize) -> String {
@@ -370,235 +426,5 @@ pub fn request_id() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn post(path: &str, body: &str) -> Reply {
-        answer(&Request {
-            method: "POST",
-            path,
-            fault: None,
-            body: body.as_bytes(),
-        })
-    }
-
-    fn status_of(r: &Reply) -> u16 {
-        match r {
-            Reply::Json { status, .. } => *status,
-            Reply::Stream { .. } => 200,
-        }
-    }
-
-    const HELLO: &str = r#"{"model":"claude-x","max_tokens":100,"messages":[{"role":"user","content":"hi there"}]}"#;
-
-    #[test]
-    fn stream_and_non_stream_say_the_same_text() {
-        let Reply::Json { body, .. } = post("/v1/messages", HELLO) else {
-            panic!()
-        };
-        let mut doc = body.into_bytes();
-        let v = simd_json::to_owned_value(&mut doc).unwrap();
-        let text = v["content"][0]["text"].as_str().unwrap().to_string();
-        assert!(text.ends_with("You said: hi there"), "{text}");
-
-        let Reply::Stream { events, delivery } = post(
-            "/v1/messages",
-            &HELLO.replace("{\"model\"", "{\"stream\":true,\"model\""),
-        ) else {
-            panic!()
-        };
-        assert_eq!(delivery, Delivery::Whole);
-        let mut streamed = String::new();
-        for e in &events {
-            let data = e.split("data: ").nth(1).unwrap().trim_end();
-            let mut d = data.as_bytes().to_vec();
-            let v = simd_json::to_owned_value(&mut d).unwrap();
-            if v["type"] == "content_block_delta" {
-                streamed.push_str(v["delta"]["text"].as_str().unwrap());
-            }
-        }
-        assert_eq!(streamed, text);
-        let names: Vec<&str> = events.iter().map(|e| e.lines().next().unwrap()).collect();
-        assert_eq!(
-            names[..3],
-            [
-                "event: message_start",
-                "event: content_block_start",
-                "event: ping"
-            ]
-        );
-        assert_eq!(
-            names[names.len() - 3..],
-            [
-                "event: content_block_stop",
-                "event: message_delta",
-                "event: message_stop"
-            ]
-        );
-    }
-
-    #[test]
-    fn max_tokens_cuts_the_reply() {
-        let Reply::Json { body, .. } = post("/v1/messages", &HELLO.replace("100", "3")) else {
-            panic!()
-        };
-        assert!(body.contains("\"stop_reason\":\"max_tokens\""));
-        assert!(body.contains("\"output_tokens\":3"));
-    }
-
-    #[test]
-    fn validates_like_the_api() {
-        for (body, needle) in [
-            ("{", "not valid JSON"),
-            ("[]", "JSON object"),
-            (r#"{"max_tokens":1,"messages":[]}"#, "model: Field required"),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
-                "max_tokens: Field required",
-            ),
-            (
-                r#"{"model":"m","max_tokens":1}"#,
-                "messages: Field required",
-            ),
-            (
-                r#"{"model":"m","max_tokens":1,"messages":[{"role":"bot","content":"x"}]}"#,
-                "role",
-            ),
-        ] {
-            let r = post("/v1/messages", body);
-            let Reply::Json {
-                status, body: b, ..
-            } = r
-            else {
-                panic!()
-            };
-            assert_eq!(status, 400, "{body}");
-            assert!(
-                b.contains(needle) && b.contains("invalid_request_error"),
-                "{body} -> {b}"
-            );
-        }
-    }
-
-    #[test]
-    fn count_tokens_and_models() {
-        let Reply::Json { body, .. } = post(
-            "/v1/messages/count_tokens",
-            r#"{"model":"m","messages":[{"role":"user","content":"12345678"}]}"#,
-        ) else {
-            panic!()
-        };
-        assert_eq!(body, "{\"input_tokens\":2}");
-        let list = answer(&Request {
-            method: "GET",
-            path: "/v1/models",
-            fault: None,
-            body: b"",
-        });
-        let Reply::Json { body, .. } = list else {
-            panic!()
-        };
-        assert!(body.contains("\"has_more\":false") && body.contains(MODELS[0].0));
-        let missing = answer(&Request {
-            method: "GET",
-            path: "/v1/models/nope",
-            fault: None,
-            body: b"",
-        });
-        assert_eq!(status_of(&missing), 404);
-    }
-
-    #[test]
-    fn faults() {
-        let r = answer(&Request {
-            method: "POST",
-            path: "/v1/messages",
-            fault: Some("rate_limit"),
-            body: HELLO.as_bytes(),
-        });
-        let Reply::Json {
-            status, headers, ..
-        } = r
-        else {
-            panic!()
-        };
-        assert_eq!(status, 429);
-        assert_eq!(headers, vec![("retry-after", "1".to_string())]);
-        for (f, s) in [
-            ("overloaded", 529),
-            ("server_error", 500),
-            ("auth", 401),
-            ("permission", 403),
-        ] {
-            let r = answer(&Request {
-                method: "POST",
-                path: "/v1/messages",
-                fault: Some(f),
-                body: HELLO.as_bytes(),
-            });
-            assert_eq!(status_of(&r), s);
-        }
-        let streaming = HELLO.replace("{\"model\"", "{\"stream\":true,\"model\"");
-        let r = answer(&Request {
-            method: "POST",
-            path: "/v1/messages",
-            fault: Some("drop_mid_stream"),
-            body: streaming.as_bytes(),
-        });
-        let Reply::Stream { delivery, .. } = r else {
-            panic!()
-        };
-        assert_eq!(delivery, Delivery::DropAfter(4));
-        let shaped = |f| {
-            let r = answer(&Request {
-                method: "POST",
-                path: "/v1/messages",
-                fault: Some(f),
-                body: streaming.as_bytes(),
-            });
-            let Reply::Stream { events, delivery } = r else {
-                panic!()
-            };
-            (events, delivery)
-        };
-        // (message_start differs: each answer has its own message id.)
-        let (whole, _) = shaped("none");
-        let (events, _) = shaped("no_message_stop");
-        assert_eq!(events[1..], whole[1..whole.len() - 1]);
-        let (events, _) = shaped("big_event");
-        assert_eq!(events.len(), whole.len() + 1);
-        assert!(events[events.len() - 4].len() > BIG_EVENT_TEXT);
-        let (events, delivery) = shaped("fragmented");
-        assert_eq!(
-            (&events[1..], delivery),
-            (&whole[1..], Delivery::Fragmented)
-        );
-    }
-
-    #[test]
-    fn every_listed_fault_changes_the_answer_and_only_those() {
-        let streaming = HELLO.replace("{\"model\"", "{\"stream\":true,\"model\"");
-        let ask = |fault| {
-            answer(&Request {
-                method: "POST",
-                path: "/v1/messages",
-                fault: Some(fault),
-                body: streaming.as_bytes(),
-            })
-        };
-        // A plain answer: a whole stream whose length does not depend on the (unknown) fault.
-        let plain = |r: &Reply, len: usize| matches!(r, Reply::Stream { events, delivery: Delivery::Whole } if events.len() == len);
-        let Reply::Stream { events, .. } = ask("none") else {
-            panic!()
-        };
-        let len = events.len();
-        for f in FAULTS {
-            assert!(is_fault(f));
-            assert!(!plain(&ask(f), len), "{f} does nothing");
-        }
-        for f in ["", "none", "Rate_Limit", "rate_limit "] {
-            assert!(!is_fault(f));
-            assert!(plain(&ask(f), len), "{f:?} is acted on");
-        }
-    }
-}
+#[path = "answers_tests.rs"]
+mod tests;

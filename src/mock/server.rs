@@ -2,7 +2,9 @@
 //!
 //! Used by the gateway's built-in mock (on loopback, served by the gateway's own workers) and by
 //! the `mock-upstream` load-test binary. Streams are paced so that a demo visibly streams and a
-//! benchmark can model a model's token rate.
+//! benchmark can model a model's token rate. A benchmark shapes answers with headers (see
+//! [`super::shape`]); the send time of each shaped delta is stamped here, at the write that
+//! sends it.
 //!
 //! Faults can be tied to API keys, so a test can put a gateway with several credentials in front
 //! of it and have one credential fail while another works, without the gateway's help. Each
@@ -22,6 +24,7 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 
 use super::answers::{self, Delivery, Reply};
+use super::shape::{self, Shape};
 use crate::api::auth::{same, sha256};
 use crate::http::chunked::{push_chunk, LAST_CHUNK};
 use crate::http::response::ResponseHead;
@@ -186,6 +189,14 @@ async fn write_out(
     Ok(Vec::new())
 }
 
+/// Stamps the send time, now, at `stamps` in `out`, right before `out` is written.
+fn stamp_now(out: &mut [u8], stamps: &mut Vec<usize>) {
+    if !stamps.is_empty() {
+        shape::stamp(out, stamps, shape::now_micros());
+        stamps.clear();
+    }
+}
+
 impl Handler for MockHandler {
     async fn handle(&self, stream: &mut TcpStream, req: Request) -> io::Result<After> {
         let key = req.head.header("x-api-key");
@@ -193,13 +204,19 @@ impl Handler for MockHandler {
             .head
             .header("x-mock-fault")
             .and_then(|v| std::str::from_utf8(v).ok());
-        let reply = match self.admit(key, header_fault) {
-            Ok(fault) => answers::answer(&answers::Request {
-                method: req.head.method_str(),
-                path: req.head.path(),
-                fault,
-                body: &req.body,
-            }),
+        let admitted = self
+            .admit(key, header_fault)
+            .and_then(|fault| Ok((fault, Shape::from_headers(|name| req.head.header(name))?)));
+        let reply = match admitted {
+            Ok((fault, shape)) => answers::answer_shaped(
+                &answers::Request {
+                    method: req.head.method_str(),
+                    path: req.head.path(),
+                    fault,
+                    body: &req.body,
+                },
+                &shape,
+            ),
             Err(e) => answers::error(&e),
         };
         let status = match &reply {
@@ -232,7 +249,11 @@ impl Handler for MockHandler {
                 write_all(stream, head.finish_with_body(body.as_bytes())).await?;
                 Ok(After::KeepAlive)
             }
-            Reply::Stream { events, delivery } => {
+            Reply::Stream {
+                events,
+                delivery,
+                stamped,
+            } => {
                 let mut head = ResponseHead::new(200);
                 head.header("content-type", b"text/event-stream; charset=utf-8")
                     .header("cache-control", b"no-cache")
@@ -245,10 +266,14 @@ impl Handler for MockHandler {
                     .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
                     .map_or(self.event_interval, Duration::from_millis);
                 let paced = !interval.is_zero() && delivery != Delivery::Fragmented;
+                // Where in `out` the send times of the events about to be written go; stays
+                // empty (and unallocated) for answers without stamps.
+                let mut stamps = Vec::new();
                 for (i, event) in events.iter().enumerate() {
                     if delivery == Delivery::DropAfter(i) {
                         // Simulated crash: what was sent so far goes out, then the stream stops
                         // without its end.
+                        stamp_now(&mut out, &mut stamps);
                         write_all(stream, out).await?;
                         return Ok(After::Close);
                     }
@@ -256,10 +281,15 @@ impl Handler for MockHandler {
                         monoio::time::sleep(interval).await;
                     }
                     push_chunk(&mut out, event.as_bytes());
+                    if stamped.contains(&i) {
+                        // The event ends just before the chunk's closing CRLF.
+                        stamps.push(out.len() - 2 - event.len() + shape::STAMP_OFFSET);
+                    }
                     if i + 1 == events.len() {
                         out.extend_from_slice(LAST_CHUNK);
                     }
                     if (paced && delivery == Delivery::Whole) || i + 1 == events.len() {
+                        stamp_now(&mut out, &mut stamps);
                         out = write_out(stream, out, delivery).await?;
                     }
                 }
@@ -431,5 +461,109 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_ne!(fp, key_fingerprint(b"key-b"));
+    }
+
+    /// Sends one request with these extra header lines to a fresh mock; returns the status and
+    /// the decoded body.
+    fn exchange(extra: &str, stream: bool) -> (u16, Vec<u8>) {
+        use std::io::{Read, Write};
+        let server = MockServer::start(MockServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            workers: 1,
+            event_interval: Duration::ZERO,
+            api_key: None,
+            key_faults: Vec::new(),
+            stats: None,
+        })
+        .unwrap();
+        let body = format!(
+            "{{\"model\":\"m\",\"max_tokens\":9,\"stream\":{stream},\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}"
+        );
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "POST /v1/messages HTTP/1.1\r\nhost: m\r\nconnection: close\r\n{extra}content-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        server.shutdown();
+        let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let status = std::str::from_utf8(&got[9..12]).unwrap().parse().unwrap();
+        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+        let mut body = got[end..].to_vec();
+        if head.contains("transfer-encoding: chunked") {
+            let mut decoder = crate::http::chunked::ChunkedDecoder::new();
+            let r = decoder.decode_in_place(&mut body);
+            assert!(decoder.is_done() && r.error.is_none(), "{head}");
+            body.truncate(r.data);
+        }
+        (status, body)
+    }
+
+    /// The (index, send time) tags of the deltas in an SSE body, in order.
+    fn tags_of(body: &[u8]) -> Vec<(u32, u64)> {
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        text.split("\n\n")
+            .filter(|e| e.starts_with("event: content_block_delta"))
+            .map(|e| {
+                let at = e.find("\"text\":\"").unwrap() + 8;
+                shape::parse_tag(&e.as_bytes()[at..]).expect("a stamped tag")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shaped_deltas_carry_their_send_times() {
+        let before = shape::now_micros();
+        let (status, body) = exchange(
+            "x-mock-deltas: 6\r\nx-mock-delta-bytes: 40\r\nx-mock-event-interval-ms: 5\r\n",
+            true,
+        );
+        let after = shape::now_micros();
+        assert_eq!(status, 200);
+        let tags = tags_of(&body);
+        assert_eq!(
+            tags.iter().map(|t| t.0).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5]
+        );
+        for pair in tags.windows(2) {
+            // Paced: each delta went out in its own write, about 5 ms after the one before.
+            assert!(pair[1].1 >= pair[0].1 + 4_000, "{tags:?}");
+        }
+        assert!(
+            before <= tags[0].1 && tags[5].1 <= after,
+            "{before} {tags:?} {after}"
+        );
+
+        // Unpaced, the whole answer is one write: one time for all.
+        let before = shape::now_micros();
+        let (_, body) = exchange("x-mock-deltas: 3\r\n", true);
+        let tags = tags_of(&body);
+        assert_eq!(tags.len(), 3);
+        assert!(
+            tags.iter().all(|t| t.1 == tags[0].1 && t.1 >= before),
+            "{tags:?}"
+        );
+    }
+
+    #[test]
+    fn shape_headers_are_checked_and_sized() {
+        let (status, body) = exchange("x-mock-deltas: lots\r\n", true);
+        let body = String::from_utf8(body).unwrap();
+        assert_eq!(status, 400);
+        assert!(
+            body.contains("x-mock-deltas") && body.contains("invalid_request_error"),
+            "{body}"
+        );
+        let (status, body) = exchange("x-mock-reply-bytes: 5000\r\n", false);
+        assert_eq!(status, 200);
+        let body = String::from_utf8(body).unwrap();
+        assert!(
+            body.contains(&format!("\"text\":\"{}\"", "x".repeat(5000))),
+            "{body}"
+        );
     }
 }

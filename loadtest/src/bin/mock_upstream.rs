@@ -11,6 +11,11 @@
 //! `--tls-self-signed DIR` (or `--tls-cert`/`--tls-key`) serves HTTPS through a TLS front in the
 //! same process (see `tls_front.rs`), and `--stats` prints how many connections were accepted
 //! and requests answered on exit, so a benchmark can measure a gateway's connection reuse.
+//!
+//! A load generator shapes each answer with request headers, which pass through any gateway in
+//! between (see `ringgate::mock::shape` and `--help`): `x-mock-deltas`, `x-mock-delta-bytes`
+//! (each delta's text tagged with its index and send time), `x-mock-reply-bytes`,
+//! `x-mock-event-interval-ms` and `x-mock-fault`.
 
 #[path = "../tls_front.rs"]
 mod tls_front;
@@ -30,7 +35,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(
     name = "mock-upstream",
-    about = "An Anthropic-shaped mock upstream server"
+    about = "An Anthropic-shaped mock upstream server",
+    after_help = SHAPE_HELP
 )]
 struct Args {
     /// Address to listen on; port 0 picks a free port (printed on stdout). With TLS this is the
@@ -73,6 +79,19 @@ struct Args {
     stats: bool,
 }
 
+const SHAPE_HELP: &str = "\
+Request headers that shape one answer (a gateway in between forwards them):
+  x-mock-deltas: N             a streaming answer of exactly N text deltas (0..=1000000),
+                               with message_delta usage.output_tokens = N
+  x-mock-delta-bytes: S        each delta's text is S bytes (default 60, at most 1 MiB; below 25
+                               raised to 25): `#IIIIII@TTTTTTTTTTTTTTTT ` (index, send time in
+                               µs since the UNIX epoch, stamped as the event is written) + `x`s
+  x-mock-reply-bytes: B        a non-streaming answer with B bytes of text (at most 16 MiB)
+  x-mock-event-interval-ms: I  pause between streamed events for this answer
+  x-mock-fault: FAULT          one of: rate_limit, overloaded, server_error, auth, permission,
+                               drop_mid_stream, fragmented, big_event, no_message_stop
+An invalid shape value is a 400 invalid_request_error naming the header.";
+
 fn key_fault(arg: &str) -> Result<(String, String), String> {
     // Fault names have no `=`; a key might.
     let Some((key, fault)) = arg.rsplit_once('=').filter(|(key, _)| !key.is_empty()) else {
@@ -89,6 +108,8 @@ fn key_fault(arg: &str) -> Result<(String, String), String> {
 
 fn main() {
     let args = Args::parse();
+    // Benchmarks hold tens of thousands of streams.
+    loadtest::limits::raise_open_files();
     // rustls warns once per connection about clients such as wrk that send an IP address as
     // SNI; a benchmark's log would be nothing else.
     let mut logger = env_logger::Builder::from_env(

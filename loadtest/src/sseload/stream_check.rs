@@ -1,0 +1,367 @@
+//! Checks one SSE stream as its bytes arrive, however the reads split it.
+//!
+//! A benchmark that only counts bytes cannot tell a gateway that relays a stream from one that
+//! loses, reorders or mangles it. So every event is checked as it completes: it must be exactly
+//! `event: NAME\ndata: JSON\n\n` with a JSON `type` equal to NAME, come in the Messages order
+//! (`message_start` first, nothing after `message_stop`), and each delta must carry the mock's
+//! tag (see `ringgate::mock::shape`) with the next index and the text size asked for. The tag's
+//! send time gives each delta's added delay: its arrival time minus the time the mock wrote it.
+//!
+//! Pure logic: the caller feeds decoded body bytes with the wall-clock time of the read that
+//! brought them, and drains the delays when it wants them.
+
+use std::borrow::Cow;
+
+use memchr::memmem;
+use ringgate::mock::shape;
+use serde::Deserialize;
+
+/// Where the stream is in the Messages event order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    BeforeStart,
+    InMessage,
+    Stopped,
+}
+
+/// The fields of an event's data that are checked.
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    delta: Option<Delta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+}
+
+/// What a finished stream came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// `message_stop` arrived.
+    pub complete: bool,
+    /// Expected deltas that never arrived valid.
+    pub lost: u64,
+}
+
+/// The state of one stream's check; reused from stream to stream (see [`StreamCheck::reset`]).
+#[derive(Debug)]
+pub struct StreamCheck {
+    expected_deltas: u64,
+    text_bytes: usize,
+    /// The start of an event whose end has not arrived yet.
+    pending: Vec<u8>,
+    phase: Phase,
+    next_index: u64,
+    /// Complete events received, valid or not.
+    pub events: u64,
+    /// Deltas received valid: well-formed, tagged, in order.
+    pub deltas: u64,
+    /// Events malformed or out of order.
+    pub garbled: u64,
+    /// In-band `event: error`s.
+    pub error_events: u64,
+    /// Added delay of each valid delta, µs, until drained.
+    pub delays: Vec<u64>,
+}
+
+impl StreamCheck {
+    /// A check for streams of `expected_deltas` deltas of `text_bytes` bytes of text each.
+    pub fn new(expected_deltas: u64, text_bytes: usize) -> StreamCheck {
+        StreamCheck {
+            expected_deltas,
+            text_bytes: text_bytes.max(shape::TAG_BYTES),
+            pending: Vec::new(),
+            phase: Phase::BeforeStart,
+            next_index: 0,
+            events: 0,
+            deltas: 0,
+            garbled: 0,
+            error_events: 0,
+            delays: Vec::new(),
+        }
+    }
+
+    pub fn expected_deltas(&self) -> u64 {
+        self.expected_deltas
+    }
+
+    /// Ready for the next stream, keeping the buffers.
+    pub fn reset(&mut self) {
+        self.pending.clear();
+        self.delays.clear();
+        self.phase = Phase::BeforeStart;
+        self.next_index = 0;
+        self.events = 0;
+        self.deltas = 0;
+        self.garbled = 0;
+        self.error_events = 0;
+    }
+
+    /// Takes the next bytes of the stream, which one read brought at `arrival_us` (µs since
+    /// the UNIX epoch).
+    pub fn feed(&mut self, mut data: &[u8], arrival_us: u64) {
+        if !self.pending.is_empty() {
+            // The end of the pending event may straddle the two pieces.
+            let end = if self.pending.ends_with(b"\n") && data.first() == Some(&b'\n') {
+                Some(1)
+            } else {
+                memmem::find(data, b"\n\n").map(|i| i + 2)
+            };
+            let Some(end) = end else {
+                self.pending.extend_from_slice(data);
+                return;
+            };
+            self.pending.extend_from_slice(&data[..end]);
+            let event = std::mem::take(&mut self.pending);
+            self.event(&event, arrival_us);
+            self.pending = event;
+            self.pending.clear();
+            data = &data[end..];
+        }
+        while let Some(i) = memmem::find(data, b"\n\n") {
+            self.event(&data[..i + 2], arrival_us);
+            data = &data[i + 2..];
+        }
+        self.pending.extend_from_slice(data);
+    }
+
+    /// Ends the stream: what it came to. Bytes of an event that never ended count as a garbled
+    /// event.
+    pub fn finish(&mut self) -> Verdict {
+        if !self.pending.is_empty() {
+            self.pending.clear();
+            self.garbled += 1;
+        }
+        Verdict {
+            complete: self.phase == Phase::Stopped,
+            lost: self.expected_deltas.saturating_sub(self.deltas),
+        }
+    }
+
+    /// One complete event, `\n\n` included.
+    fn event(&mut self, event: &[u8], arrival_us: u64) {
+        self.events += 1;
+        if !self.valid(event, arrival_us) {
+            self.garbled += 1;
+        }
+    }
+
+    fn valid(&mut self, event: &[u8], arrival_us: u64) -> bool {
+        let Some((name, data)) = split_event(event) else {
+            return false;
+        };
+        let Ok(data) = serde_json::from_slice::<Data<'_>>(data) else {
+            return false;
+        };
+        if data.kind.as_bytes() != name {
+            return false;
+        }
+        let phase = self.phase;
+        match name {
+            b"error" => {
+                self.error_events += 1;
+                true
+            }
+            b"ping" => phase != Phase::Stopped,
+            b"message_start" if phase == Phase::BeforeStart => {
+                self.phase = Phase::InMessage;
+                true
+            }
+            b"message_stop" if phase == Phase::InMessage => {
+                self.phase = Phase::Stopped;
+                true
+            }
+            b"content_block_delta" if phase == Phase::InMessage => {
+                let text = data.delta.and_then(|d| d.text);
+                self.delta(text.as_deref().unwrap_or("").as_bytes(), arrival_us)
+            }
+            b"message_start" | b"message_stop" | b"content_block_delta" => false,
+            _ => phase == Phase::InMessage,
+        }
+    }
+
+    fn delta(&mut self, text: &[u8], arrival_us: u64) -> bool {
+        let Some((index, sent_us)) = shape::parse_tag(text) else {
+            return false;
+        };
+        let index = u64::from(index);
+        // A gap is loss (counted at the end); going back is disorder.
+        if text.len() != self.text_bytes || index < self.next_index {
+            return false;
+        }
+        self.next_index = index + 1;
+        self.deltas += 1;
+        self.delays.push(arrival_us.saturating_sub(sent_us));
+        true
+    }
+}
+
+/// `event: NAME\ndata: DATA\n\n` → (NAME, DATA), with one data line and nothing else.
+fn split_event(event: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = event.strip_prefix(b"event: ")?.strip_suffix(b"\n\n")?;
+    let newline = memchr::memchr(b'\n', rest)?;
+    let (name, data) = (
+        &rest[..newline],
+        rest[newline + 1..].strip_prefix(b"data: ")?,
+    );
+    (!name.is_empty() && memchr::memchr(b'\n', data).is_none()).then_some((name, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stamped delta event as the mock sends it.
+    fn delta(index: usize, bytes: usize, sent_us: u64) -> String {
+        let mut e = shape::delta_event(index, bytes).into_bytes();
+        shape::stamp(&mut e, &[shape::STAMP_OFFSET], sent_us);
+        String::from_utf8(e).unwrap()
+    }
+
+    fn ev(name: &str, data: &str) -> String {
+        format!("event: {name}\ndata: {data}\n\n")
+    }
+
+    /// A whole valid stream of `n` deltas of 40 bytes sent at 1000 + i.
+    fn stream(n: usize) -> String {
+        let mut s = ev(
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"m"}}"#,
+        );
+        s += &ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0}"#,
+        );
+        s += &ev("ping", r#"{"type": "ping"}"#);
+        for i in 0..n {
+            s += &delta(i, 40, 1000 + i as u64);
+        }
+        s += &ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        );
+        s += &ev(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#,
+        );
+        s += &ev("message_stop", r#"{"type":"message_stop"}"#);
+        s
+    }
+
+    #[test]
+    fn a_whole_stream_is_valid_however_it_is_split() {
+        let whole = stream(5);
+        for piece in [whole.len(), 1, 2, 3, 7, 64, 100] {
+            let mut c = StreamCheck::new(5, 40);
+            for chunk in whole.as_bytes().chunks(piece) {
+                c.feed(chunk, 2000);
+            }
+            assert_eq!(
+                (c.events, c.deltas, c.garbled, c.error_events),
+                (11, 5, 0, 0),
+                "{piece}"
+            );
+            assert_eq!(c.delays, [1000, 999, 998, 997, 996], "{piece}");
+            assert_eq!(
+                c.finish(),
+                Verdict {
+                    complete: true,
+                    lost: 0
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn delays_use_the_arrival_of_the_read_that_completed_the_event() {
+        let s = delta(0, 40, 5_000);
+        let mut c = StreamCheck::new(1, 40);
+        c.feed(
+            &ev("message_start", r#"{"type":"message_start"}"#).into_bytes(),
+            1,
+        );
+        c.feed(&s.as_bytes()[..30], 6_000);
+        c.feed(&s.as_bytes()[30..], 7_500);
+        // Sent in the future (clock skew): no delay rather than a negative one.
+        c.feed(delta(1, 40, 9_000).as_bytes(), 8_000);
+        assert_eq!(c.delays, [2_500, 0]);
+    }
+
+    #[test]
+    fn loss_disorder_and_damage_are_told_apart() {
+        let mut c = StreamCheck::new(6, 40);
+        let mut s = ev("message_start", r#"{"type":"message_start"}"#);
+        for i in [0, 1, 3, 2, 4] {
+            s += &delta(i, 40, 1);
+        }
+        // Wrong size, unstamped, a name that is not its type, bad JSON, not SSE at all.
+        s += &delta(5, 41, 1);
+        s += &shape::delta_event(5, 40);
+        s += &ev("ping", r#"{"type":"pong"}"#);
+        s += &ev("ping", r#"{"type":"ping""#);
+        s += "data: {\"type\":\"ping\"}\n\n";
+        s += &ev("message_stop", r#"{"type":"message_stop"}"#);
+        s += &ev("ping", r#"{"type":"ping"}"#);
+        c.feed(s.as_bytes(), 10);
+        // 0, 1, 3, 4 are valid (2 came back after 3: disorder; 2 and 5 are then lost).
+        assert_eq!(c.deltas, 4);
+        assert_eq!(c.garbled, 1 + 5 + 1);
+        assert_eq!(c.events, 1 + 5 + 5 + 1 + 1);
+        assert_eq!(
+            c.finish(),
+            Verdict {
+                complete: true,
+                lost: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_cut_stream_is_incomplete_with_its_partial_event_garbled() {
+        let whole = stream(4);
+        let cut = &whole.as_bytes()[..whole.find("#000002").unwrap()];
+        let mut c = StreamCheck::new(4, 40);
+        c.feed(cut, 1);
+        assert_eq!((c.deltas, c.garbled), (2, 0));
+        assert_eq!(
+            c.finish(),
+            Verdict {
+                complete: false,
+                lost: 2
+            }
+        );
+        assert_eq!(c.garbled, 1);
+        c.reset();
+        assert_eq!((c.events, c.deltas, c.garbled), (0, 0, 0));
+    }
+
+    #[test]
+    fn error_events_are_counted_and_order_is_kept() {
+        let mut c = StreamCheck::new(2, 40);
+        let mut s = delta(0, 40, 1);
+        s += &ev("message_start", r#"{"type":"message_start"}"#);
+        s += &ev("message_start", r#"{"type":"message_start"}"#);
+        s += &ev(
+            "error",
+            r#"{"type":"error","error":{"type":"api_error","message":"upstream reset"}}"#,
+        );
+        c.feed(s.as_bytes(), 1);
+        // A delta before message_start, and a second message_start, are out of order.
+        assert_eq!(
+            (c.events, c.garbled, c.error_events, c.deltas),
+            (4, 2, 1, 0)
+        );
+        assert_eq!(
+            c.finish(),
+            Verdict {
+                complete: false,
+                lost: 2
+            }
+        );
+    }
+}
