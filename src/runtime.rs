@@ -227,7 +227,7 @@ pub async fn accept_each(
 /// limit. A proxied stream holds two descriptors (client and upstream), so the usual soft default
 /// of 1024 would cap a gateway at about 500 streams, far below what one core can carry; the hard
 /// limit is what the operator allowed (systemd's `LimitNOFILE`, `ulimit -Hn`).
-pub fn raise_open_files_limit() -> io::Result<u64> {
+pub fn raise_open_files_limit() -> io::Result<libc::rlim_t> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -243,7 +243,7 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
             return Err(io::Error::last_os_error());
         }
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 /// Spawns one connection's task on this worker, with a panic in it costing that connection only.
@@ -311,6 +311,6 @@ mod tests {
             0
         );
         assert_eq!(limit.rlim_cur, limit.rlim_max);
-        assert_eq!(soft, limit.rlim_cur as u64);
+        assert_eq!(soft, limit.rlim_cur);
     }
 }

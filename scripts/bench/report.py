@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""The tables of a bench.sh run, from sseload's JSON files.
+
+    report.py --out DIR          markdown tables of DIR/s{1..5}-{target}.json and DIR/meta.json
+    report.py --check FILE...    exit 1 unless every run succeeded without an error or lost event
+
+Ratios are what a run on a shared machine can say: every target ran in the same run, against
+the same upstream, one after the other. The targets section checks the figures against issue 6's
+goals.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+TARGETS = ["direct", "ringgate", "ringgate-immediate", "nginx", "haproxy"]
+
+
+def load(out, scenario):
+    runs = {}
+    for target in TARGETS:
+        path = os.path.join(out, f"s{scenario}-{target}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                runs[target] = json.load(f)
+    return runs
+
+
+def num(value, digits=0):
+    if value is None:
+        return "–"
+    if digits == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def cpu_per_request(run):
+    cpu = run.get("cpu")
+    return cpu["cpu_us_per_request"] if cpu else None
+
+
+def stream(run):
+    return run.get("stream_stats") or {}
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def errors(run):
+    kinds = ", ".join(f"{k} {v}" for k, v in run["error_kinds"].items() if v)
+    return f"{run['errors']}" + (f" ({kinds})" if kinds else "")
+
+
+def scenario1(runs, meta):
+    d, n = runs.get("direct"), runs.get("nginx")
+    rows = []
+    for t, r in runs.items():
+        rows.append([
+            t, num(r["rate"]), ratio(r["rate"], d and d["rate"]), ratio(r["rate"], n and n["rate"]),
+            num(cpu_per_request(r), 1), ratio(cpu_per_request(r), n and cpu_per_request(n)),
+            num(r["latency_us"]["p50"]), num(r["latency_us"]["p99"]), errors(r),
+        ])
+    return (
+        f"### 1. Non-stream throughput (closed loop, {meta['concurrency']} connections, "
+        f"{meta['duration_s']} s)\n\n"
+        + table(["target", "requests/s", "× direct", "× nginx", "CPU µs/request",
+                 "CPU × nginx", "p50 µs", "p99 µs", "errors"], rows)
+        + "\n\nCPU is the proxy's own (all its threads and processes); for direct, the mock's."
+    )
+
+
+def scenario2(runs, meta):
+    d = runs.get("direct")
+    rows = []
+    for t, r in runs.items():
+        lat = r["latency_us"]
+        added = lambda k: None if not d or t == "direct" else lat[k] - d["latency_us"][k]
+        rows.append([
+            t, num(r["rate"]), num(lat["p50"]), num(lat["p99"]), num(lat["p999"]), num(lat["max"]),
+            num(added("p50")), num(added("p99")), errors(r),
+        ])
+    return (
+        f"### 2. Non-stream latency (open loop, {meta['rate']} requests/s, {meta['duration_s']} s)"
+        "\n\n"
+        + table(["target", "achieved/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs",
+                 "added p50 µs", "added p99 µs", "errors"], rows)
+    )
+
+
+def scenario3(runs, meta):
+    d = stream(runs["direct"]) if "direct" in runs else None
+    rows = []
+    for t, r in runs.items():
+        s = stream(r)
+        ttfe, delay = s.get("ttfe_us") or {}, s.get("event_delay_us") or {}
+        added = lambda part, k: (None if not d or t == "direct"
+                                 else (s.get(part) or {}).get(k, 0) - (d.get(part) or {}).get(k, 0))
+        rows.append([
+            t, num(ttfe.get("p50")), num(ttfe.get("p99")), num(added("ttfe_us", "p99")),
+            num(delay.get("p50")), num(delay.get("p99")), num(delay.get("max")),
+            num(added("event_delay_us", "p99")), num(s.get("reads_per_event"), 3),
+            s.get("lost_events"), s.get("garbled_events"), errors(r),
+        ])
+    return (
+        f"### 3. Stream lane (closed loop, {meta['streams']} streams of 64 deltas × 60 B every "
+        f"20 ms, {meta['duration_s']} s)\n\n"
+        + table(["target", "TTFE p50 µs", "TTFE p99 µs", "added TTFE p99 µs", "event delay p50 µs",
+                 "p99 µs", "max µs", "added delay p99 µs", "reads/event", "lost", "garbled",
+                 "errors"], rows)
+        + "\n\nEvent delay: arrival at the client minus the mock's send stamp. ringgate "
+          "coalesces (flush_interval_ms = 120, flush_threshold_bytes = 8192) unless immediate."
+    )
+
+
+def scenario4(runs, meta):
+    n = runs.get("nginx")
+    per = lambda r: (r.get("rss") or {}).get("per_stream_kib")
+    rows = []
+    for t, r in runs.items():
+        s, rss = stream(r), r.get("rss") or {}
+        rows.append([
+            t, meta["hold"], s.get("held_max"), r["requests"] - r["errors"], s.get("lost_events"),
+            errors(r), num((rss.get("baseline_kib") or 0) / 1024, 1),
+            num((rss.get("peak_kib") or 0) / 1024, 1), num(per(r), 1), ratio(per(r), n and per(n)),
+        ])
+    return (
+        f"### 4. Concurrent streams ({meta['hold']} held, {meta['hold_deltas']} deltas every "
+        f"{meta['hold_interval_ms']} ms each)\n\n"
+        + table(["target", "streams", "held at once", "completed", "lost events", "errors",
+                 "RSS idle MiB", "RSS peak MiB", "KiB/stream", "× nginx"], rows)
+        + "\n\nRSS: the proxy's resident memory (nginx: master and worker); for direct, the "
+          "mock's. KiB/stream = (peak − idle) / held."
+    )
+
+
+def scenario5(runs, meta):
+    d, n = runs.get("direct"), runs.get("nginx")
+    mbps = lambda r: stream(r).get("body_bytes_per_s", 0) / 1e6 if r else None
+    cpu_mb = lambda r: (r["cpu"]["cpu_us"] / 1000) / (stream(r)["body_bytes"] / 1e6) \
+        if r and r.get("cpu") and stream(r).get("body_bytes") else None
+    rows = []
+    for t, r in runs.items():
+        rows.append([
+            t, num(mbps(r), 1), ratio(mbps(r), mbps(d)), ratio(mbps(r), mbps(n)),
+            num(cpu_mb(r), 2), ratio(cpu_mb(r), cpu_mb(n)), stream(r).get("lost_events"), errors(r),
+        ])
+    return (
+        f"### 5. Bulk (4 streams of {meta['bulk_deltas']} × 2 KiB events back to back, "
+        f"{meta['duration_s']} s)\n\n"
+        + table(["target", "MB/s", "× direct", "× nginx", "CPU ms/MB", "CPU × nginx", "lost",
+                 "errors"], rows)
+    )
+
+
+def goals(all_runs, meta):
+    """Issue 6's targets, each with what this run measured."""
+    rows = []
+
+    def add(goal, measured, met):
+        rows.append([goal, measured, "met" if met else "**missed**"])
+
+    s1 = all_runs.get(1, {})
+    if "ringgate" in s1 and "nginx" in s1:
+        rg, ng = cpu_per_request(s1["ringgate"]), cpu_per_request(s1["nginx"])
+        if rg and ng:
+            add("1: CPU/request ≤ nginx / 1.5", f"{rg:.1f} vs {ng:.1f} µs ({ng / rg:.2f}× less)",
+                rg <= ng / 1.5)
+        add("1: requests/s ≥ nginx", f"{s1['ringgate']['rate']:,.0f} vs {s1['nginx']['rate']:,.0f}",
+            s1["ringgate"]["rate"] >= s1["nginx"]["rate"])
+    s2 = all_runs.get(2, {})
+    if "ringgate" in s2 and "direct" in s2:
+        added = s2["ringgate"]["latency_us"]["p99"] - s2["direct"]["latency_us"]["p99"]
+        add("2: added p99 ≤ 200 µs", f"{added:,.0f} µs", added <= 200)
+    s3 = all_runs.get(3, {})
+    if "direct" in s3:
+        d = stream(s3["direct"])
+        if "ringgate" in s3:
+            s = stream(s3["ringgate"])
+            added = s["ttfe_us"]["p99"] - d["ttfe_us"]["p99"]
+            add("3: added TTFE p99 ≤ 1 ms", f"{added:,.0f} µs", added <= 1000)
+            add("3: event delay max ≤ flush interval (coalesce)",
+                f"{s['event_delay_us']['max']:,} µs", s["event_delay_us"]["max"] <= 120_000)
+            add("3: ≤ 0.25 client writes per event (coalesce; reads at the client)",
+                f"{s['reads_per_event']:.3f}", s["reads_per_event"] <= 0.25)
+        if "ringgate-immediate" in s3:
+            s = stream(s3["ringgate-immediate"])
+            added = s["event_delay_us"]["p99"] - d["event_delay_us"]["p99"]
+            add("3: added event delay p99 ≤ 1 ms (immediate)", f"{added:,} µs", added <= 1000)
+        for t in ("ringgate", "ringgate-immediate"):
+            if t in s3:
+                s = stream(s3[t])
+                add(f"3: no lost event ({t})", f"{s['lost_events']} lost, {s['garbled_events']} garbled",
+                    s["lost_events"] == 0 and s["garbled_events"] == 0)
+    s4 = all_runs.get(4, {})
+    if "ringgate" in s4:
+        r = s4["ringgate"]
+        s, per = stream(r), (r.get("rss") or {}).get("per_stream_kib")
+        add("4: ≥ 20,000 streams held on one worker, none lost",
+            f"{s['held_max']:,} held of {meta['hold']:,}, {s['lost_events']} lost, {r['errors']} errors",
+            s["held_max"] >= 20000 and s["lost_events"] == 0 and r["errors"] == 0)
+        if per is not None:
+            add("4: ≤ 20 KiB resident per stream", f"{per:.1f} KiB", per <= 20)
+    return "### Targets (issue 6)\n\n" + table(["target", "measured", ""], rows)
+
+
+def report(out):
+    with open(os.path.join(out, "meta.json")) as f:
+        meta = json.load(f)
+    print(f"## ringgate vs nginx vs HAProxy ({meta['profile']} run)\n")
+    print(f"{meta['cpus']} CPUs ({meta['cpu_model']}), Linux {meta['kernel']}; ringgate "
+          f"{meta['ringgate']}, nginx {meta['nginx']}, HAProxy {meta['haproxy']}; one worker each, "
+          f"proxy pinned to CPU 0; sseload ({meta['sseload_io_driver']}) and mock-upstream on the "
+          f"other core(s).\n")
+    all_runs = {}
+    for scenario, render in enumerate([scenario1, scenario2, scenario3, scenario4, scenario5], 1):
+        runs = load(out, scenario)
+        if runs:
+            all_runs[scenario] = runs
+            print(render(runs, meta) + "\n")
+    print(goals(all_runs, meta))
+
+
+def check(paths):
+    ok = True
+    for path in paths:
+        with open(path) as f:
+            r = json.load(f)
+        s = r.get("stream_stats") or {}
+        bad = r["requests"] == 0 or r["errors"] or any(
+            s.get(k) for k in ("lost_events", "garbled_events", "incomplete_streams", "error_events"))
+        if bad:
+            print(f"{path}: {r['requests']} requests, errors {r['error_kinds']}, stream {s}",
+                  file=sys.stderr)
+            ok = False
+    return ok
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out")
+    parser.add_argument("--check", nargs="+")
+    args = parser.parse_args()
+    if args.check:
+        sys.exit(0 if check(args.check) else 1)
+    if not args.out:
+        parser.error("--out DIR or --check FILE... is required")
+    report(args.out)
+
+
+if __name__ == "__main__":
+    main()
