@@ -112,7 +112,7 @@ def scenario3(runs, meta):
             s.get("lost_events"), s.get("garbled_events"), errors(r),
         ])
     return (
-        f"### 3. Stream lane (closed loop, {meta['streams']} streams of 64 deltas × 60 B every "
+        f"### 3. Stream lane (closed loop, {meta['streams']} streams of {meta['lane_deltas']} deltas × 60 B every "
         f"20 ms, {meta['duration_s']} s)\n\n"
         + table(["target", "TTFE p50 µs", "TTFE p99 µs", "added TTFE p99 µs", "event delay p50 µs",
                  "p99 µs", "max µs", "added delay p99 µs", "reads/event", "lost", "garbled",
