@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one test command: formatting, lints, unit/integration tests, then the
-# Anthropic SDK conformance suite against release builds.
+# The one test command: formatting, lints, unit/integration tests, the Anthropic SDK
+# conformance suite against release builds, then a smoke run of the benchmark harness (it
+# installs nginx and HAProxy when missing; it checks that the harness works, not the numbers).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,3 +24,6 @@ cargo test --workspace
 
 section "conformance: Anthropic Python SDK against ringgate (scripts/conformance.sh)"
 bash scripts/conformance.sh
+
+section "benchmark harness smoke: ringgate, nginx, HAProxy (scripts/bench.sh --smoke)"
+bash scripts/bench.sh --smoke

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::stream::flush::{FlushMode, FlushPolicy};
 use crate::stream::relay::RelaySettings;
+use crate::stream::timer;
 
 /// `[stream]`: how event streams are relayed.
 #[derive(Clone, Debug, Deserialize)]
@@ -52,7 +53,9 @@ impl StreamConfig {
             flush: FlushPolicy {
                 mode: self.mode,
                 threshold: self.flush_threshold_bytes,
-                interval: ms(self.flush_interval_ms),
+                // Aimed early by the timer's lateness, so that no event waits longer than the
+                // configured interval: it is the bound users set, not a target.
+                interval: ms(self.flush_interval_ms).saturating_sub(timer::MAX_LATENESS),
             },
             keepalive: (self.keepalive_interval_ms > 0).then(|| ms(self.keepalive_interval_ms)),
             write_timeout: ms(self.client_write_timeout_ms),
@@ -74,5 +77,19 @@ impl StreamConfig {
             return Err(("client_write_timeout_ms", "must be at least 1".into()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flush_deadline_is_aimed_early_by_the_timers_lateness() {
+        let settings = StreamConfig::default().relay_settings();
+        assert_eq!(
+            settings.flush.interval + timer::MAX_LATENESS,
+            Duration::from_millis(120)
+        );
     }
 }

@@ -16,6 +16,9 @@ use super::wheel::{TimerKey, TimerWheel};
 
 /// Granularity of the wheel.
 pub const TICK: Duration = Duration::from_millis(2);
+/// How late after its deadline a relay can be woken: the deadline rounded up to a tick, and the
+/// tick task's own sleep rounded up to the runtime timer's millisecond.
+pub const MAX_LATENESS: Duration = Duration::from_millis(TICK.as_millis() as u64 + 1);
 /// Slots of the wheel: one rotation is about two seconds.
 const SLOTS: usize = 1024;
 
