@@ -61,7 +61,8 @@ pub struct Args {
     /// Measured seconds (closed/open loop).
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
-    /// Seconds of load before measuring, not counted (closed/open loop).
+    /// Seconds of load before measuring (closed/open loop): requests that end in it are not
+    /// counted, and requests sent in it are not timed.
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,
     /// Stop after N measured requests instead of after --duration (closed/open loop).
