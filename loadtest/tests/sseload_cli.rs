@@ -304,6 +304,36 @@ fn the_open_loop_keeps_its_rate() {
 }
 
 #[test]
+fn the_open_loop_stops_with_its_budget_however_long_its_queue() {
+    // One connection, streams of 7 pauses of 30 ms, 500 scheduled a second: the queue grows
+    // by about 100 requests per stream. Once three are counted nothing more is sent: the run
+    // does not drain the queue first (which would take a minute).
+    let mock = Mock::start();
+    let started = std::time::Instant::now();
+    let (v, _) = run(
+        &mock,
+        &[
+            "--rate",
+            "500",
+            "--connections",
+            "1",
+            "--requests",
+            "3",
+            "--warmup",
+            "0",
+            "--stream",
+            "--deltas",
+            "2",
+            "--interval-ms",
+            "30",
+        ],
+        WAIT,
+    );
+    assert_eq!((n(&v["requests"]), n(&v["errors"])), (3, 0), "{v}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{v}");
+}
+
+#[test]
 fn hold_mode_holds_every_stream() {
     let mock = Mock::start();
     let pid = mock.pid();

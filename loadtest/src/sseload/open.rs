@@ -86,11 +86,17 @@ fn dispatch(worker: &Rc<Worker>, pool: &Rc<RefCell<Pool>>, scheduled: Instant) {
 }
 
 /// Sends requests on `slot`, starting with the one scheduled at `scheduled`, then any that
-/// queued meanwhile; parks the slot when none is waiting.
+/// queued meanwhile; parks the slot when none is waiting. Once the run is over it sends
+/// nothing more: the queue of a saturated target can hold minutes of requests, and sending
+/// them would only keep the run going, uncounted.
 async fn serve(w: Rc<Worker>, pool: Rc<RefCell<Pool>>, mut slot: Slot, mut scheduled: Instant) {
     let mut queued = false;
     loop {
         let now = Instant::now();
+        if w.shared.stopping(now) {
+            pool.borrow_mut().queue.clear();
+            break;
+        }
         let start = if queued {
             scheduled
         } else {
