@@ -374,6 +374,40 @@ fn hold_mode_holds_every_stream() {
 }
 
 #[test]
+fn the_rss_peak_is_the_most_seen_not_the_reading_when_the_last_stream_opened() {
+    // This process is the one measured: it takes 64 MiB more once every stream is held, and
+    // keeps them until the run ends.
+    let mock = Mock::start();
+    let me = std::process::id().to_string();
+    let (done, wait) = mpsc::channel::<()>();
+    let grower = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(300));
+        let grown = vec![1u8; 64 << 20];
+        let _ = wait.recv_timeout(WAIT);
+        grown.iter().map(|&b| u64::from(b)).sum::<u64>()
+    });
+    let (v, _) = run(
+        &mock,
+        &[
+            "--hold",
+            "2",
+            "--deltas",
+            "8",
+            "--interval-ms",
+            "100",
+            "--rss-pid",
+            &me,
+        ],
+        WAIT,
+    );
+    drop(done);
+    assert_eq!(grower.join().unwrap(), 64 << 20);
+    let rss = &v["rss"];
+    let grew = n(&rss["peak_kib"]).saturating_sub(n(&rss["baseline_kib"]));
+    assert!(grew >= 60 << 10, "{rss}");
+}
+
+#[test]
 fn a_stream_cut_short_is_seen() {
     let mock = Mock::start();
     let (v, _) = run(

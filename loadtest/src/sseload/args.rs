@@ -86,8 +86,8 @@ pub struct Args {
     /// Report the CPU time of this process over the measured window; repeatable (summed).
     #[arg(long = "cpu-pid", value_name = "PID")]
     pub cpu_pids: Vec<u32>,
-    /// Report the resident memory of this process before the load and, in hold mode, with all
-    /// streams open; repeatable (summed).
+    /// Report the resident memory of this process before the load and at its peak during the
+    /// run (read every 2 ms); repeatable (summed).
     #[arg(long = "rss-pid", value_name = "PID")]
     pub rss_pids: Vec<u32>,
     /// A name for the run, in the table and the JSON.

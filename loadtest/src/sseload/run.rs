@@ -2,8 +2,9 @@
 //! processes from the main thread, and add up what the threads counted.
 //!
 //! The main thread takes no part in the load. It reads CPU time at the edges of the measured
-//! window (so warm-up is not billed), and in hold mode follows the held-stream count to read
-//! the target's memory when the most streams are open.
+//! window (so warm-up is not billed), and the target's memory every tick, keeping the most:
+//! a target's memory can go on growing after the last stream opened (buffers fill as events
+//! flow), so the peak is not the reading at any one moment picked in advance.
 
 use std::io;
 use std::net::TcpStream;
@@ -73,20 +74,18 @@ pub fn run(plan: Plan) -> Result<Report, StartError> {
     sleep_until(shared.measure_from);
     let measure_cpu = !plan.cpu_pids.is_empty();
     let cpu_start = cpu.read().ok().filter(|_| measure_cpu);
+    let measure_rss = !plan.rss_pids.is_empty();
     let mut rss_peak = None;
-    let mut best_held = 0;
     loop {
         let now = Instant::now();
+        if measure_rss {
+            rss_peak = rss_peak.max(rss.read().ok());
+        }
         if threads.iter().all(|t| t.is_finished())
             || shared.budget_spent()
             || shared.stop_at.is_some_and(|s| now >= s)
         {
             break;
-        }
-        let held = shared.held.load(std::sync::atomic::Ordering::Relaxed);
-        if hold && held > best_held && !plan.rss_pids.is_empty() {
-            best_held = held;
-            rss_peak = rss.read().ok().or(rss_peak);
         }
         thread::sleep(
             TICK.min(
@@ -97,9 +96,6 @@ pub fn run(plan: Plan) -> Result<Report, StartError> {
         );
     }
     let cpu_end = cpu.read().ok().filter(|_| measure_cpu);
-    if !hold && !plan.rss_pids.is_empty() {
-        rss_peak = rss.read().ok();
-    }
 
     let mut stats = Stats::default();
     let mut last_end = None;
