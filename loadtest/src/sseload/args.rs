@@ -276,6 +276,17 @@ impl Plan {
                 shape::MAX_DELTA_BYTES
             ));
         }
+        if stream
+            && shape::stream_bytes(a.deltas as usize, a.delta_bytes as usize)
+                > shape::MAX_STREAM_BYTES
+        {
+            return Err(format!(
+                "--deltas × (--delta-bytes + {}) must be at most {} (the mock builds a stream \
+                 in memory)",
+                shape::DELTA_EVENT_BYTES,
+                shape::MAX_STREAM_BYTES
+            ));
+        }
         if a.reply_bytes.is_some_and(|b| b > shape::MAX_REPLY_BYTES) {
             return Err(format!(
                 "--reply-bytes must be at most {}",
@@ -477,6 +488,15 @@ mod tests {
             ],
             &["--url", "http://127.0.0.1:9", "--header", "no colon"],
             &["--url", "http://127.0.0.1:9", "--deltas", "1000001"],
+            &[
+                "--url",
+                "http://127.0.0.1:9",
+                "--stream",
+                "--deltas",
+                "100000",
+                "--delta-bytes",
+                "1000",
+            ],
             &[
                 "--url",
                 "http://127.0.0.1:9",
