@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use ringgate::config::IoDriver;
+use ringgate::mock::server::MAX_EVENT_INTERVAL;
 use ringgate::mock::shape;
 use ringgate::runtime::Driver;
 
@@ -77,7 +78,7 @@ pub struct Args {
     /// Bytes of text per delta, sent as x-mock-delta-bytes (below 25 the mock uses 25).
     #[arg(long, default_value_t = 60)]
     pub delta_bytes: u64,
-    /// Pause between streamed events, ms, sent as x-mock-event-interval-ms.
+    /// Pause between streamed events, ms, sent as x-mock-event-interval-ms (an hour at most).
     #[arg(long, default_value_t = 20)]
     pub interval_ms: u64,
     /// Non-stream: text bytes of each answer, sent as x-mock-reply-bytes [default: not sent].
@@ -287,6 +288,10 @@ impl Plan {
                 shape::MAX_STREAM_BYTES
             ));
         }
+        let max_interval = MAX_EVENT_INTERVAL.as_millis() as u64;
+        if a.interval_ms > max_interval {
+            return Err(format!("--interval-ms must be at most {max_interval}"));
+        }
         if a.reply_bytes.is_some_and(|b| b > shape::MAX_REPLY_BYTES) {
             return Err(format!(
                 "--reply-bytes must be at most {}",
@@ -488,6 +493,22 @@ mod tests {
             ],
             &["--url", "http://127.0.0.1:9", "--header", "no colon"],
             &["--url", "http://127.0.0.1:9", "--deltas", "1000001"],
+            // Past the runtime's timers: a client thread panicked on its deadline.
+            &[
+                "--url",
+                "http://127.0.0.1:9",
+                "--stream",
+                "--interval-ms",
+                "18446744073709551615",
+            ],
+            &[
+                "--url",
+                "http://127.0.0.1:9",
+                "--hold",
+                "1",
+                "--interval-ms",
+                "3600001",
+            ],
             &[
                 "--url",
                 "http://127.0.0.1:9",
