@@ -334,6 +334,33 @@ fn the_open_loop_stops_with_its_budget_however_long_its_queue() {
 }
 
 #[test]
+fn a_schedule_past_the_clock_ends_the_load_rather_than_a_thread() {
+    // The second request is due in 10^300 s: past what an Instant can hold.
+    let mock = Mock::start();
+    let (v, _) = run(
+        &mock,
+        &["--rate", "1e-300", "--duration", "0.3", "--warmup", "0"],
+        WAIT,
+    );
+    assert_eq!((n(&v["requests"]), n(&v["errors"])), (1, 0), "{v}");
+    let (v, _) = run(
+        &mock,
+        &[
+            "--hold",
+            "2",
+            "--ramp",
+            "1e-300",
+            "--deltas",
+            "1",
+            "--interval-ms",
+            "1",
+        ],
+        WAIT,
+    );
+    assert_eq!((n(&v["requests"]), n(&v["errors"])), (1, 0), "{v}");
+}
+
+#[test]
 fn hold_mode_holds_every_stream() {
     let mock = Mock::start();
     let pid = mock.pid();

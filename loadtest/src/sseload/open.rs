@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::client::{connect, Conn, Deadline, Fail};
 use super::stream_check::StreamCheck;
-use super::worker::Worker;
+use super::worker::{due, Worker};
 
 /// Dispatch lateness forgiven as the timer's, not the target's.
 pub const TIMER_SLACK: Duration = Duration::from_millis(2);
@@ -53,7 +53,9 @@ pub async fn run(worker: Rc<Worker>, rate: f64, phase: f64, max_connections: usi
         running: 0,
     }));
     for i in 0u64.. {
-        let scheduled = shared.start + Duration::from_secs_f64((i as f64 + phase) / rate);
+        let Some(scheduled) = due(shared.start, (i as f64 + phase) / rate) else {
+            break;
+        };
         if shared.stop_at.is_some_and(|s| scheduled >= s) || shared.budget_spent() {
             break;
         }

@@ -14,6 +14,16 @@ use super::client::{Fail, Tally, Watch};
 use super::stats::{ErrorKind, Finished, Stats};
 use super::stream_check::StreamCheck;
 
+/// The furthest ahead, in seconds, that load is scheduled (about 31 years): beyond what the
+/// runtime's timers can be set to, `Instant` arithmetic and timers panic.
+const HORIZON_SECS: f64 = 1e9;
+
+/// `start` plus `secs` seconds; `None` past [`HORIZON_SECS`], where a schedule (a rate so low
+/// that the next request is due in 10^300 s) ends rather than panics.
+pub fn due(start: Instant, secs: f64) -> Option<Instant> {
+    (secs <= HORIZON_SECS).then(|| start + std::time::Duration::from_secs_f64(secs))
+}
+
 /// The run as all threads see it.
 pub struct Shared {
     pub plan: Plan,
