@@ -3,9 +3,11 @@
 //! A benchmark that only counts bytes cannot tell a gateway that relays a stream from one that
 //! loses, reorders or mangles it. So every event is checked as it completes: it must be exactly
 //! `event: NAME\ndata: JSON\n\n` with a JSON `type` equal to NAME, come in the Messages order
-//! (`message_start` first, nothing after `message_stop`), and each delta must carry the mock's
-//! tag (see `ringgate::mock::shape`) with the next index and the text size asked for. The tag's
-//! send time gives each delta's added delay: its arrival time minus the time the mock wrote it.
+//! (the frame `message_start`, `content_block_start`, the deltas, `content_block_stop`,
+//! `message_delta`, `message_stop`, each frame event once; pings and errors anywhere before the
+//! end), and each delta must carry the mock's tag (see `ringgate::mock::shape`) with the next
+//! index and the text size asked for. The tag's send time gives each delta's added delay: its
+//! arrival time minus the time the mock wrote it.
 //!
 //! Pure logic: the caller feeds decoded body bytes with the wall-clock time of the read that
 //! brought them, and drains the delays when it wants them.
@@ -16,13 +18,18 @@ use memchr::memmem;
 use ringgate::mock::shape;
 use serde::Deserialize;
 
-/// Where the stream is in the Messages event order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    BeforeStart,
-    InMessage,
-    Stopped,
-}
+/// The frame of a one-block message, in order. A stream's place in it is how many of these
+/// have come (or been skipped): deltas belong after the first two and before the third.
+const FRAME: [&[u8]; 5] = [
+    b"message_start",
+    b"content_block_start",
+    b"content_block_stop",
+    b"message_delta",
+    b"message_stop",
+];
+const STARTED: usize = 1;
+const BLOCK_STOPPED: usize = 3;
+const STOPPED: usize = FRAME.len();
 
 /// The fields of an event's data that are checked.
 #[derive(Deserialize)]
@@ -44,7 +51,8 @@ struct Delta<'a> {
 pub struct Verdict {
     /// `message_stop` arrived.
     pub complete: bool,
-    /// Expected deltas that never arrived valid.
+    /// Expected deltas that never arrived valid, and frame events skipped (a later one came
+    /// first; those of a cut stream are not counted, it is incomplete).
     pub lost: u64,
 }
 
@@ -55,7 +63,10 @@ pub struct StreamCheck {
     text_bytes: usize,
     /// The start of an event whose end has not arrived yet.
     pending: Vec<u8>,
-    phase: Phase,
+    /// Frame events come or skipped (see [`FRAME`]).
+    stage: usize,
+    /// Frame events skipped.
+    skipped: u64,
     next_index: u64,
     /// Complete events received, valid or not.
     pub events: u64,
@@ -76,7 +87,8 @@ impl StreamCheck {
             expected_deltas,
             text_bytes: text_bytes.max(shape::TAG_BYTES),
             pending: Vec::new(),
-            phase: Phase::BeforeStart,
+            stage: 0,
+            skipped: 0,
             next_index: 0,
             events: 0,
             deltas: 0,
@@ -94,7 +106,8 @@ impl StreamCheck {
     pub fn reset(&mut self) {
         self.pending.clear();
         self.delays.clear();
-        self.phase = Phase::BeforeStart;
+        self.stage = 0;
+        self.skipped = 0;
         self.next_index = 0;
         self.events = 0;
         self.deltas = 0;
@@ -138,8 +151,8 @@ impl StreamCheck {
             self.garbled += 1;
         }
         Verdict {
-            complete: self.phase == Phase::Stopped,
-            lost: self.expected_deltas.saturating_sub(self.deltas),
+            complete: self.stage == STOPPED,
+            lost: self.expected_deltas.saturating_sub(self.deltas) + self.skipped,
         }
     }
 
@@ -161,27 +174,29 @@ impl StreamCheck {
         if data.kind.as_bytes() != name {
             return false;
         }
-        let phase = self.phase;
+        let stage = self.stage;
+        let in_message = (STARTED..STOPPED).contains(&stage);
+        if let Some(at) = FRAME.iter().position(|&f| f == name) {
+            // Each in its turn, once; the first opens the message, so none can be skipped.
+            if at < stage || (at > 0 && !in_message) {
+                return false;
+            }
+            self.skipped += (at - stage) as u64;
+            self.stage = at + 1;
+            return true;
+        }
         match name {
             b"error" => {
                 self.error_events += 1;
                 true
             }
-            b"ping" => phase != Phase::Stopped,
-            b"message_start" if phase == Phase::BeforeStart => {
-                self.phase = Phase::InMessage;
-                true
-            }
-            b"message_stop" if phase == Phase::InMessage => {
-                self.phase = Phase::Stopped;
-                true
-            }
-            b"content_block_delta" if phase == Phase::InMessage => {
+            b"ping" => stage != STOPPED,
+            b"content_block_delta" if in_message && stage < BLOCK_STOPPED => {
                 let text = data.delta.and_then(|d| d.text);
                 self.delta(text.as_deref().unwrap_or("").as_bytes(), arrival_us)
             }
-            b"message_start" | b"message_stop" | b"content_block_delta" => false,
-            _ => phase == Phase::InMessage,
+            b"content_block_delta" => false,
+            _ => in_message,
         }
     }
 
@@ -316,9 +331,43 @@ mod tests {
             c.finish(),
             Verdict {
                 complete: true,
-                lost: 2
+                // And the frame's content_block_start, content_block_stop and message_delta,
+                // which message_stop skipped.
+                lost: 2 + 3
             }
         );
+    }
+
+    #[test]
+    fn the_frame_of_the_message_is_checked_too() {
+        // Without its message_delta (the usage a gateway tallies): one event lost.
+        let whole = stream(2);
+        let message_delta = whole.find("event: message_delta").unwrap();
+        let message_stop = whole.find("event: message_stop").unwrap();
+        let without = whole[..message_delta].to_string() + &whole[message_stop..];
+        let mut c = StreamCheck::new(2, 40);
+        c.feed(without.as_bytes(), 1);
+        assert_eq!((c.deltas, c.garbled), (2, 0));
+        assert_eq!(
+            c.finish(),
+            Verdict {
+                complete: true,
+                lost: 1
+            }
+        );
+        // A block that ends twice, or a delta after its block ended: out of order.
+        let stop = ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        );
+        let at = whole.find("event: content_block_stop").unwrap();
+        for extra in [stop.clone(), delta(2, 40, 1)] {
+            let twice = whole[..message_delta].to_string() + &extra + &whole[message_delta..];
+            let mut c = StreamCheck::new(2, 40);
+            c.feed(twice.as_bytes(), 1);
+            assert_eq!((c.deltas, c.garbled), (2, 1), "{}", &twice[at..]);
+            assert_eq!(c.finish().lost, 0);
+        }
     }
 
     #[test]
