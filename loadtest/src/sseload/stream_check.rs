@@ -31,6 +31,10 @@ const STARTED: usize = 1;
 const BLOCK_STOPPED: usize = 3;
 const STOPPED: usize = FRAME.len();
 
+/// The longest event kept whole: the mock's largest delta and then some. The rest of a longer
+/// one is not kept, or a body that never ends an event would be held whole until its timeout.
+const MAX_EVENT_BYTES: usize = shape::MAX_DELTA_BYTES as usize + 64 * 1024;
+
 /// The fields of an event's data that are checked.
 #[derive(Deserialize)]
 struct Data<'a> {
@@ -67,6 +71,8 @@ pub struct StreamCheck {
     stage: usize,
     /// Frame events skipped.
     skipped: u64,
+    /// The pending event is too long to keep, and already counted (see [`Self::hold`]).
+    overlong: bool,
     next_index: u64,
     /// Complete events received, valid or not.
     pub events: u64,
@@ -89,6 +95,7 @@ impl StreamCheck {
             pending: Vec::new(),
             stage: 0,
             skipped: 0,
+            overlong: false,
             next_index: 0,
             events: 0,
             deltas: 0,
@@ -108,6 +115,7 @@ impl StreamCheck {
         self.delays.clear();
         self.stage = 0;
         self.skipped = 0;
+        self.overlong = false;
         self.next_index = 0;
         self.events = 0;
         self.deltas = 0;
@@ -126,12 +134,14 @@ impl StreamCheck {
                 memmem::find(data, b"\n\n").map(|i| i + 2)
             };
             let Some(end) = end else {
-                self.pending.extend_from_slice(data);
+                self.hold(data);
                 return;
             };
             self.pending.extend_from_slice(&data[..end]);
             let event = std::mem::take(&mut self.pending);
-            self.event(&event, arrival_us);
+            if !std::mem::take(&mut self.overlong) {
+                self.event(&event, arrival_us);
+            }
             self.pending = event;
             self.pending.clear();
             data = &data[end..];
@@ -140,16 +150,35 @@ impl StreamCheck {
             self.event(&data[..i + 2], arrival_us);
             data = &data[i + 2..];
         }
+        self.hold(data);
+    }
+
+    /// Keeps the start of an event until its end comes. An event longer than
+    /// [`MAX_EVENT_BYTES`] is counted (garbled) at once and not kept: only its last byte stays,
+    /// so that its end is still found however the reads split it.
+    fn hold(&mut self, data: &[u8]) {
         self.pending.extend_from_slice(data);
+        if self.pending.len() > MAX_EVENT_BYTES {
+            if !self.overlong {
+                self.overlong = true;
+                self.events += 1;
+                self.garbled += 1;
+            }
+            let last = self.pending[self.pending.len() - 1];
+            self.pending.clear();
+            self.pending.push(last);
+        }
     }
 
     /// Ends the stream: what it came to. Bytes of an event that never ended count as a garbled
     /// event.
     pub fn finish(&mut self) -> Verdict {
-        if !self.pending.is_empty() {
-            self.pending.clear();
+        // An overlong event was counted when it overflowed.
+        if !self.pending.is_empty() && !self.overlong {
             self.garbled += 1;
         }
+        self.pending.clear();
+        self.overlong = false;
         Verdict {
             complete: self.stage == STOPPED,
             lost: self.expected_deltas.saturating_sub(self.deltas) + self.skipped,
@@ -368,6 +397,31 @@ mod tests {
             assert_eq!((c.deltas, c.garbled), (2, 1), "{}", &twice[at..]);
             assert_eq!(c.finish().lost, 0);
         }
+    }
+
+    #[test]
+    fn an_event_that_never_ends_is_dropped_not_kept() {
+        let mut c = StreamCheck::new(1, 40);
+        c.feed(
+            b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n",
+            1,
+        );
+        let junk = vec![b'x'; 64 * 1024];
+        for _ in 0..64 {
+            c.feed(&junk, 1);
+        }
+        // 4 MiB without an end: counted once, not held.
+        assert!(
+            c.pending.capacity() <= 2 * MAX_EVENT_BYTES,
+            "{}",
+            c.pending.len()
+        );
+        assert_eq!((c.events, c.garbled), (2, 1));
+        // Its end comes, and the stream goes on.
+        c.feed(b"xx\n", 1);
+        c.feed(format!("\n{}", delta(0, 40, 1)).as_bytes(), 1);
+        assert_eq!((c.events, c.garbled, c.deltas), (3, 1, 1));
+        assert_eq!(c.finish().lost, 0);
     }
 
     #[test]
