@@ -2,66 +2,17 @@
 //! JSON it writes. Each run is short and every wait is bounded, so a broken binary fails these
 //! tests instead of hanging them.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::{Mock, WAIT};
 
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A running `mock-upstream`, killed when dropped.
-struct Mock {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Mock {
-    fn start() -> Mock {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mock-upstream"))
-            .args(["--listen", "127.0.0.1:0"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mock-upstream");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.parse::<SocketAddr>().expect("an address"));
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(WAIT)
-            .expect("mock-upstream prints its address");
-        Mock { child, addr }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod support;
 
 /// Runs `sseload` with `args`, killed if it outlives `limit`.
 fn sseload(args: &[&str], limit: Duration) -> Output {
@@ -128,7 +79,7 @@ fn assert_summary(s: &Value) {
 
 #[test]
 fn closed_loop_without_streams() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let pid = mock.pid();
     let (v, table) = run(
         &mock,
@@ -188,7 +139,7 @@ fn closed_loop_without_streams() {
 
 #[test]
 fn a_request_budget_is_counted_exactly() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let (v, _) = run(
         &mock,
         &[
@@ -212,7 +163,7 @@ fn a_request_budget_is_counted_exactly() {
 
 #[test]
 fn closed_loop_streams_are_checked_event_by_event() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let (v, table) = run(
         &mock,
         &[
@@ -273,7 +224,7 @@ fn closed_loop_streams_are_checked_event_by_event() {
 
 #[test]
 fn the_open_loop_keeps_its_rate() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let (v, _) = run(
         &mock,
         &[
@@ -308,7 +259,7 @@ fn the_open_loop_stops_with_its_budget_however_long_its_queue() {
     // One connection, streams of 7 pauses of 30 ms, 500 scheduled a second: the queue grows
     // by about 100 requests per stream. Once three are counted nothing more is sent: the run
     // does not drain the queue first (which would take a minute).
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let started = std::time::Instant::now();
     let (v, _) = run(
         &mock,
@@ -336,7 +287,7 @@ fn the_open_loop_stops_with_its_budget_however_long_its_queue() {
 #[test]
 fn a_schedule_past_the_clock_ends_the_load_rather_than_a_thread() {
     // The second request is due in 10^300 s: past what an Instant can hold.
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let (v, _) = run(
         &mock,
         &["--rate", "1e-300", "--duration", "0.3", "--warmup", "0"],
@@ -362,7 +313,7 @@ fn a_schedule_past_the_clock_ends_the_load_rather_than_a_thread() {
 
 #[test]
 fn hold_mode_holds_every_stream() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let pid = mock.pid();
     let (v, table) = run(
         &mock,
@@ -404,7 +355,7 @@ fn hold_mode_holds_every_stream() {
 fn the_rss_peak_is_the_most_seen_not_the_reading_when_the_last_stream_opened() {
     // This process is the one measured: it takes 64 MiB more once every stream is held, and
     // keeps them until the run ends.
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let me = std::process::id().to_string();
     let (done, wait) = mpsc::channel::<()>();
     let grower = thread::spawn(move || {
@@ -436,7 +387,7 @@ fn the_rss_peak_is_the_most_seen_not_the_reading_when_the_last_stream_opened() {
 
 #[test]
 fn a_stream_cut_short_is_seen() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let (v, _) = run(
         &mock,
         &[
@@ -473,7 +424,7 @@ fn a_stream_cut_short_is_seen() {
 
 #[test]
 fn error_statuses_are_counted_by_code() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let (v, table) = run(
         &mock,
         &[

@@ -470,11 +470,9 @@ mod tests {
         assert_ne!(fp, key_fingerprint(b"key-b"));
     }
 
-    /// Sends one request with these extra header lines to a fresh mock; returns the status and
-    /// the decoded body.
-    fn exchange(extra: &str, stream: bool) -> (u16, Vec<u8>) {
-        use std::io::{Read, Write};
-        let server = MockServer::start(MockServerOptions {
+    /// A fresh mock on a port of its own, one worker, unpaced.
+    fn mock() -> MockServer {
+        MockServer::start(MockServerOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             workers: 1,
             event_interval: Duration::ZERO,
@@ -482,7 +480,14 @@ mod tests {
             key_faults: Vec::new(),
             stats: None,
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Sends one request with these extra header lines to a fresh mock; returns the status and
+    /// the decoded body.
+    fn exchange(extra: &str, stream: bool) -> (u16, Vec<u8>) {
+        use std::io::{Read, Write};
+        let server = mock();
         let body = format!(
             "{{\"model\":\"m\",\"max_tokens\":9,\"stream\":{stream},\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}"
         );
@@ -559,15 +564,7 @@ mod tests {
     #[test]
     fn a_huge_event_interval_pauses_the_stream_instead_of_breaking_it() {
         use std::io::{Read, Write};
-        let server = MockServer::start(MockServerOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            workers: 1,
-            event_interval: Duration::ZERO,
-            api_key: None,
-            key_faults: Vec::new(),
-            stats: None,
-        })
-        .unwrap();
+        let server = mock();
         let body = r#"{"model":"m","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
         let mut s = std::net::TcpStream::connect(server.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_millis(500)))
