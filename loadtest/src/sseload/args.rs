@@ -267,6 +267,15 @@ impl Plan {
                 concurrency: positive("concurrency", a.concurrency.unwrap_or(16))?,
             },
         };
+        if let Mode::Open { connections, .. } = mode {
+            // Each thread needs a connection of its own to send its share of the rate.
+            if connections < a.threads {
+                return Err(format!(
+                    "--connections ({connections}) must be at least --threads ({})",
+                    a.threads
+                ));
+            }
+        }
         let stream = a.stream || matches!(mode, Mode::Hold { .. });
         if a.deltas > shape::MAX_DELTAS {
             return Err(format!("--deltas must be at most {}", shape::MAX_DELTAS));
@@ -475,6 +484,17 @@ mod tests {
             ],
             &["--url", "http://127.0.0.1:9", "--connections", "2"],
             &["--url", "http://127.0.0.1:9", "--rate", "0"],
+            // Each thread keeps a connection of its own: 4 threads cannot keep to 2.
+            &[
+                "--url",
+                "http://127.0.0.1:9",
+                "--rate",
+                "10",
+                "--connections",
+                "2",
+                "--threads",
+                "4",
+            ],
             &["--url", "http://127.0.0.1:9", "--concurrency", "0"],
             &["--url", "http://127.0.0.1:9", "--threads", "0"],
             &["--url", "http://127.0.0.1:9", "--duration", "0"],
