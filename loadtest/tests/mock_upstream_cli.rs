@@ -3,105 +3,24 @@
 //! connection and request counts it prints on exit. Every wait is bounded, so a broken binary
 //! fails these tests instead of hanging them.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ringgate::mock::answers::FAULTS;
 use ringgate::mock::server::key_fingerprint;
+use support::{Mock, WAIT};
 
-const WAIT: Duration = Duration::from_secs(10);
+mod support;
+
 const BODY: &str =
     r#"{"model":"claude-x","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
 const STREAM_BODY: &str = r#"{"model":"claude-x","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-
-/// A running `mock-upstream`, killed when dropped so a failed assertion leaves no process behind.
-struct Mock {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Option<ChildStderr>,
-}
-
-impl Mock {
-    fn start(args: &[&str]) -> Mock {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mock-upstream"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mock-upstream");
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.parse::<SocketAddr>().expect("an address"));
-                }
-            }
-        });
-        let mut mock = Mock {
-            child,
-            addr: "0.0.0.0:0".parse().unwrap(),
-            stderr,
-        };
-        mock.addr = rx
-            .recv_timeout(WAIT)
-            .expect("mock-upstream prints `listening on ADDR`");
-        mock
-    }
-
-    /// Kills the process and returns all it wrote on stderr.
-    fn stop(mut self) -> String {
-        self.child.kill().expect("kill mock-upstream");
-        self.stderr_text()
-    }
-
-    /// Sends SIGTERM (to this child, by its PID), waits until it exits and returns all it wrote
-    /// on stderr.
-    fn terminate(mut self) -> String {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) with a PID we spawned and still own (not yet waited for).
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "mock-upstream exited with {status}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "mock-upstream ignored SIGTERM");
-            thread::sleep(Duration::from_millis(10));
-        }
-        self.stderr_text()
-    }
-
-    fn stderr_text(&mut self) -> String {
-        let mut stderr = self.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            let _ = tx.send(text);
-        });
-        rx.recv_timeout(WAIT).expect("stderr ends once killed")
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Sends the messages request with this key; returns the status and the response head.
 fn post(addr: SocketAddr, key: &str) -> (u16, String) {

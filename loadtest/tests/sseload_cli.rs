@@ -2,66 +2,17 @@
 //! JSON it writes. Each run is short and every wait is bounded, so a broken binary fails these
 //! tests instead of hanging them.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::{Mock, WAIT};
 
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A running `mock-upstream`, killed when dropped.
-struct Mock {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Mock {
-    fn start() -> Mock {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mock-upstream"))
-            .args(["--listen", "127.0.0.1:0"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mock-upstream");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.parse::<SocketAddr>().expect("an address"));
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(WAIT)
-            .expect("mock-upstream prints its address");
-        Mock { child, addr }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod support;
 
 /// Runs `sseload` with `args`, killed if it outlives `limit`.
 fn sseload(args: &[&str], limit: Duration) -> Output {
@@ -128,7 +79,7 @@ fn assert_summary(s: &Value) {
 
 #[test]
 fn closed_loop_without_streams() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let pid = mock.pid();
     let (v, table) = run(
         &mock,
@@ -188,7 +139,7 @@ fn closed_loop_without_streams() {
 
 #[test]
 fn a_request_budget_is_counted_exactly() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let (v, _) = run(
         &mock,
         &[
@@ -212,7 +163,7 @@ fn a_request_budget_is_counted_exactly() {
 
 #[test]
 fn closed_loop_streams_are_checked_event_by_event() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let (v, table) = run(
         &mock,
         &[
@@ -273,7 +224,7 @@ fn closed_loop_streams_are_checked_event_by_event() {
 
 #[test]
 fn the_open_loop_keeps_its_rate() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let (v, _) = run(
         &mock,
         &[
@@ -304,8 +255,65 @@ fn the_open_loop_keeps_its_rate() {
 }
 
 #[test]
+fn the_open_loop_stops_with_its_budget_however_long_its_queue() {
+    // One connection, streams of 7 pauses of 30 ms, 500 scheduled a second: the queue grows
+    // by about 100 requests per stream. Once three are counted nothing more is sent: the run
+    // does not drain the queue first (which would take a minute).
+    let mock = Mock::start(&[]);
+    let started = std::time::Instant::now();
+    let (v, _) = run(
+        &mock,
+        &[
+            "--rate",
+            "500",
+            "--connections",
+            "1",
+            "--requests",
+            "3",
+            "--warmup",
+            "0",
+            "--stream",
+            "--deltas",
+            "2",
+            "--interval-ms",
+            "30",
+        ],
+        WAIT,
+    );
+    assert_eq!((n(&v["requests"]), n(&v["errors"])), (3, 0), "{v}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{v}");
+}
+
+#[test]
+fn a_schedule_past_the_clock_ends_the_load_rather_than_a_thread() {
+    // The second request is due in 10^300 s: past what an Instant can hold.
+    let mock = Mock::start(&[]);
+    let (v, _) = run(
+        &mock,
+        &["--rate", "1e-300", "--duration", "0.3", "--warmup", "0"],
+        WAIT,
+    );
+    assert_eq!((n(&v["requests"]), n(&v["errors"])), (1, 0), "{v}");
+    let (v, _) = run(
+        &mock,
+        &[
+            "--hold",
+            "2",
+            "--ramp",
+            "1e-300",
+            "--deltas",
+            "1",
+            "--interval-ms",
+            "1",
+        ],
+        WAIT,
+    );
+    assert_eq!((n(&v["requests"]), n(&v["errors"])), (1, 0), "{v}");
+}
+
+#[test]
 fn hold_mode_holds_every_stream() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let pid = mock.pid();
     let (v, table) = run(
         &mock,
@@ -344,8 +352,42 @@ fn hold_mode_holds_every_stream() {
 }
 
 #[test]
+fn the_rss_peak_is_the_most_seen_not_the_reading_when_the_last_stream_opened() {
+    // This process is the one measured: it takes 64 MiB more once every stream is held, and
+    // keeps them until the run ends.
+    let mock = Mock::start(&[]);
+    let me = std::process::id().to_string();
+    let (done, wait) = mpsc::channel::<()>();
+    let grower = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(300));
+        let grown = vec![1u8; 64 << 20];
+        let _ = wait.recv_timeout(WAIT);
+        grown.iter().map(|&b| u64::from(b)).sum::<u64>()
+    });
+    let (v, _) = run(
+        &mock,
+        &[
+            "--hold",
+            "2",
+            "--deltas",
+            "8",
+            "--interval-ms",
+            "100",
+            "--rss-pid",
+            &me,
+        ],
+        WAIT,
+    );
+    drop(done);
+    assert_eq!(grower.join().unwrap(), 64 << 20);
+    let rss = &v["rss"];
+    let grew = n(&rss["peak_kib"]).saturating_sub(n(&rss["baseline_kib"]));
+    assert!(grew >= 60 << 10, "{rss}");
+}
+
+#[test]
 fn a_stream_cut_short_is_seen() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let (v, _) = run(
         &mock,
         &[
@@ -382,7 +424,7 @@ fn a_stream_cut_short_is_seen() {
 
 #[test]
 fn error_statuses_are_counted_by_code() {
-    let mock = Mock::start();
+    let mock = Mock::start(&[]);
     let (v, table) = run(
         &mock,
         &[

@@ -11,6 +11,27 @@ fn post(path: &str, body: &str) -> Reply {
     })
 }
 
+/// The three events before a stream's deltas and the three after them.
+fn assert_framed(events: &[String]) {
+    let names: Vec<&str> = events.iter().map(|e| e.lines().next().unwrap()).collect();
+    assert_eq!(
+        names[..3],
+        [
+            "event: message_start",
+            "event: content_block_start",
+            "event: ping"
+        ]
+    );
+    assert_eq!(
+        names[names.len() - 3..],
+        [
+            "event: content_block_stop",
+            "event: message_delta",
+            "event: message_stop"
+        ]
+    );
+}
+
 fn status_of(r: &Reply) -> u16 {
     match r {
         Reply::Json { status, .. } => *status,
@@ -51,23 +72,7 @@ fn stream_and_non_stream_say_the_same_text() {
         }
     }
     assert_eq!(streamed, text);
-    let names: Vec<&str> = events.iter().map(|e| e.lines().next().unwrap()).collect();
-    assert_eq!(
-        names[..3],
-        [
-            "event: message_start",
-            "event: content_block_start",
-            "event: ping"
-        ]
-    );
-    assert_eq!(
-        names[names.len() - 3..],
-        [
-            "event: content_block_stop",
-            "event: message_delta",
-            "event: message_stop"
-        ]
-    );
+    assert_framed(&events);
 }
 
 #[test]
@@ -281,23 +286,7 @@ fn a_shaped_stream_has_exactly_the_deltas_asked_for() {
     assert_eq!(delivery, Delivery::Whole);
     assert_eq!(events.len(), 150 + 6);
     assert_eq!(stamped, 3..153);
-    let names: Vec<&str> = events.iter().map(|e| e.lines().next().unwrap()).collect();
-    assert_eq!(
-        names[..3],
-        [
-            "event: message_start",
-            "event: content_block_start",
-            "event: ping"
-        ]
-    );
-    assert_eq!(
-        names[153..],
-        [
-            "event: content_block_stop",
-            "event: message_delta",
-            "event: message_stop"
-        ]
-    );
+    assert_framed(&events);
     for (i, e) in events[stamped.clone()].iter().enumerate() {
         assert_eq!(e, &shape::delta_event(i, 60));
         assert_eq!(

@@ -37,6 +37,11 @@ use crate::shutdown::Shutdown;
 /// The log target of the one line per answered request.
 pub const REQUEST_LOG_TARGET: &str = "mock::requests";
 
+/// The longest pause between two streamed events; a longer one asked for is this. The runtime's
+/// timers cannot be set past about 584 million years from their start, and a pause near that
+/// (`x-mock-event-interval-ms: 18446744073709551615`) panicked the connection's task.
+pub const MAX_EVENT_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Connections accepted and requests answered by a mock server, one shard per worker (each on
 /// its own cache line, counted with relaxed atomics), summed when read.
 #[derive(Debug)]
@@ -108,7 +113,7 @@ impl MockHandler {
         key_faults: Vec<(String, String)>,
     ) -> MockHandler {
         MockHandler {
-            event_interval,
+            event_interval: event_interval.min(MAX_EVENT_INTERVAL),
             api_key: api_key.map(|k| sha256(k.as_bytes())),
             key_faults: key_faults
                 .into_iter()
@@ -264,7 +269,9 @@ impl Handler for MockHandler {
                     .head
                     .header("x-mock-event-interval-ms")
                     .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-                    .map_or(self.event_interval, Duration::from_millis);
+                    .map_or(self.event_interval, |ms| {
+                        Duration::from_millis(ms).min(MAX_EVENT_INTERVAL)
+                    });
                 let paced = !interval.is_zero() && delivery != Delivery::Fragmented;
                 // Where in `out` the send times of the events about to be written go; stays
                 // empty (and unallocated) for answers without stamps.
@@ -463,11 +470,9 @@ mod tests {
         assert_ne!(fp, key_fingerprint(b"key-b"));
     }
 
-    /// Sends one request with these extra header lines to a fresh mock; returns the status and
-    /// the decoded body.
-    fn exchange(extra: &str, stream: bool) -> (u16, Vec<u8>) {
-        use std::io::{Read, Write};
-        let server = MockServer::start(MockServerOptions {
+    /// A fresh mock on a port of its own, one worker, unpaced.
+    fn mock() -> MockServer {
+        MockServer::start(MockServerOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             workers: 1,
             event_interval: Duration::ZERO,
@@ -475,7 +480,14 @@ mod tests {
             key_faults: Vec::new(),
             stats: None,
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Sends one request with these extra header lines to a fresh mock; returns the status and
+    /// the decoded body.
+    fn exchange(extra: &str, stream: bool) -> (u16, Vec<u8>) {
+        use std::io::{Read, Write};
+        let server = mock();
         let body = format!(
             "{{\"model\":\"m\",\"max_tokens\":9,\"stream\":{stream},\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}"
         );
@@ -546,6 +558,40 @@ mod tests {
         assert!(
             tags.iter().all(|t| t.1 == tags[0].1 && t.1 >= before),
             "{tags:?}"
+        );
+    }
+
+    #[test]
+    fn a_huge_event_interval_pauses_the_stream_instead_of_breaking_it() {
+        use std::io::{Read, Write};
+        let server = mock();
+        let body = r#"{"model":"m","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        write!(
+            s,
+            "POST /v1/messages HTTP/1.1\r\nhost: m\r\nx-mock-event-interval-ms: {}\r\n\
+             content-length: {}\r\n\r\n{body}",
+            u64::MAX,
+            body.len()
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let end = s.read_to_end(&mut got);
+        server.shutdown();
+        // The first event, then a pause that outlasts the test, the connection still open.
+        assert!(
+            String::from_utf8_lossy(&got).contains("event: message_start"),
+            "{got:?}"
+        );
+        let e = end.expect_err("the connection was closed, not paused");
+        assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            "{e}"
         );
     }
 

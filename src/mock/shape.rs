@@ -13,7 +13,8 @@
 //!
 //! A shaped stream is built whole before it is sent, like every mock answer, so the mock holds
 //! about N × (S + 115) bytes per open stream: hold many streams with few deltas and a long
-//! interval rather than many deltas.
+//! interval rather than many deltas. That product is at most [`MAX_STREAM_BYTES`] (64 MiB),
+//! else the request is a 400, so no one request can ask the mock for more memory than it has.
 //!
 //! The shaped answers ignore `max_tokens`; `x-mock-deltas` only shapes streams and
 //! `x-mock-reply-bytes` only non-streaming answers. A value that is not a whole number in range
@@ -52,6 +53,12 @@ const DELTA_HEAD: &str = "event: content_block_delta\ndata: {\"type\":\"content_
 const DELTA_TAIL: &str = "\"}}\n\n";
 /// Where the send time sits in every shaped delta event: after the head, `#` and the index.
 pub const STAMP_OFFSET: usize = DELTA_HEAD.len() + 8;
+/// Bytes of a shaped delta event beside its text.
+pub const DELTA_EVENT_BYTES: usize = DELTA_HEAD.len() + DELTA_TAIL.len();
+/// The most bytes the delta events of one shaped stream may add up to. A stream is built whole
+/// before it is sent, so the product of two headers each in range (a million deltas of a MiB)
+/// would otherwise be a terabyte asked of the mock, or of the gateway its built-in mock runs in.
+pub const MAX_STREAM_BYTES: u64 = 64 << 20;
 
 /// The shape a request asked for; the default is the mock's usual answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,14 +99,32 @@ impl Shape {
         let deltas = number(DELTAS_HEADER, MAX_DELTAS)?;
         let delta_bytes = number(DELTA_BYTES_HEADER, MAX_DELTA_BYTES)?;
         let reply_bytes = number(REPLY_BYTES_HEADER, MAX_REPLY_BYTES)?;
+        let stream = deltas.map(|deltas| StreamShape {
+            deltas,
+            delta_bytes: delta_bytes.unwrap_or(DEFAULT_DELTA_BYTES).max(TAG_BYTES),
+        });
+        if let Some(s) = stream.filter(|s| stream_bytes(s.deltas, s.delta_bytes) > MAX_STREAM_BYTES)
+        {
+            return Err(ApiError::invalid_request(
+                format!(
+                    "{DELTAS_HEADER} × ({DELTA_BYTES_HEADER} + {DELTA_EVENT_BYTES}) must be at most \
+                     {MAX_STREAM_BYTES} bytes, not {}",
+                    stream_bytes(s.deltas, s.delta_bytes)
+                )
+                .into(),
+            ));
+        }
         Ok(Shape {
-            stream: deltas.map(|deltas| StreamShape {
-                deltas,
-                delta_bytes: delta_bytes.unwrap_or(DEFAULT_DELTA_BYTES).max(TAG_BYTES),
-            }),
+            stream,
             reply_bytes,
         })
     }
+}
+
+/// The bytes of the delta events of a stream of `deltas` deltas of `delta_bytes` bytes of text
+/// (raised to [`TAG_BYTES`]), as [`MAX_STREAM_BYTES`] bounds them.
+pub fn stream_bytes(deltas: usize, delta_bytes: usize) -> u64 {
+    (deltas as u64).saturating_mul((delta_bytes.max(TAG_BYTES) + DELTA_EVENT_BYTES) as u64)
 }
 
 /// Delta event `index` of a shaped stream, with its text `text_bytes` long (at least
@@ -232,6 +257,31 @@ mod tests {
                 "{name}: {value:?} -> {body}"
             );
         }
+    }
+
+    #[test]
+    fn a_stream_too_big_to_build_is_a_400() {
+        // Each bound alone is met; together they would be a terabyte built in memory.
+        let e = shape(&[
+            ("x-mock-deltas", "1000000"),
+            ("x-mock-delta-bytes", "1048576"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.status, 400);
+        let body = e.body("req_1");
+        assert!(
+            body.contains("x-mock-deltas") && body.contains("x-mock-delta-bytes"),
+            "{body}"
+        );
+        let fits = MAX_STREAM_BYTES / (60 + DELTA_EVENT_BYTES as u64);
+        let s = shape(&[("x-mock-deltas", &fits.to_string())]).unwrap();
+        assert_eq!(s.stream.unwrap().deltas as u64, fits);
+        assert!(shape(&[("x-mock-deltas", &(fits + 1).to_string())]).is_err());
+        assert_eq!(
+            delta_event(0, 60).len(),
+            60 + DELTA_EVENT_BYTES,
+            "the overhead is the event's"
+        );
     }
 
     #[test]

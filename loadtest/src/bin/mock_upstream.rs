@@ -85,9 +85,10 @@ Request headers that shape one answer (a gateway in between forwards them):
                                with message_delta usage.output_tokens = N
   x-mock-delta-bytes: S        each delta's text is S bytes (default 60, at most 1 MiB; below 25
                                raised to 25): `#IIIIII@TTTTTTTTTTTTTTTT ` (index, send time in
-                               µs since the UNIX epoch, stamped as the event is written) + `x`s
+                               µs since the UNIX epoch, stamped as the event is written) + `x`s;
+                               N × (S + 115) at most 64 MiB (the stream is built in memory)
   x-mock-reply-bytes: B        a non-streaming answer with B bytes of text (at most 16 MiB)
-  x-mock-event-interval-ms: I  pause between streamed events for this answer
+  x-mock-event-interval-ms: I  pause between streamed events for this answer (an hour at most)
   x-mock-fault: FAULT          one of: rate_limit, overloaded, server_error, auth, permission,
                                drop_mid_stream, fragmented, big_event, no_message_stop
 An invalid shape value is a 400 invalid_request_error naming the header.";

@@ -2,7 +2,8 @@
 //!
 //! Prints a table on stdout and, with `--json FILE`, writes the same result as JSON. Exits 0
 //! when the run completed (errors of the target are results, not failures of the tool), 2 for
-//! bad arguments or a target that cannot be reached at start.
+//! bad arguments, a target that cannot be reached at start, or a client thread that failed (the
+//! counts would be short).
 
 use std::process::ExitCode;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use ringgate::config::IoDriver;
+use ringgate::mock::server::MAX_EVENT_INTERVAL;
 use ringgate::mock::shape;
 use ringgate::runtime::Driver;
 
@@ -61,7 +62,8 @@ pub struct Args {
     /// Measured seconds (closed/open loop).
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
-    /// Seconds of load before measuring, not counted (closed/open loop).
+    /// Seconds of load before measuring (closed/open loop): requests that end in it are not
+    /// counted, and requests sent in it are not timed.
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,
     /// Stop after N measured requests instead of after --duration (closed/open loop).
@@ -76,7 +78,7 @@ pub struct Args {
     /// Bytes of text per delta, sent as x-mock-delta-bytes (below 25 the mock uses 25).
     #[arg(long, default_value_t = 60)]
     pub delta_bytes: u64,
-    /// Pause between streamed events, ms, sent as x-mock-event-interval-ms.
+    /// Pause between streamed events, ms, sent as x-mock-event-interval-ms (an hour at most).
     #[arg(long, default_value_t = 20)]
     pub interval_ms: u64,
     /// Non-stream: text bytes of each answer, sent as x-mock-reply-bytes [default: not sent].
@@ -85,8 +87,8 @@ pub struct Args {
     /// Report the CPU time of this process over the measured window; repeatable (summed).
     #[arg(long = "cpu-pid", value_name = "PID")]
     pub cpu_pids: Vec<u32>,
-    /// Report the resident memory of this process before the load and, in hold mode, with all
-    /// streams open; repeatable (summed).
+    /// Report the resident memory of this process before the load and at its peak during the
+    /// run (read every 2 ms); repeatable (summed).
     #[arg(long = "rss-pid", value_name = "PID")]
     pub rss_pids: Vec<u32>,
     /// A name for the run, in the table and the JSON.
@@ -265,6 +267,15 @@ impl Plan {
                 concurrency: positive("concurrency", a.concurrency.unwrap_or(16))?,
             },
         };
+        if let Mode::Open { connections, .. } = mode {
+            // Each thread needs a connection of its own to send its share of the rate.
+            if connections < a.threads {
+                return Err(format!(
+                    "--connections ({connections}) must be at least --threads ({})",
+                    a.threads
+                ));
+            }
+        }
         let stream = a.stream || matches!(mode, Mode::Hold { .. });
         if a.deltas > shape::MAX_DELTAS {
             return Err(format!("--deltas must be at most {}", shape::MAX_DELTAS));
@@ -274,6 +285,21 @@ impl Plan {
                 "--delta-bytes must be at most {}",
                 shape::MAX_DELTA_BYTES
             ));
+        }
+        if stream
+            && shape::stream_bytes(a.deltas as usize, a.delta_bytes as usize)
+                > shape::MAX_STREAM_BYTES
+        {
+            return Err(format!(
+                "--deltas × (--delta-bytes + {}) must be at most {} (the mock builds a stream \
+                 in memory)",
+                shape::DELTA_EVENT_BYTES,
+                shape::MAX_STREAM_BYTES
+            ));
+        }
+        let max_interval = MAX_EVENT_INTERVAL.as_millis() as u64;
+        if a.interval_ms > max_interval {
+            return Err(format!("--interval-ms must be at most {max_interval}"));
         }
         if a.reply_bytes.is_some_and(|b| b > shape::MAX_REPLY_BYTES) {
             return Err(format!(
@@ -458,6 +484,17 @@ mod tests {
             ],
             &["--url", "http://127.0.0.1:9", "--connections", "2"],
             &["--url", "http://127.0.0.1:9", "--rate", "0"],
+            // Each thread keeps a connection of its own: 4 threads cannot keep to 2.
+            &[
+                "--url",
+                "http://127.0.0.1:9",
+                "--rate",
+                "10",
+                "--connections",
+                "2",
+                "--threads",
+                "4",
+            ],
             &["--url", "http://127.0.0.1:9", "--concurrency", "0"],
             &["--url", "http://127.0.0.1:9", "--threads", "0"],
             &["--url", "http://127.0.0.1:9", "--duration", "0"],
@@ -476,6 +513,31 @@ mod tests {
             ],
             &["--url", "http://127.0.0.1:9", "--header", "no colon"],
             &["--url", "http://127.0.0.1:9", "--deltas", "1000001"],
+            // Past the runtime's timers: a client thread panicked on its deadline.
+            &[
+                "--url",
+                "http://127.0.0.1:9",
+                "--stream",
+                "--interval-ms",
+                "18446744073709551615",
+            ],
+            &[
+                "--url",
+                "http://127.0.0.1:9",
+                "--hold",
+                "1",
+                "--interval-ms",
+                "3600001",
+            ],
+            &[
+                "--url",
+                "http://127.0.0.1:9",
+                "--stream",
+                "--deltas",
+                "100000",
+                "--delta-bytes",
+                "1000",
+            ],
             &[
                 "--url",
                 "http://127.0.0.1:9",

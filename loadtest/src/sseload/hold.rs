@@ -6,10 +6,10 @@
 //! first event until it ends.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::client::{connect, Deadline};
-use super::worker::{HoldWatch, Worker};
+use super::worker::{due, HoldWatch, Worker};
 
 /// Opens this thread's share of `streams` (every `threads`-th, from `index`), `ramp` per second
 /// over all threads, and waits until all have ended.
@@ -17,7 +17,9 @@ pub async fn run(worker: Rc<Worker>, streams: usize, ramp: f64, index: usize, th
     let start = worker.shared.start;
     let mut tasks = Vec::new();
     for global in (index..streams).step_by(threads) {
-        let at = start + Duration::from_secs_f64(global as f64 / ramp);
+        let Some(at) = due(start, global as f64 / ramp) else {
+            break;
+        };
         if at > Instant::now() {
             monoio::time::sleep_until(at.into()).await;
         }

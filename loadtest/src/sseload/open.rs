@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::client::{connect, Conn, Deadline, Fail};
 use super::stream_check::StreamCheck;
-use super::worker::Worker;
+use super::worker::{due, Worker};
 
 /// Dispatch lateness forgiven as the timer's, not the target's.
 pub const TIMER_SLACK: Duration = Duration::from_millis(2);
@@ -53,7 +53,9 @@ pub async fn run(worker: Rc<Worker>, rate: f64, phase: f64, max_connections: usi
         running: 0,
     }));
     for i in 0u64.. {
-        let scheduled = shared.start + Duration::from_secs_f64((i as f64 + phase) / rate);
+        let Some(scheduled) = due(shared.start, (i as f64 + phase) / rate) else {
+            break;
+        };
         if shared.stop_at.is_some_and(|s| scheduled >= s) || shared.budget_spent() {
             break;
         }
@@ -86,11 +88,17 @@ fn dispatch(worker: &Rc<Worker>, pool: &Rc<RefCell<Pool>>, scheduled: Instant) {
 }
 
 /// Sends requests on `slot`, starting with the one scheduled at `scheduled`, then any that
-/// queued meanwhile; parks the slot when none is waiting.
+/// queued meanwhile; parks the slot when none is waiting. Once the run is over it sends
+/// nothing more: the queue of a saturated target can hold minutes of requests, and sending
+/// them would only keep the run going, uncounted.
 async fn serve(w: Rc<Worker>, pool: Rc<RefCell<Pool>>, mut slot: Slot, mut scheduled: Instant) {
     let mut queued = false;
     loop {
         let now = Instant::now();
+        if w.shared.stopping(now) {
+            pool.borrow_mut().queue.clear();
+            break;
+        }
         let start = if queued {
             scheduled
         } else {

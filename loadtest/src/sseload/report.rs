@@ -46,6 +46,8 @@ pub struct StreamReport {
     pub deltas_expected: u64,
     pub deltas_received: u64,
     pub events: u64,
+    /// Deltas that never arrived valid, and events of a message's frame (`content_block_start`,
+    /// `content_block_stop`, `message_delta`) that a later one showed skipped.
     pub lost_events: u64,
     pub garbled_events: u64,
     pub error_events: u64,

@@ -2,8 +2,9 @@
 //! processes from the main thread, and add up what the threads counted.
 //!
 //! The main thread takes no part in the load. It reads CPU time at the edges of the measured
-//! window (so warm-up is not billed), and in hold mode follows the held-stream count to read
-//! the target's memory when the most streams are open.
+//! window (so warm-up is not billed), and the target's memory every tick, keeping the most:
+//! a target's memory can go on growing after the last stream opened (buffers fill as events
+//! flow), so the peak is not the reading at any one moment picked in advance.
 
 use std::io;
 use std::net::TcpStream;
@@ -21,7 +22,8 @@ use super::stats::Stats;
 use super::worker::{Shared, Worker};
 use super::{closed, hold, open};
 
-/// Why a run could not start: bad input, or a target that is not there.
+/// Why a run has no result: bad input, a target that is not there, or a client thread that
+/// failed (its counts lost).
 #[derive(Debug)]
 pub struct StartError(pub String);
 
@@ -73,20 +75,18 @@ pub fn run(plan: Plan) -> Result<Report, StartError> {
     sleep_until(shared.measure_from);
     let measure_cpu = !plan.cpu_pids.is_empty();
     let cpu_start = cpu.read().ok().filter(|_| measure_cpu);
+    let measure_rss = !plan.rss_pids.is_empty();
     let mut rss_peak = None;
-    let mut best_held = 0;
     loop {
         let now = Instant::now();
+        if measure_rss {
+            rss_peak = rss_peak.max(rss.read().ok());
+        }
         if threads.iter().all(|t| t.is_finished())
             || shared.budget_spent()
             || shared.stop_at.is_some_and(|s| now >= s)
         {
             break;
-        }
-        let held = shared.held.load(std::sync::atomic::Ordering::Relaxed);
-        if hold && held > best_held && !plan.rss_pids.is_empty() {
-            best_held = held;
-            rss_peak = rss.read().ok().or(rss_peak);
         }
         thread::sleep(
             TICK.min(
@@ -97,22 +97,8 @@ pub fn run(plan: Plan) -> Result<Report, StartError> {
         );
     }
     let cpu_end = cpu.read().ok().filter(|_| measure_cpu);
-    if !hold && !plan.rss_pids.is_empty() {
-        rss_peak = rss.read().ok();
-    }
 
-    let mut stats = Stats::default();
-    let mut last_end = None;
-    for t in threads {
-        match t.join() {
-            Ok(Ok((s, end))) => {
-                stats.merge(&s);
-                last_end = last_end.max(end);
-            }
-            Ok(Err(e)) => eprintln!("sseload: a client thread could not run: {e}"),
-            Err(_) => eprintln!("sseload: a client thread panicked; its counts are lost"),
-        }
-    }
+    let (stats, last_end) = join_all(threads)?;
     let end = match (shared.stop_at, shared.budget_end()) {
         (Some(stop), _) => stop,
         (None, Some(budget_end)) => budget_end,
@@ -134,6 +120,34 @@ pub fn run(plan: Plan) -> Result<Report, StartError> {
     Ok(Report::new(plan, &stats, &measured))
 }
 
+type Counted = io::Result<(Stats, Option<Instant>)>;
+
+/// What the client threads counted, added up, and the end of the last counted request. A thread
+/// that failed took its counts with it, so a sum without them would be a result short of what
+/// was sent (a rate a fraction of the real one): that is the tool's failure, not a result.
+fn join_all(
+    threads: Vec<thread::JoinHandle<Counted>>,
+) -> Result<(Stats, Option<Instant>), StartError> {
+    let mut stats = Stats::default();
+    let mut last_end = None;
+    let mut failed = Vec::new();
+    for t in threads {
+        match t.join() {
+            Ok(Ok((s, end))) => {
+                stats.merge(&s);
+                last_end = last_end.max(end);
+            }
+            Ok(Err(e)) => failed.push(format!("a client thread could not run: {e}")),
+            Err(_) => failed.push("a client thread panicked".to_string()),
+        }
+    }
+    if failed.is_empty() {
+        Ok((stats, last_end))
+    } else {
+        Err(StartError(format!("{}; no result", failed.join("; "))))
+    }
+}
+
 fn sleep_until(t: Instant) {
     let now = Instant::now();
     if t > now {
@@ -143,7 +157,7 @@ fn sleep_until(t: Instant) {
 
 /// One client thread: its own runtime (io_uring, or epoll where io_uring is not allowed or
 /// `--io-driver epoll` asks for it), its share of the load, and its counts at the end.
-fn client_thread(shared: Arc<Shared>, index: usize) -> io::Result<(Stats, Option<Instant>)> {
+fn client_thread(shared: Arc<Shared>, index: usize) -> Counted {
     Ok(match shared.plan.driver {
         Driver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
             .enable_timer()
@@ -185,4 +199,33 @@ async fn client_main(shared: Arc<Shared>, index: usize) -> (Stats, Option<Instan
     let stats = worker.stats.take();
     let end = *worker.last_end.borrow();
     (stats, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_client_thread_fails_the_run() {
+        let counted = || {
+            let stats = Stats {
+                requests: 5,
+                ..Stats::default()
+            };
+            Ok((stats, Some(Instant::now())))
+        };
+        let (stats, end) = join_all(vec![thread::spawn(counted), thread::spawn(counted)]).unwrap();
+        assert_eq!((stats.requests, end.is_some()), (10, true));
+        let e = join_all(vec![
+            thread::spawn(counted),
+            thread::spawn(|| panic!("a bug in a client thread")),
+            thread::spawn(|| Err(io::Error::other("no io_uring"))),
+        ])
+        .unwrap_err();
+        assert!(
+            e.0.contains("panicked") && e.0.contains("no io_uring"),
+            "{}",
+            e.0
+        );
+    }
 }

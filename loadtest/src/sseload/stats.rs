@@ -147,6 +147,8 @@ pub struct Finished<'a> {
     /// When it was sent, or (open loop) when it should have been.
     pub start: Instant,
     pub end: Instant,
+    /// Its times go into the histograms (it was sent in the measured window).
+    pub timed: bool,
     /// The response status, if a head arrived.
     pub status: Option<u16>,
     /// The transport failure, if any (a non-2xx status is added from `status`).
@@ -192,16 +194,18 @@ impl Stats {
             s.garbled_events += check.garbled;
             s.error_events += check.error_events;
             s.incomplete_streams += u64::from(!verdict.complete);
-            for &d in &check.delays {
-                s.event_delay.saturating_record(d);
+            if f.timed {
+                for &d in &check.delays {
+                    s.event_delay.saturating_record(d);
+                }
+                if let Some(first) = f.first_event {
+                    s.ttfe
+                        .saturating_record(micros(first.saturating_duration_since(f.start)));
+                }
             }
             check.delays.clear();
-            if let Some(first) = f.first_event {
-                s.ttfe
-                    .saturating_record(micros(first.saturating_duration_since(f.start)));
-            }
         }
-        if error.is_none() && complete {
+        if error.is_none() && complete && f.timed {
             self.latency
                 .saturating_record(micros(f.end.saturating_duration_since(f.start)));
         }
@@ -265,6 +269,7 @@ mod tests {
         Finished {
             start,
             end: start + Duration::from_millis(ms),
+            timed: true,
             status,
             error,
             reads: 1,

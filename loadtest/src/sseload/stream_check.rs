@@ -3,9 +3,11 @@
 //! A benchmark that only counts bytes cannot tell a gateway that relays a stream from one that
 //! loses, reorders or mangles it. So every event is checked as it completes: it must be exactly
 //! `event: NAME\ndata: JSON\n\n` with a JSON `type` equal to NAME, come in the Messages order
-//! (`message_start` first, nothing after `message_stop`), and each delta must carry the mock's
-//! tag (see `ringgate::mock::shape`) with the next index and the text size asked for. The tag's
-//! send time gives each delta's added delay: its arrival time minus the time the mock wrote it.
+//! (the frame `message_start`, `content_block_start`, the deltas, `content_block_stop`,
+//! `message_delta`, `message_stop`, each frame event once; pings and errors anywhere before the
+//! end), and each delta must carry the mock's tag (see `ringgate::mock::shape`) with the next
+//! index and the text size asked for. The tag's send time gives each delta's added delay: its
+//! arrival time minus the time the mock wrote it.
 //!
 //! Pure logic: the caller feeds decoded body bytes with the wall-clock time of the read that
 //! brought them, and drains the delays when it wants them.
@@ -16,13 +18,22 @@ use memchr::memmem;
 use ringgate::mock::shape;
 use serde::Deserialize;
 
-/// Where the stream is in the Messages event order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    BeforeStart,
-    InMessage,
-    Stopped,
-}
+/// The frame of a one-block message, in order. A stream's place in it is how many of these
+/// have come (or been skipped): deltas belong after the first two and before the third.
+const FRAME: [&[u8]; 5] = [
+    b"message_start",
+    b"content_block_start",
+    b"content_block_stop",
+    b"message_delta",
+    b"message_stop",
+];
+const STARTED: usize = 1;
+const BLOCK_STOPPED: usize = 3;
+const STOPPED: usize = FRAME.len();
+
+/// The longest event kept whole: the mock's largest delta and then some. The rest of a longer
+/// one is not kept, or a body that never ends an event would be held whole until its timeout.
+const MAX_EVENT_BYTES: usize = shape::MAX_DELTA_BYTES as usize + 64 * 1024;
 
 /// The fields of an event's data that are checked.
 #[derive(Deserialize)]
@@ -44,7 +55,8 @@ struct Delta<'a> {
 pub struct Verdict {
     /// `message_stop` arrived.
     pub complete: bool,
-    /// Expected deltas that never arrived valid.
+    /// Expected deltas that never arrived valid, and frame events skipped (a later one came
+    /// first; those of a cut stream are not counted, it is incomplete).
     pub lost: u64,
 }
 
@@ -55,7 +67,12 @@ pub struct StreamCheck {
     text_bytes: usize,
     /// The start of an event whose end has not arrived yet.
     pending: Vec<u8>,
-    phase: Phase,
+    /// Frame events come or skipped (see [`FRAME`]).
+    stage: usize,
+    /// Frame events skipped.
+    skipped: u64,
+    /// The pending event is too long to keep, and already counted (see [`Self::hold`]).
+    overlong: bool,
     next_index: u64,
     /// Complete events received, valid or not.
     pub events: u64,
@@ -76,7 +93,9 @@ impl StreamCheck {
             expected_deltas,
             text_bytes: text_bytes.max(shape::TAG_BYTES),
             pending: Vec::new(),
-            phase: Phase::BeforeStart,
+            stage: 0,
+            skipped: 0,
+            overlong: false,
             next_index: 0,
             events: 0,
             deltas: 0,
@@ -94,7 +113,9 @@ impl StreamCheck {
     pub fn reset(&mut self) {
         self.pending.clear();
         self.delays.clear();
-        self.phase = Phase::BeforeStart;
+        self.stage = 0;
+        self.skipped = 0;
+        self.overlong = false;
         self.next_index = 0;
         self.events = 0;
         self.deltas = 0;
@@ -113,12 +134,14 @@ impl StreamCheck {
                 memmem::find(data, b"\n\n").map(|i| i + 2)
             };
             let Some(end) = end else {
-                self.pending.extend_from_slice(data);
+                self.hold(data);
                 return;
             };
             self.pending.extend_from_slice(&data[..end]);
             let event = std::mem::take(&mut self.pending);
-            self.event(&event, arrival_us);
+            if !std::mem::take(&mut self.overlong) {
+                self.event(&event, arrival_us);
+            }
             self.pending = event;
             self.pending.clear();
             data = &data[end..];
@@ -127,19 +150,38 @@ impl StreamCheck {
             self.event(&data[..i + 2], arrival_us);
             data = &data[i + 2..];
         }
+        self.hold(data);
+    }
+
+    /// Keeps the start of an event until its end comes. An event longer than
+    /// [`MAX_EVENT_BYTES`] is counted (garbled) at once and not kept: only its last byte stays,
+    /// so that its end is still found however the reads split it.
+    fn hold(&mut self, data: &[u8]) {
         self.pending.extend_from_slice(data);
+        if self.pending.len() > MAX_EVENT_BYTES {
+            if !self.overlong {
+                self.overlong = true;
+                self.events += 1;
+                self.garbled += 1;
+            }
+            let last = self.pending[self.pending.len() - 1];
+            self.pending.clear();
+            self.pending.push(last);
+        }
     }
 
     /// Ends the stream: what it came to. Bytes of an event that never ended count as a garbled
     /// event.
     pub fn finish(&mut self) -> Verdict {
-        if !self.pending.is_empty() {
-            self.pending.clear();
+        // An overlong event was counted when it overflowed.
+        if !self.pending.is_empty() && !self.overlong {
             self.garbled += 1;
         }
+        self.pending.clear();
+        self.overlong = false;
         Verdict {
-            complete: self.phase == Phase::Stopped,
-            lost: self.expected_deltas.saturating_sub(self.deltas),
+            complete: self.stage == STOPPED,
+            lost: self.expected_deltas.saturating_sub(self.deltas) + self.skipped,
         }
     }
 
@@ -161,27 +203,29 @@ impl StreamCheck {
         if data.kind.as_bytes() != name {
             return false;
         }
-        let phase = self.phase;
+        let stage = self.stage;
+        let in_message = (STARTED..STOPPED).contains(&stage);
+        if let Some(at) = FRAME.iter().position(|&f| f == name) {
+            // Each in its turn, once; the first opens the message, so none can be skipped.
+            if at < stage || (at > 0 && !in_message) {
+                return false;
+            }
+            self.skipped += (at - stage) as u64;
+            self.stage = at + 1;
+            return true;
+        }
         match name {
             b"error" => {
                 self.error_events += 1;
                 true
             }
-            b"ping" => phase != Phase::Stopped,
-            b"message_start" if phase == Phase::BeforeStart => {
-                self.phase = Phase::InMessage;
-                true
-            }
-            b"message_stop" if phase == Phase::InMessage => {
-                self.phase = Phase::Stopped;
-                true
-            }
-            b"content_block_delta" if phase == Phase::InMessage => {
+            b"ping" => stage != STOPPED,
+            b"content_block_delta" if in_message && stage < BLOCK_STOPPED => {
                 let text = data.delta.and_then(|d| d.text);
                 self.delta(text.as_deref().unwrap_or("").as_bytes(), arrival_us)
             }
-            b"message_start" | b"message_stop" | b"content_block_delta" => false,
-            _ => phase == Phase::InMessage,
+            b"content_block_delta" => false,
+            _ => in_message,
         }
     }
 
@@ -316,9 +360,68 @@ mod tests {
             c.finish(),
             Verdict {
                 complete: true,
-                lost: 2
+                // And the frame's content_block_start, content_block_stop and message_delta,
+                // which message_stop skipped.
+                lost: 2 + 3
             }
         );
+    }
+
+    #[test]
+    fn the_frame_of_the_message_is_checked_too() {
+        // Without its message_delta (the usage a gateway tallies): one event lost.
+        let whole = stream(2);
+        let message_delta = whole.find("event: message_delta").unwrap();
+        let message_stop = whole.find("event: message_stop").unwrap();
+        let without = whole[..message_delta].to_string() + &whole[message_stop..];
+        let mut c = StreamCheck::new(2, 40);
+        c.feed(without.as_bytes(), 1);
+        assert_eq!((c.deltas, c.garbled), (2, 0));
+        assert_eq!(
+            c.finish(),
+            Verdict {
+                complete: true,
+                lost: 1
+            }
+        );
+        // A block that ends twice, or a delta after its block ended: out of order.
+        let stop = ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        );
+        let at = whole.find("event: content_block_stop").unwrap();
+        for extra in [stop.clone(), delta(2, 40, 1)] {
+            let twice = whole[..message_delta].to_string() + &extra + &whole[message_delta..];
+            let mut c = StreamCheck::new(2, 40);
+            c.feed(twice.as_bytes(), 1);
+            assert_eq!((c.deltas, c.garbled), (2, 1), "{}", &twice[at..]);
+            assert_eq!(c.finish().lost, 0);
+        }
+    }
+
+    #[test]
+    fn an_event_that_never_ends_is_dropped_not_kept() {
+        let mut c = StreamCheck::new(1, 40);
+        c.feed(
+            b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n",
+            1,
+        );
+        let junk = vec![b'x'; 64 * 1024];
+        for _ in 0..64 {
+            c.feed(&junk, 1);
+        }
+        // 4 MiB without an end: counted once, not held.
+        assert!(
+            c.pending.capacity() <= 2 * MAX_EVENT_BYTES,
+            "{}",
+            c.pending.len()
+        );
+        assert_eq!((c.events, c.garbled), (2, 1));
+        // Its end comes, and the stream goes on.
+        c.feed(b"xx\n", 1);
+        c.feed(format!("\n{}", delta(0, 40, 1)).as_bytes(), 1);
+        assert_eq!((c.events, c.garbled, c.deltas), (3, 1, 1));
+        assert_eq!(c.finish().lost, 0);
     }
 
     #[test]

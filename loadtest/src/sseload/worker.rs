@@ -14,6 +14,16 @@ use super::client::{Fail, Tally, Watch};
 use super::stats::{ErrorKind, Finished, Stats};
 use super::stream_check::StreamCheck;
 
+/// The furthest ahead, in seconds, that load is scheduled (about 31 years): beyond what the
+/// runtime's timers can be set to, `Instant` arithmetic and timers panic.
+const HORIZON_SECS: f64 = 1e9;
+
+/// `start` plus `secs` seconds; `None` past [`HORIZON_SECS`], where a schedule (a rate so low
+/// that the next request is due in 10^300 s) ends rather than panics.
+pub fn due(start: Instant, secs: f64) -> Option<Instant> {
+    (secs <= HORIZON_SECS).then(|| start + std::time::Duration::from_secs_f64(secs))
+}
+
 /// The run as all threads see it.
 pub struct Shared {
     pub plan: Plan,
@@ -21,7 +31,7 @@ pub struct Shared {
     pub request: &'static [u8],
     /// When load starts.
     pub start: Instant,
-    /// Requests that end from here on are measured.
+    /// Requests that end from here on are counted, and those also sent from here on timed.
     pub measure_from: Instant,
     /// The end of the measured window; no request is counted or started after it.
     pub stop_at: Option<Instant>,
@@ -130,7 +140,11 @@ impl Worker {
             .then(|| StreamCheck::new(p.deltas, p.delta_text_bytes))
     }
 
-    /// Counts a request that ended at `end`, if it is measured.
+    /// Counts a request that ended at `end`, if it is measured. Its times (latency, time to
+    /// first event, event delays) only count if it was also sent in the window: a request sent
+    /// in the warm-up met what the warm-up is there to leave out (cold connections, the
+    /// target's first connections upstream), and with streams longer than the warm-up the
+    /// first batch of them would otherwise all be timed.
     pub fn record(
         &self,
         start: Instant,
@@ -155,6 +169,7 @@ impl Worker {
         self.stats.borrow_mut().record(Finished {
             start,
             end,
+            timed: hold || start >= self.shared.measure_from,
             status: tally.status,
             error,
             reads: tally.reads,
@@ -206,5 +221,72 @@ impl Drop for HoldWatch<'_> {
         if self.held {
             self.worker.shared.held.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::sseload::args::Args;
+
+    fn worker(extra: &[&str]) -> Worker {
+        let args = Args::try_parse_from(
+            ["sseload", "--url", "http://127.0.0.1:9"]
+                .iter()
+                .chain(extra),
+        )
+        .unwrap();
+        let plan = Plan::from_args(&args).unwrap();
+        Worker::new(Arc::new(Shared::new(plan, b"", Instant::now())))
+    }
+
+    #[test]
+    fn a_request_started_in_the_warmup_is_counted_but_not_timed() {
+        let w = worker(&["--warmup", "1", "--stream", "--deltas", "1"]);
+        let from = w.shared.measure_from;
+        let ok = Tally {
+            status: Some(200),
+            ..Tally::default()
+        };
+        let mut check = w.new_check().unwrap();
+        check.delays.push(7);
+        // Sent in the warm-up, ended in the window: it counts, its times do not.
+        let early = from - Duration::from_millis(100);
+        let tally = Tally {
+            first_event: Some(early + Duration::from_millis(1)),
+            ..ok.clone()
+        };
+        w.record(
+            early,
+            from + Duration::from_millis(50),
+            &tally,
+            None,
+            Some(&mut check),
+        );
+        {
+            let s = w.stats.borrow();
+            assert_eq!(s.requests, 1);
+            assert_eq!(
+                (
+                    s.latency.len(),
+                    s.stream.ttfe.len(),
+                    s.stream.event_delay.len()
+                ),
+                (0, 0, 0)
+            );
+        }
+        assert!(check.delays.is_empty());
+        // Sent in the window: timed.
+        let tally = Tally {
+            first_event: Some(from + Duration::from_millis(2)),
+            ..ok
+        };
+        w.record(from, from + Duration::from_millis(60), &tally, None, None);
+        let s = w.stats.borrow();
+        assert_eq!((s.requests, s.latency.len()), (2, 1));
     }
 }
