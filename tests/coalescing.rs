@@ -303,6 +303,22 @@ fn keep_alive_comments_fall_between_events() {
 }
 
 #[test]
+fn a_stream_that_keeps_flowing_gets_no_keep_alive() {
+    // An event every 40 ms, each written within the 20 ms flush interval: the client never goes
+    // 150 ms without a write, so no keep-alive comment is due, however long the stream.
+    let events = sse_events(12);
+    let pieces = sse_pieces(&events);
+    let up = Upstream::start(move |_| Action::Send(pieces.clone(), Duration::from_millis(40)));
+    let gw = gateway(&format!(
+        "{}\n[stream]\nkeepalive_interval_ms = 150\nflush_interval_ms = 20\n",
+        config_for(up.addr, "", "")
+    ));
+    let r = request(gw.local_addr(), &messages_request(STREAM_BODY, ""));
+    assert!(r.complete);
+    assert_eq!(r.text(), events.concat());
+}
+
+#[test]
 fn keep_alive_can_be_turned_off() {
     let events = sse_events(1);
     let pieces = sse_pieces(&events);

@@ -428,6 +428,8 @@ impl Relay {
                 self.buf[FRONT + cut..FRONT + cut + BACK].copy_from_slice(&saved);
             }
             result?;
+            // Any write counts against the keep-alive interval, not only the gateway's own.
+            self.last_write = Instant::now();
         }
         self.stats.writes += 1;
         self.stats.bytes += cut as u64;
