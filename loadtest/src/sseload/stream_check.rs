@@ -187,6 +187,10 @@ impl StreamCheck {
 
     /// One complete event, `\n\n` included.
     fn event(&mut self, event: &[u8], arrival_us: u64) {
+        if is_comment(event) {
+            // Legal SSE that clients ignore, such as a gateway's `: keep-alive`.
+            return;
+        }
         self.events += 1;
         if !self.valid(event, arrival_us) {
             self.garbled += 1;
@@ -243,6 +247,14 @@ impl StreamCheck {
         self.delays.push(arrival_us.saturating_sub(sent_us));
         true
     }
+}
+
+/// Whether a block (`\n\n` included) is only comment lines, each starting with `:`.
+fn is_comment(event: &[u8]) -> bool {
+    let lines = &event[..event.len() - 2];
+    lines
+        .split(|&b| b == b'\n')
+        .all(|l| l.first() == Some(&b':'))
 }
 
 /// `event: NAME\ndata: DATA\n\n` → (NAME, DATA), with one data line and nothing else.
@@ -441,6 +453,23 @@ mod tests {
         assert_eq!(c.garbled, 1);
         c.reset();
         assert_eq!((c.events, c.deltas, c.garbled), (0, 0, 0));
+    }
+
+    #[test]
+    fn comments_between_events_are_neither_events_nor_damage() {
+        let full = stream(3);
+        let at = full.find("event: content_block_delta").unwrap();
+        let with_comment = format!("{}: keep-alive\n\n{}", &full[..at], &full[at..]);
+        let mut c = StreamCheck::new(3, 40);
+        c.feed(with_comment.as_bytes(), 2000);
+        assert_eq!((c.events, c.deltas, c.garbled), (9, 3, 0));
+        assert_eq!(
+            c.finish(),
+            Verdict {
+                complete: true,
+                lost: 0
+            }
+        );
     }
 
     #[test]
