@@ -334,8 +334,12 @@ pub async fn relay_answer(
         (ResponseFraming::Length(n), _) => client_head.finish_with_length(n),
         (_, ClientFraming::Passthrough) => client_head.finish_without_length(),
     };
-    let status = up.status;
-    let (end, stats) = if up.framing == ResponseFraming::None {
+    let (status, framing, keep_alive) = (up.status, up.framing, up.keep_alive);
+    // The upstream's head shares its read buffer (`max_head_bytes`) with `leftover`: let go of
+    // it now, so that the buffer is freed as soon as the relay has taken in `leftover`, not
+    // held for as long as a stream runs.
+    drop(up);
+    let (end, stats) = if framing == ResponseFraming::None {
         write_all(client, client_head).await?;
         let reusable = leftover.is_empty();
         (RelayEnd::Complete { reusable }, RelayStats::default())
@@ -343,7 +347,7 @@ pub async fn relay_answer(
         let response = Response {
             head: client_head,
             leftover,
-            framing: up.framing,
+            framing,
             out,
             event_stream,
             deadline,
@@ -357,7 +361,7 @@ pub async fn relay_answer(
         )
         .await
     };
-    if matches!(end, RelayEnd::Complete { reusable: true }) && up.keep_alive {
+    if matches!(end, RelayEnd::Complete { reusable: true }) && keep_alive {
         api.conns.put(origin, conn);
     }
     Ok(Relayed {
