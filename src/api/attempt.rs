@@ -189,7 +189,7 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
     let credential = api.pool.credential(plan.credential);
     let upstream = &api.upstreams[credential.upstream];
     let target = &upstream.target;
-    let mut head = headers::upstream_request(
+    let head = headers::upstream_request(
         &plan.req.head,
         &Outbound {
             path_prefix: &target.url.path_prefix,
@@ -221,18 +221,13 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
             },
         };
         // A reused connection may be the one the upstream is closing; then the request goes
-        // again, once, on a new one. Only the upstream's copy of the head is cloned for it.
-        let request = if reused {
-            head.clone()
-        } else {
-            std::mem::take(&mut head)
-        };
+        // again, once, on a new one: `exchange` copies the head into the buffer it writes.
         let head_buffer = api.settings.upstream_head_buffer;
         let deadline = *first_sent.get_or_insert_with(|| Deadline::after(limit, step));
         // A client that leaves while the upstream is still thinking (a long answer can take
         // minutes) aborts the request: the upstream connection is dropped and not reused.
         let exchanged = monoio::select! {
-            r = exchange(&mut conn, request, plan.body.clone(), false, deadline, head_buffer) => r,
+            r = exchange(&mut conn, &head, plan.body, false, deadline, head_buffer) => r,
             _ = client_gone(client, plan.watch_client) => return Attempt::ClientGone,
         };
         match exchanged {
