@@ -189,7 +189,7 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
     let credential = api.pool.credential(plan.credential);
     let upstream = &api.upstreams[credential.upstream];
     let target = &upstream.target;
-    let mut head = headers::upstream_request(
+    let head = headers::upstream_request(
         &plan.req.head,
         &Outbound {
             path_prefix: &target.url.path_prefix,
@@ -221,18 +221,13 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
             },
         };
         // A reused connection may be the one the upstream is closing; then the request goes
-        // again, once, on a new one. Only the upstream's copy of the head is cloned for it.
-        let request = if reused {
-            head.clone()
-        } else {
-            std::mem::take(&mut head)
-        };
+        // again, once, on a new one: `exchange` copies the head into the buffer it writes.
         let head_buffer = api.settings.upstream_head_buffer;
         let deadline = *first_sent.get_or_insert_with(|| Deadline::after(limit, step));
         // A client that leaves while the upstream is still thinking (a long answer can take
         // minutes) aborts the request: the upstream connection is dropped and not reused.
         let exchanged = monoio::select! {
-            r = exchange(&mut conn, request, plan.body.clone(), false, deadline, head_buffer) => r,
+            r = exchange(&mut conn, &head, plan.body, false, deadline, head_buffer) => r,
             _ = client_gone(client, plan.watch_client) => return Attempt::ClientGone,
         };
         match exchanged {
@@ -334,8 +329,12 @@ pub async fn relay_answer(
         (ResponseFraming::Length(n), _) => client_head.finish_with_length(n),
         (_, ClientFraming::Passthrough) => client_head.finish_without_length(),
     };
-    let status = up.status;
-    let (end, stats) = if up.framing == ResponseFraming::None {
+    let (status, framing, keep_alive) = (up.status, up.framing, up.keep_alive);
+    // The upstream's head shares its read buffer (`max_head_bytes`) with `leftover`: let go of
+    // it now, so that the buffer is freed as soon as the relay has taken in `leftover`, not
+    // held for as long as a stream runs.
+    drop(up);
+    let (end, stats) = if framing == ResponseFraming::None {
         write_all(client, client_head).await?;
         let reusable = leftover.is_empty();
         (RelayEnd::Complete { reusable }, RelayStats::default())
@@ -343,7 +342,7 @@ pub async fn relay_answer(
         let response = Response {
             head: client_head,
             leftover,
-            framing: up.framing,
+            framing,
             out,
             event_stream,
             deadline,
@@ -357,7 +356,7 @@ pub async fn relay_answer(
         )
         .await
     };
-    if matches!(end, RelayEnd::Complete { reusable: true }) && up.keep_alive {
+    if matches!(end, RelayEnd::Complete { reusable: true }) && keep_alive {
         api.conns.put(origin, conn);
     }
     Ok(Relayed {

@@ -53,9 +53,13 @@ pub async fn forward(
         _ => skimmed.model(&req.body),
     };
     let model = requested.as_deref().map(|m| api.models.resolve(m));
+    let spliced;
     let body = match (&skimmed.model, model) {
-        (Some(range), Some(id)) if requested.as_deref() != Some(id) => splice(&req.body, range, id),
-        _ => req.body.clone(),
+        (Some(range), Some(id)) if requested.as_deref() != Some(id) => {
+            spliced = splice(&req.body, range, id);
+            &spliced
+        }
+        _ => &req.body,
     };
     let affinity = req
         .head
@@ -113,7 +117,7 @@ pub async fn forward(
         tried.push(credential);
         let plan = Plan {
             req,
-            body: &body,
+            body,
             stream,
             credential,
             probe,

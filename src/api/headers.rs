@@ -6,6 +6,8 @@
 //! headers are rewritten for the framing actually used, a `request-id` is always present, and
 //! event streams are marked so that intermediaries do not buffer them.
 
+use std::io::Write;
+
 use crate::http::head::RequestHead;
 use crate::http::response::ResponseHead as OutHead;
 use crate::upstream::response::ResponseHead;
@@ -90,11 +92,9 @@ pub fn upstream_request(req: &RequestHead, out: &Outbound<'_>) -> Vec<u8> {
         push_header(&mut h, "anthropic-version", out.default_version.as_bytes());
     }
     if out.body_len > 0 || req.framing != crate::http::head::BodyFraming::None {
-        push_header(
-            &mut h,
-            "content-length",
-            out.body_len.to_string().as_bytes(),
-        );
+        h.extend_from_slice(b"content-length: ");
+        // Writing a number into a Vec cannot fail.
+        let _ = write!(h, "{}\r\n", out.body_len);
     }
     h.extend_from_slice(b"\r\n");
     h

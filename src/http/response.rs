@@ -3,6 +3,8 @@
 //! Heads are written into one `Vec` that the body is usually appended to, so a small response
 //! leaves in a single write.
 
+use std::io::Write;
+
 /// A response head being built.
 pub struct ResponseHead {
     buf: Vec<u8>,
@@ -16,9 +18,8 @@ impl ResponseHead {
     /// A status line with the reason phrase given (e.g. relayed from an upstream).
     pub fn with_reason(status: u16, reason: &[u8]) -> ResponseHead {
         let mut buf = Vec::with_capacity(512);
-        buf.extend_from_slice(b"HTTP/1.1 ");
-        buf.extend_from_slice(status.to_string().as_bytes());
-        buf.push(b' ');
+        // Writing a number into a Vec cannot fail.
+        let _ = write!(buf, "HTTP/1.1 {status} ");
         buf.extend_from_slice(reason);
         buf.extend_from_slice(b"\r\n");
         ResponseHead { buf }
@@ -46,8 +47,7 @@ impl ResponseHead {
 
     /// Ends the head of a response with a body of `len` bytes.
     pub fn finish_with_length(mut self, len: u64) -> Vec<u8> {
-        self.header("content-length", len.to_string().as_bytes());
-        self.buf.extend_from_slice(b"\r\n");
+        let _ = write!(self.buf, "content-length: {len}\r\n\r\n");
         self.buf
     }
 

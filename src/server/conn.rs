@@ -11,7 +11,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 
@@ -57,9 +57,12 @@ pub trait Handler: 'static {
 /// Serves requests on `stream` until the client leaves, an error closes it, or it idles out.
 pub async fn serve<H: Handler>(mut stream: TcpStream, handler: Rc<H>, limits: Rc<Limits>) {
     let _ = stream.set_nodelay(true);
-    let mut buf = BytesMut::with_capacity(limits.max_head_bytes);
+    let mut buf = BytesMut::new();
     let mut first = true;
     loop {
+        if buf.capacity() == 0 {
+            buf.reserve(limits.max_head_bytes);
+        }
         let request = match read_request(&mut stream, &mut buf, &limits, first).await {
             Ok(Some(r)) => r,
             Ok(None) => return,
@@ -72,6 +75,12 @@ pub async fn serve<H: Handler>(mut stream: TcpStream, handler: Rc<H>, limits: Rc
             }
         };
         first = false;
+        if buf.is_empty() {
+            // Nothing pipelined behind the request, and the request owns its bytes: the buffer
+            // goes back to the allocator while the handler runs (a stream keeps it running for
+            // minutes) and the next request takes one again.
+            buf = BytesMut::new();
+        }
         let keep_alive = request.head.keep_alive;
         match handler.handle(&mut stream, request).await {
             Ok(After::KeepAlive) if keep_alive => continue,
@@ -132,7 +141,10 @@ async fn read_request(
         match head::parse(buf) {
             Err(e) => return Err(Failure::answer(e)),
             Ok(Parse::Complete(parts)) => {
-                let raw = buf.split_to(parts.len).freeze();
+                // A copy of its own (a few hundred bytes), so that the connection's buffer is
+                // not shared with a request that may live as long as a stream.
+                let raw = Bytes::copy_from_slice(&buf[..parts.len]);
+                buf.advance(parts.len);
                 break RequestHead::from_parts(raw, parts).map_err(Failure::answer)?;
             }
             Ok(Parse::Partial) if buf.len() >= limits.max_head_bytes => {
@@ -158,7 +170,7 @@ async fn read_request(
     };
     let mut body = BodyCollector::new(head.framing, limits.max_body_bytes).map_err(fail)?;
     let consumed = body.feed(buf).map_err(fail)?;
-    let _ = buf.split_to(consumed);
+    buf.advance(consumed);
     let wants_continue = head.expect_continue && !body.is_complete() && buf.is_empty();
     if wants_continue
         && write_all(stream, &b"HTTP/1.1 100 Continue\r\n\r\n"[..])
@@ -183,7 +195,7 @@ async fn read_request(
             let outcome = read_more(stream, buf, deadline).await;
             if matches!(outcome, ReadOutcome::Read(n) if n > 0) {
                 let consumed = body.feed(buf).map_err(fail)?;
-                let _ = buf.split_to(consumed);
+                buf.advance(consumed);
             }
             outcome
         };

@@ -150,6 +150,7 @@ pub async fn relay(
         reusable: true,
         deadline: response.deadline,
     };
+    body.let_go_of_pending();
     let end = r
         .run(upstream, client, &mut body, settings, watch_client)
         .await;
@@ -196,6 +197,15 @@ struct Body {
 }
 
 impl Body {
+    /// Drops `pending` once it is empty. It shares the upstream head's read buffer
+    /// (`max_head_bytes`), which is then freed for the next request instead of being held for
+    /// as long as the stream runs.
+    fn let_go_of_pending(&mut self) {
+        if self.pending.is_empty() {
+            self.pending = BytesMut::new();
+        }
+    }
+
     fn done(&self) -> bool {
         match self.framing {
             ResponseFraming::None => true,
@@ -264,6 +274,7 @@ impl Relay {
                 let k = space.min(body.pending.len());
                 self.buf[start..start + k].copy_from_slice(&body.pending[..k]);
                 body.pending.advance(k);
+                body.let_go_of_pending();
                 k
             } else {
                 let whole = body.deadline.map(|d| d.at);

@@ -173,8 +173,8 @@ impl UpstreamError {
 /// Returns the head and the bytes read after it, which begin the body.
 pub async fn exchange(
     stream: &mut UpstreamConn,
-    head: Vec<u8>,
-    body: Bytes,
+    head: &[u8],
+    body: &Bytes,
     request_was_head: bool,
     deadline: Deadline,
     head_buffer: usize,
@@ -182,12 +182,13 @@ pub async fn exchange(
     let send = async {
         // Small bodies ride in the head's write; large ones go as they are, without a copy.
         if body.len() <= 16 * 1024 {
-            let mut all = head;
-            all.extend_from_slice(&body);
+            let mut all = Vec::with_capacity(head.len() + body.len());
+            all.extend_from_slice(head);
+            all.extend_from_slice(body);
             write_all(stream, all).await?;
         } else {
-            write_all(stream, head).await?;
-            write_all(stream, body).await?;
+            write_all(stream, head.to_vec()).await?;
+            write_all(stream, body.clone()).await?;
         }
         Ok(())
     };
