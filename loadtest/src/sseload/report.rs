@@ -10,7 +10,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::args::{Mode, Plan};
-use super::stats::{ErrorKind, Stats, Summary};
+use super::stats::{ErrorKind, Stats, StreamCounts, Summary};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -43,15 +43,8 @@ pub struct StreamReport {
     pub ttfe_us: Summary,
     /// Arrival of each delta minus its send time stamped by the mock.
     pub event_delay_us: Summary,
-    pub deltas_expected: u64,
-    pub deltas_received: u64,
-    pub events: u64,
-    /// Deltas that never arrived valid, and events of a message's frame (`content_block_start`,
-    /// `content_block_stop`, `message_delta`) that a later one showed skipped.
-    pub lost_events: u64,
-    pub garbled_events: u64,
-    pub error_events: u64,
-    pub incomplete_streams: u64,
+    #[serde(flatten)]
+    pub counts: StreamCounts,
     pub reads: u64,
     pub reads_per_event: f64,
     pub body_bytes: u64,
@@ -115,15 +108,9 @@ impl Report {
         let stream_stats = plan.stream.then(|| StreamReport {
             ttfe_us: Summary::of(&s.ttfe),
             event_delay_us: Summary::of(&s.event_delay),
-            deltas_expected: s.deltas_expected,
-            deltas_received: s.deltas_received,
-            events: s.events,
-            lost_events: s.lost_events,
-            garbled_events: s.garbled_events,
-            error_events: s.error_events,
-            incomplete_streams: s.incomplete_streams,
+            counts: s.counts,
             reads: stats.reads,
-            reads_per_event: round(per(stats.reads as f64, s.events as f64), 3),
+            reads_per_event: round(per(stats.reads as f64, s.counts.events as f64), 3),
             body_bytes: stats.body_bytes,
             body_bytes_per_s: round(per(stats.body_bytes as f64, m.duration_s), 1),
             held_max: m.held_max,
@@ -212,17 +199,18 @@ impl Report {
         if let Some(s) = &self.stream_stats {
             row(&mut t, "ttfe µs", &s.ttfe_us);
             row(&mut t, "event delay µs", &s.event_delay_us);
+            let c = &s.counts;
             let _ = writeln!(
                 t,
                 "  events {} (deltas {}/{}), reads/event {:.3}, lost {}, garbled {}, error events {}, incomplete {}, body {:.0} B/s",
-                s.events,
-                s.deltas_received,
-                s.deltas_expected,
+                c.events,
+                c.deltas_received,
+                c.deltas_expected,
                 s.reads_per_event,
-                s.lost_events,
-                s.garbled_events,
-                s.error_events,
-                s.incomplete_streams,
+                c.lost_events,
+                c.garbled_events,
+                c.error_events,
+                c.incomplete_streams,
                 s.body_bytes_per_s
             );
             if let Some(held) = s.held_max {
@@ -286,7 +274,7 @@ mod tests {
             reads: 30,
             ..Stats::default()
         };
-        stats.stream.events = 20;
+        stats.stream.counts.events = 20;
         stats.error(ErrorKind::Status(502));
         let m = Measured {
             duration_s: 2.0,

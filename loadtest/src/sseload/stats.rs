@@ -84,18 +84,12 @@ impl Summary {
     }
 }
 
-/// Stream counters (see `report::StreamReport` for their meaning).
+/// Stream histograms and counts; the counts go into the report as they are.
 #[derive(Clone, Debug)]
 pub struct StreamTotals {
     pub ttfe: Histogram<u64>,
     pub event_delay: Histogram<u64>,
-    pub deltas_expected: u64,
-    pub deltas_received: u64,
-    pub events: u64,
-    pub lost_events: u64,
-    pub garbled_events: u64,
-    pub error_events: u64,
-    pub incomplete_streams: u64,
+    pub counts: StreamCounts,
 }
 
 impl Default for StreamTotals {
@@ -103,14 +97,34 @@ impl Default for StreamTotals {
         StreamTotals {
             ttfe: histogram(),
             event_delay: histogram(),
-            deltas_expected: 0,
-            deltas_received: 0,
-            events: 0,
-            lost_events: 0,
-            garbled_events: 0,
-            error_events: 0,
-            incomplete_streams: 0,
+            counts: StreamCounts::default(),
         }
+    }
+}
+
+/// What the checks of a run's streams came to.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct StreamCounts {
+    pub deltas_expected: u64,
+    pub deltas_received: u64,
+    pub events: u64,
+    /// Deltas that never arrived valid, and events of a message's frame (`content_block_start`,
+    /// `content_block_stop`, `message_delta`) that a later one showed skipped.
+    pub lost_events: u64,
+    pub garbled_events: u64,
+    pub error_events: u64,
+    pub incomplete_streams: u64,
+}
+
+impl StreamCounts {
+    fn add(&mut self, o: &StreamCounts) {
+        self.deltas_expected += o.deltas_expected;
+        self.deltas_received += o.deltas_received;
+        self.events += o.events;
+        self.lost_events += o.lost_events;
+        self.garbled_events += o.garbled_events;
+        self.error_events += o.error_events;
+        self.incomplete_streams += o.incomplete_streams;
     }
 }
 
@@ -187,13 +201,15 @@ impl Stats {
             let verdict = check.finish();
             complete = verdict.complete;
             let s = &mut self.stream;
-            s.deltas_expected += check.expected_deltas();
-            s.deltas_received += check.deltas;
-            s.events += check.events;
-            s.lost_events += verdict.lost;
-            s.garbled_events += check.garbled;
-            s.error_events += check.error_events;
-            s.incomplete_streams += u64::from(!verdict.complete);
+            s.counts.add(&StreamCounts {
+                deltas_expected: check.expected_deltas(),
+                deltas_received: check.deltas,
+                events: check.events,
+                lost_events: verdict.lost,
+                garbled_events: check.garbled,
+                error_events: check.error_events,
+                incomplete_streams: u64::from(!verdict.complete),
+            });
             if f.timed {
                 for &d in &check.delays {
                     s.event_delay.saturating_record(d);
@@ -222,13 +238,7 @@ impl Stats {
         let (s, o) = (&mut self.stream, &other.stream);
         add(&mut s.ttfe, &o.ttfe);
         add(&mut s.event_delay, &o.event_delay);
-        s.deltas_expected += o.deltas_expected;
-        s.deltas_received += o.deltas_received;
-        s.events += o.events;
-        s.lost_events += o.lost_events;
-        s.garbled_events += o.garbled_events;
-        s.error_events += o.error_events;
-        s.incomplete_streams += o.incomplete_streams;
+        s.counts.add(&o.counts);
     }
 }
 
@@ -311,13 +321,13 @@ mod tests {
         f.stream = Some(&mut check);
         let mut s = Stats::default();
         s.record(f);
-        let t = &s.stream;
+        let t = &s.stream.counts;
         assert_eq!(
             (t.deltas_expected, t.lost_events, t.incomplete_streams),
             (3, 3, 1)
         );
         assert_eq!((t.events, t.garbled_events), (1, 0));
-        assert!((699..=701).contains(&t.ttfe.max()));
+        assert!((699..=701).contains(&s.stream.ttfe.max()));
         // Incomplete: no latency; not an HTTP error either.
         assert_eq!((s.latency.len(), s.errors_total()), (0, 0));
         assert_eq!(ErrorKind::Status(502).name(), "status_502");
