@@ -64,16 +64,9 @@ for tool in wrk taskset curl; do
 done
 [ "$(nproc)" -ge 2 ] || say "warning: fewer than 2 CPUs; the pinned processes will share one"
 
-if [ "$BUILD" = 1 ]; then
-    say "cargo build --release --workspace"
-    cargo build --release --workspace
-fi
-TARGET_DIR=$(cargo_target_dir)
+release_binaries ringgate mock-upstream
 GATEWAY=$TARGET_DIR/release/ringgate
 MOCK=$TARGET_DIR/release/mock-upstream
-for bin in "$GATEWAY" "$MOCK"; do
-    [ -x "$bin" ] || die "missing binary $bin (build it, or drop --skip-build)"
-done
 
 bench_init
 

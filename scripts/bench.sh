@@ -74,17 +74,10 @@ SSELOAD_IO_DRIVER=${SSELOAD_IO_DRIVER:-epoll}
 
 bash "$ROOT/scripts/bench-deps.sh"
 
-if [ "$BUILD" = 1 ]; then
-    say "cargo build --release --workspace"
-    cargo build --release --workspace
-fi
-TARGET_DIR=$(cargo_target_dir)
+release_binaries ringgate mock-upstream sseload
 GATEWAY=$TARGET_DIR/release/ringgate
 MOCK=$TARGET_DIR/release/mock-upstream
 SSELOAD=$TARGET_DIR/release/sseload
-for bin in "$GATEWAY" "$MOCK" "$SSELOAD"; do
-    [ -x "$bin" ] || die "missing binary $bin (build it, or drop --skip-build)"
-done
 OUT=$TARGET_DIR/bench
 mkdir -p "$OUT"
 rm -f "$OUT"/s[1-5]-*.json "$OUT"/results.md "$OUT"/meta.json

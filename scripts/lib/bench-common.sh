@@ -69,6 +69,21 @@ start_server() {
     STARTED_ADDR=${line#listening on }
 }
 
+# Builds the workspace in release (unless BUILD=0), sets TARGET_DIR, and dies unless each
+# named binary is there.
+release_binaries() {
+    if [ "${BUILD:-1}" = 1 ]; then
+        say "cargo build --release --workspace"
+        cargo build --release --workspace
+    fi
+    TARGET_DIR=$(cargo_target_dir)
+    local bin
+    for bin in "$@"; do
+        [ -x "$TARGET_DIR/release/$bin" ] ||
+            die "missing binary $TARGET_DIR/release/$bin (build it, or drop --skip-build)"
+    done
+}
+
 # Cargo's target directory (CARGO_TARGET_DIR or the workspace's).
 cargo_target_dir() {
     local dir
