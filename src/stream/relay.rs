@@ -439,11 +439,8 @@ impl Relay {
                 self.buf[FRONT + cut..FRONT + cut + BACK].copy_from_slice(&saved);
             }
             result?;
-            // Any write counts against the keep-alive interval, not only the gateway's own.
-            self.last_write = Instant::now();
         }
-        self.stats.writes += 1;
-        self.stats.bytes += cut as u64;
+        self.wrote(cut);
         let held = self.coalescer.held();
         self.coalescer.flushed(&self.buf[FRONT..FRONT + held], cut);
         self.buf.copy_within(FRONT + cut..FRONT + held, FRONT);
@@ -482,9 +479,16 @@ impl Relay {
         body: usize,
     ) -> std::io::Result<()> {
         self.send(client, data).await?;
+        self.wrote(body);
+        Ok(())
+    }
+
+    /// Counts a write of `body` bytes of the body. Every write, the upstream's events as much as
+    /// the gateway's own lines, puts the next keep-alive comment off.
+    fn wrote(&mut self, body: usize) {
         self.stats.writes += 1;
         self.stats.bytes += body as u64;
-        Ok(())
+        self.last_write = Instant::now();
     }
 
     async fn send<B: IoBuf + 'static>(
@@ -495,7 +499,6 @@ impl Relay {
         within(self.write_timeout, write_all(client, data))
             .await
             .ok_or_else(timed_out)??;
-        self.last_write = Instant::now();
         Ok(())
     }
 
@@ -563,8 +566,7 @@ impl Relay {
                 tail.extend_from_slice(text.as_bytes());
             }
             if self.send(client, tail).await.is_ok() {
-                self.stats.writes += 1;
-                self.stats.bytes += text.len() as u64;
+                self.wrote(text.len());
             }
         }
         RelayEnd::UpstreamFailed(failure)
