@@ -160,7 +160,11 @@ await_port "$port" "$NGINX_PID" || die "nginx did not start: $(cat "$TMP/nginx.o
 URL[nginx]=http://127.0.0.1:$port
 # The master and its worker: their CPU and memory together are nginx's.
 for _ in $(seq 50); do pgrep -P "$NGINX_PID" >/dev/null && break; sleep 0.1; done
-PIDS_OF[nginx]="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
+NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')
+PIDS_OF[nginx]="$NGINX_PID $NGINX_WORKERS"
+# Started by this script too (through the master), so stopped by it whatever happens.
+# shellcheck disable=SC2206
+PIDS+=($NGINX_WORKERS)
 
 port=$(free_port)
 fill "$ROOT/scripts/bench/haproxy.cfg" "$TMP/haproxy.cfg" \

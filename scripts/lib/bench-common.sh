@@ -17,7 +17,16 @@ bench_init() {
 }
 
 bench_cleanup() {
-    local pid
+    local pid i alive
+    # SIGTERM first, so that a server with children (nginx's master) takes them down with it;
+    # SIGKILL for whatever is still there after 5 s.
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for ((i = 0; i < 50; i++)); do
+        alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
     for pid in "${PIDS[@]}"; do
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
