@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ringgate side by side with nginx and HAProxy, in front of the same mock upstream, in one run.
 #
-#   scripts/bench.sh [--quick | --smoke] [--scenarios "1 2 3 4 5"] [--skip-build] [--keep-tmp]
+#   scripts/bench.sh [--quick | --smoke] [--scenarios "1 2 3 4 5"] [--with-litellm]
+#                    [--skip-build] [--keep-tmp]
 #
 # Builds release, installs nginx and HAProxy from the distribution's packages when missing
 # (apt-get; sudo when not root), then starts, each with one worker or thread:
@@ -16,6 +17,10 @@
 #      event, client reads per event, lost events;
 #   4. concurrent long-lived streams on one worker: held, lost, resident KiB per stream;
 #   5. bulk: 2 KiB events back to back, bytes/s and CPU per MB.
+# --with-litellm adds LiteLLM's proxy (installed into <target>/litellm-venv by
+# scripts/bench-litellm.sh, one uvicorn worker) to scenarios 1-3. It serves about a hundred small
+# requests a second on one core, so scenario 2 offers it LITELLM_RATE requests/s instead of the
+# others' rate (the table shows each target's offered rate).
 # The proxy gets a core of its own (CPU 0); the mock and sseload share the rest. "direct" is
 # sseload against the mock itself: the baseline every added latency is measured from.
 #
@@ -40,11 +45,13 @@ source "$ROOT/scripts/lib/bench-common.sh"
 PROFILE=full
 SCENARIOS="1 2 3 4 5"
 BUILD=1
+WITH_LITELLM=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) PROFILE=quick; shift ;;
         --smoke) PROFILE=smoke; shift ;;
         --scenarios) SCENARIOS=${2:?--scenarios needs a list, e.g. "1 3"}; shift 2 ;;
+        --with-litellm) WITH_LITELLM=1; shift ;;
         --skip-build) BUILD=0; shift ;;
         --keep-tmp) export KEEP_TMP=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -60,13 +67,16 @@ done
 case "$PROFILE" in
     full)
         DURATION=10 WARMUP=1 CONCURRENCY=16 RATE=5000 STREAMS=32
-        LANE_DELTAS=64 HOLD=20000 HOLD_DELTAS=20 HOLD_INTERVAL_MS=1000 RAMP=2000 BULK_DELTAS=1000 ;;
+        LANE_DELTAS=64 HOLD=20000 HOLD_DELTAS=20 HOLD_INTERVAL_MS=1000 RAMP=2000 BULK_DELTAS=1000
+        LITELLM_RATE=50 ;;
     quick)
         DURATION=3 WARMUP=0.5 CONCURRENCY=16 RATE=2000 STREAMS=16
-        LANE_DELTAS=64 HOLD=2000 HOLD_DELTAS=5 HOLD_INTERVAL_MS=1000 RAMP=2000 BULK_DELTAS=500 ;;
+        LANE_DELTAS=64 HOLD=2000 HOLD_DELTAS=5 HOLD_INTERVAL_MS=1000 RAMP=2000 BULK_DELTAS=500
+        LITELLM_RATE=50 ;;
     smoke)
         DURATION=1 WARMUP=0.2 CONCURRENCY=4 RATE=200 STREAMS=4
-        LANE_DELTAS=8 HOLD=50 HOLD_DELTAS=3 HOLD_INTERVAL_MS=200 RAMP=2000 BULK_DELTAS=50 ;;
+        LANE_DELTAS=8 HOLD=50 HOLD_DELTAS=3 HOLD_INTERVAL_MS=200 RAMP=2000 BULK_DELTAS=50
+        LITELLM_RATE=10 ;;
 esac
 # sseload's own I/O driver: epoll keeps up with wrk on loopback where io_uring's receive path
 # costs the client ~20% (docs/BENCHMARKS.md); the proxies' drivers are their own business.
@@ -78,6 +88,10 @@ release_binaries ringgate mock-upstream sseload
 GATEWAY=$TARGET_DIR/release/ringgate
 MOCK=$TARGET_DIR/release/mock-upstream
 SSELOAD=$TARGET_DIR/release/sseload
+if [ "$WITH_LITELLM" = 1 ]; then
+    LITELLM=$(bash "$ROOT/scripts/bench-litellm.sh" "$TARGET_DIR/litellm-venv")
+    LITELLM_VERSION=$(sed -n 's/^litellm\[proxy\]==//p' "$ROOT/scripts/bench/litellm-requirements.txt")
+fi
 OUT=$TARGET_DIR/bench
 mkdir -p "$OUT"
 rm -f "$OUT"/s[1-5]-*.json "$OUT"/results.md "$OUT"/meta.json
@@ -106,10 +120,10 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Waits (at most 15 s) until 127.0.0.1:PORT accepts connections, or PID dies.
+# Waits (at most SECONDS, default 15) until 127.0.0.1:PORT accepts connections, or PID dies.
 await_port() {
-    local port=$1 pid=$2 i
-    for ((i = 0; i < 150; i++)); do
+    local port=$1 pid=$2 seconds=${3:-15} i
+    for ((i = 0; i < seconds * 10; i++)); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         kill -0 "$pid" 2>/dev/null || return 1
         sleep 0.1
@@ -177,8 +191,25 @@ URL[haproxy]=http://127.0.0.1:$port
 PIDS_OF[haproxy]=$HAPROXY_PID
 
 PROXIES="ringgate nginx haproxy"
+# Scenarios 1-3 only: LiteLLM cannot hold thousands of streams or move bulk bytes in a run
+# of bounded length.
+LANE_PROXIES=$PROXIES
+if [ "$WITH_LITELLM" = 1 ]; then
+    port=$(free_port)
+    fill "$ROOT/scripts/bench/litellm.yaml" "$TMP/litellm.yaml" UPSTREAM_PORT="$UPSTREAM_PORT"
+    # The local copy of its model price list: the remote one is not reachable from everywhere,
+    # and fetching it is not what is measured.
+    LITELLM_LOCAL_MODEL_COST_MAP=True taskset -c "$PROXY_CPU" "$LITELLM" --config "$TMP/litellm.yaml" \
+        --host 127.0.0.1 --port "$port" --num_workers 1 >"$TMP/litellm.out" 2>&1 </dev/null &
+    LITELLM_PID=$!
+    PIDS+=("$LITELLM_PID")
+    await_port "$port" "$LITELLM_PID" 120 || die "litellm did not start: $(tail -n 20 "$TMP/litellm.out")"
+    URL[litellm]=http://127.0.0.1:$port
+    PIDS_OF[litellm]="$LITELLM_PID $(pgrep -P "$LITELLM_PID" | tr '\n' ' ' || true)"
+    LANE_PROXIES="$PROXIES litellm"
+fi
 # One streamed and one plain answer through each target, so a broken setup fails here.
-for target in direct $PROXIES ringgate-immediate; do
+for target in direct $LANE_PROXIES ringgate-immediate; do
     timeout 30 "$SSELOAD" --url "${URL[$target]}" --requests 3 --warmup 0 --concurrency 1 \
         --io-driver "$SSELOAD_IO_DRIVER" --json "$TMP/check.json" >"$TMP/check.out" 2>&1 ||
         die "$target: the check run failed: $(cat "$TMP/check.out")"
@@ -204,13 +235,15 @@ load() {
 
 for scenario in $SCENARIOS; do
     case "$scenario" in
-        1) for t in direct $PROXIES; do
+        1) for t in direct $LANE_PROXIES; do
                load 1 "$t" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP"
            done ;;
-        2) for t in direct $PROXIES; do
-               load 2 "$t" --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP"
+        2) for t in direct $LANE_PROXIES; do
+               rate=$RATE
+               [ "$t" = litellm ] && rate=$LITELLM_RATE
+               load 2 "$t" --rate "$rate" --duration "$DURATION" --warmup "$WARMUP"
            done ;;
-        3) for t in direct ringgate ringgate-immediate nginx haproxy; do
+        3) for t in direct ringgate ringgate-immediate nginx haproxy ${LITELLM:+litellm}; do
                load 3 "$t" --stream --concurrency "$STREAMS" --deltas "$LANE_DELTAS" \
                    --delta-bytes 60 --interval-ms 20 --duration "$DURATION" --warmup "$WARMUP"
            done ;;
@@ -231,7 +264,8 @@ cat >"$OUT/meta.json" <<EOF
  "nginx": "$(nginx -v 2>&1 | sed 's#.*/##')", "haproxy": "$(haproxy -v | sed -n '1s/HAProxy version \([^ ]*\).*/\1/p')",
  "open_files": $NOFILE, "duration_s": $DURATION, "concurrency": $CONCURRENCY, "rate": $RATE,
  "streams": $STREAMS, "hold": $HOLD, "hold_deltas": $HOLD_DELTAS, "hold_interval_ms": $HOLD_INTERVAL_MS,
- "bulk_deltas": $BULK_DELTAS, "lane_deltas": $LANE_DELTAS, "sseload_io_driver": "$SSELOAD_IO_DRIVER"}
+ "bulk_deltas": $BULK_DELTAS, "lane_deltas": $LANE_DELTAS, "sseload_io_driver": "$SSELOAD_IO_DRIVER",
+ "litellm": "${LITELLM_VERSION:-}"}
 EOF
 python3 "$ROOT/scripts/bench/report.py" --out "$OUT" | tee "$OUT/results.md"
 say "wrote $OUT/results.md and the runs' JSON in $OUT"
