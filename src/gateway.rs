@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admin::{AdminServer, Backend};
 use crate::api::Api;
 use crate::config::{Config, UpstreamKind};
 use crate::mock::server::MockHandler;
@@ -36,7 +37,34 @@ pub struct GatewayHandle {
     workers: usize,
     driver: Driver,
     mock_upstreams: Vec<(String, SocketAddr)>,
+    admin: Option<AdminServer>,
     threads: Workers,
+}
+
+/// What the admin listener sees of the running gateway.
+struct AdminView {
+    config: Arc<Config>,
+    pool: Arc<Pool>,
+}
+
+impl Backend for AdminView {
+    fn metrics(&self, _out: &mut String) {}
+
+    fn credentials(&self) -> Vec<crate::routing::pool::CredentialStatus> {
+        self.pool.snapshot()
+    }
+
+    fn reset(&self, upstream: &str, credential: &str) -> bool {
+        self.pool.reset(upstream, credential)
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.config.clone()
+    }
+
+    fn reload(&self) -> Result<String, String> {
+        Err("not available yet".into())
+    }
 }
 
 impl Gateway {
@@ -176,7 +204,18 @@ impl Gateway {
                 shutdown.wait().await;
             })?;
         }
+        let admin = match config.admin.listen {
+            Some(addr) => {
+                let view = Arc::new(AdminView {
+                    config: config.clone(),
+                    pool: pool.clone(),
+                });
+                Some(AdminServer::start(addr, config.admin.token.clone(), view)?)
+            }
+            None => None,
+        };
         Ok(GatewayHandle {
+            admin,
             pool,
             conn_counters,
             addrs,
@@ -239,6 +278,11 @@ impl GatewayHandle {
         (self.conn_counters.iter())
             .map(|c| c.read())
             .fold(PoolStats::default(), |a, b| a + b)
+    }
+
+    /// The admin listener's address, when `[admin] listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::local_addr)
     }
 
     /// Built-in mock upstreams and the loopback addresses they serve on.

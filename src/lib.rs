@@ -4,6 +4,7 @@
 //! upstream and relays the answers, streams included. See `DESIGN.md` in the shared folder for
 //! the map; [`Gateway::start`] is the entry point.
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod gateway;

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use toml::Spanned;
 
 use super::{check_name, secret, ConfigError};
@@ -25,6 +25,21 @@ impl fmt::Debug for ApiKey {
             .field("name", &self.name)
             .field("key", &"<redacted>")
             .finish()
+    }
+}
+
+impl Serialize for ApiKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            name: &'a str,
+            key: &'static str,
+        }
+        View {
+            name: &self.name,
+            key: super::REDACTED,
+        }
+        .serialize(s)
     }
 }
 

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::upstream::pool::PoolSettings;
 
 /// `[pool]`: idle upstream connections kept per worker core for the next request.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
     /// Idle connections kept per upstream on each worker; 0 opens a connection per request.
@@ -66,7 +66,7 @@ impl PoolConfig {
 }
 
 /// `[dns]`: upstream host names are resolved off the worker threads and cached.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DnsConfig {
     /// How long a resolved address list is used before it is looked up again (the system

@@ -6,6 +6,7 @@
 //! resolved and whose upstream addresses are parsed, ready for the workers to share through an `Arc`.
 
 mod access;
+mod admin;
 mod connections;
 mod routing;
 mod server;
@@ -16,10 +17,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use toml::Spanned;
 
 pub use access::{check_exposure, ApiKey};
+pub use admin::AdminConfig;
 pub use connections::{DnsConfig, PoolConfig};
 pub use routing::{ModelsConfig, RoutingConfig, Strategy};
 pub use server::{IoDriver, Listen, ServerConfig};
@@ -31,8 +33,9 @@ use access::FileApiKey;
 use server::check_server;
 use upstreams::FileUpstream;
 
-/// The validated configuration the gateway runs on.
-#[derive(Clone, Debug)]
+/// The validated configuration the gateway runs on. It serializes (for the admin view) with
+/// every secret replaced by [`REDACTED`].
+#[derive(Clone, Debug, Serialize)]
 pub struct Config {
     pub server: ServerConfig,
     pub stream: StreamConfig,
@@ -43,6 +46,15 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Client keys; empty means no client authentication (loopback listeners only).
     pub api_keys: Vec<ApiKey>,
+    pub admin: AdminConfig,
+}
+
+/// What the admin view shows in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// Serializes an optional value by its `Display` (URLs as the file writes them).
+fn display<T: fmt::Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    v.as_ref().map(|v| v.to_string()).serialize(s)
 }
 
 /// A configuration error: what is wrong, where, and (through the message) how to fix it.
@@ -72,6 +84,7 @@ struct FileConfig {
     dns: DnsConfig,
     upstreams: Vec<Spanned<FileUpstream>>,
     api_keys: Vec<Spanned<FileApiKey>>,
+    admin: admin::FileAdmin,
 }
 
 impl Config {
@@ -134,6 +147,9 @@ impl Config {
 
         let upstreams = upstreams::parse_all(&file.upstreams, env, &fail)?;
         let api_keys = access::parse_all(&file.api_keys, env, &fail)?;
+        let admin = file.admin.parse(env).map_err(|e| ConfigError {
+            message: format!("{origin}: {}", e.message),
+        })?;
         Ok(Config {
             server: file.server,
             stream: file.stream,
@@ -143,6 +159,7 @@ impl Config {
             dns: file.dns,
             upstreams,
             api_keys,
+            admin,
         })
     }
 
@@ -172,6 +189,7 @@ impl Config {
             dns: DnsConfig::default(),
             upstreams: vec![upstream],
             api_keys: Vec::new(),
+            admin: AdminConfig::default(),
         }
     }
 

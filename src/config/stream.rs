@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stream::flush::{FlushMode, FlushPolicy};
 use crate::stream::relay::RelaySettings;
 use crate::stream::timer;
 
 /// `[stream]`: how event streams are relayed.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StreamConfig {
     /// The relay buffer of one stream, allocated once per stream.

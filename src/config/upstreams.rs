@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use toml::Spanned;
 
 use super::{check_name, secret, secret_value, ConfigError};
@@ -14,7 +14,7 @@ use crate::upstream::proxy::{basic_authorization, Proxy, ProxyUrl};
 use crate::upstream::url::{BaseUrl, Scheme};
 
 /// The kinds of upstream ringgate can forward to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamKind {
     /// The Anthropic API, or anything that speaks it.
@@ -23,16 +23,18 @@ pub enum UpstreamKind {
     Mock,
 }
 
-/// A validated upstream.
-#[derive(Clone, Debug)]
+/// A validated upstream. Its `Serialize` (the admin view) shows no secret.
+#[derive(Clone, Debug, Serialize)]
 pub struct Upstream {
     pub name: String,
     pub kind: UpstreamKind,
     /// `None` for the built-in mock until the runtime binds it and fills in its address.
+    #[serde(serialize_with = "super::display")]
     pub base_url: Option<BaseUrl>,
     pub models: Vec<String>,
     pub priority: i32,
     pub credentials: Vec<Credential>,
+    #[serde(serialize_with = "timeouts_ms")]
     pub timeouts: Timeouts,
     /// Sent upstream when the client sent no `anthropic-version`.
     pub default_anthropic_version: String,
@@ -40,7 +42,58 @@ pub struct Upstream {
     /// PEM file of CA certificates to trust instead of the public roots (https only).
     pub ca_file: Option<PathBuf>,
     /// The outbound HTTP proxy to tunnel through, if egress must go through one.
+    #[serde(serialize_with = "proxy_view")]
     pub proxy: Option<Proxy>,
+}
+
+/// The timeouts as the file sets them, in milliseconds.
+fn timeouts_ms<S: Serializer>(t: &Timeouts, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Ms {
+        connect_timeout_ms: u64,
+        tls_handshake_timeout_ms: u64,
+        first_byte_timeout_ms: u64,
+        response_timeout_ms: u64,
+    }
+    Ms {
+        connect_timeout_ms: t.connect.as_millis() as u64,
+        tls_handshake_timeout_ms: t.tls_handshake.as_millis() as u64,
+        first_byte_timeout_ms: t.first_byte.as_millis() as u64,
+        response_timeout_ms: t.response.as_millis() as u64,
+    }
+    .serialize(s)
+}
+
+/// The proxy's address, and whether it is given credentials (never which).
+fn proxy_view<S: Serializer>(p: &Option<Proxy>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct View {
+        url: String,
+        auth: Option<&'static str>,
+    }
+    p.as_ref()
+        .map(|p| View {
+            url: p.url.to_string(),
+            auth: p.authorization.as_ref().map(|_| super::REDACTED),
+        })
+        .serialize(s)
+}
+
+impl Serialize for Credential {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            name: &'a str,
+            api_key: &'static str,
+            weight: u32,
+        }
+        View {
+            name: &self.name,
+            api_key: super::REDACTED,
+            weight: self.weight,
+        }
+        .serialize(s)
+    }
 }
 
 /// A credential with its secret resolved. `Debug` never shows the key.
@@ -62,7 +115,7 @@ impl fmt::Debug for Credential {
 }
 
 /// `[upstreams.mock]`: how the built-in mock paces its answers.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MockSettings {
     /// Pause between two streamed events, so a demo visibly streams.

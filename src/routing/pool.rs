@@ -460,6 +460,30 @@ pub struct CredentialStatus {
     pub models: Vec<ModelStatus>,
 }
 
+impl CredentialStatus {
+    /// One word for the credential as a whole (the admin view and the metrics): `disabled`
+    /// after a refused key, `unreachable` while its upstream is avoided, `cooling` while any
+    /// model cools, `probe_pending` when a cooldown has ended and the next request probes,
+    /// else `available`.
+    pub fn state(&self) -> &'static str {
+        if self.disabled_until_unix_ms.is_some() {
+            "disabled"
+        } else if self.upstream_unreachable_until_unix_ms.is_some() {
+            "unreachable"
+        } else if self.models.iter().any(|m| m.cooling) {
+            "cooling"
+        } else if self
+            .models
+            .iter()
+            .any(|m| m.probing || m.cooling_until_unix_ms.is_some())
+        {
+            "probe_pending"
+        } else {
+            "available"
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelStatus {
     pub model: String,

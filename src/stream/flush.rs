@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::sse::{EventScanner, Found};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlushMode {
     Coalesce,

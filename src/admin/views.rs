@@ -1,0 +1,203 @@
+//! The JSON documents the admin endpoints answer with.
+//!
+//! Times are given twice, as RFC 3339 for people and as UNIX milliseconds for scripts. The
+//! configuration goes through its own `Serialize`, which writes `<redacted>` for every secret.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::routing::health::Reason;
+use crate::routing::pool::CredentialStatus;
+
+#[derive(Serialize)]
+struct Credential<'a> {
+    upstream: &'a str,
+    credential: &'a str,
+    state: &'static str,
+    weight: u32,
+    disabled_until: Option<Time>,
+    upstream_unreachable_until: Option<Time>,
+    /// Models that failed with this credential since its last success.
+    models: Vec<Model<'a>>,
+}
+
+#[derive(Serialize)]
+struct Model<'a> {
+    model: &'a str,
+    cooling: bool,
+    cooling_until: Option<Time>,
+    reason: Option<&'static str>,
+    consecutive_rate_limits: u32,
+    probing: bool,
+}
+
+#[derive(Serialize)]
+struct Time {
+    unix_ms: u64,
+    rfc3339: String,
+}
+
+fn time(unix_ms: Option<u64>) -> Option<Time> {
+    unix_ms.map(|ms| Time {
+        unix_ms: ms,
+        rfc3339: humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        )
+        .to_string(),
+    })
+}
+
+fn reason(r: Reason) -> &'static str {
+    match r {
+        Reason::RateLimit => "rate_limited",
+        Reason::Transient => "upstream_error",
+        Reason::Auth => "key_refused",
+        Reason::Unreachable => "unreachable",
+    }
+}
+
+/// `GET /admin/credentials`.
+pub fn credentials(all: &[CredentialStatus]) -> String {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        credentials: Vec<Credential<'a>>,
+    }
+    let credentials = all
+        .iter()
+        .map(|c| Credential {
+            upstream: &c.upstream,
+            credential: &c.credential,
+            state: c.state(),
+            weight: c.weight,
+            disabled_until: time(c.disabled_until_unix_ms),
+            upstream_unreachable_until: time(c.upstream_unreachable_until_unix_ms),
+            models: c
+                .models
+                .iter()
+                .map(|m| Model {
+                    model: &m.model,
+                    cooling: m.cooling,
+                    cooling_until: time(m.cooling_until_unix_ms),
+                    reason: m.reason.map(reason),
+                    consecutive_rate_limits: m.consecutive_rate_limits,
+                    probing: m.probing,
+                })
+                .collect(),
+        })
+        .collect();
+    to_json(&Doc { credentials })
+}
+
+/// `POST /admin/credentials/{upstream}/{credential}/reset`.
+pub fn reset(upstream: &str, credential: &str) -> String {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        reset: bool,
+        upstream: &'a str,
+        credential: &'a str,
+    }
+    to_json(&Doc {
+        reset: true,
+        upstream,
+        credential,
+    })
+}
+
+/// `GET /admin/config`.
+pub fn config(config: &Config) -> String {
+    to_json(config)
+}
+
+/// `POST /admin/reload`.
+pub fn reloaded(summary: &str) -> String {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        reloaded: bool,
+        summary: &'a str,
+    }
+    to_json(&Doc {
+        reloaded: true,
+        summary,
+    })
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+    // These documents are maps of strings and numbers: serializing them cannot fail.
+    simd_json::to_string(value).unwrap_or_else(|e| {
+        log::error!("admin: cannot write a JSON answer: {e}");
+        String::from("{}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::pool::ModelStatus;
+
+    fn status(models: Vec<ModelStatus>) -> CredentialStatus {
+        CredentialStatus {
+            upstream: "anthropic".into(),
+            credential: "key-1".into(),
+            weight: 2,
+            disabled_until_unix_ms: None,
+            upstream_unreachable_until_unix_ms: None,
+            models,
+        }
+    }
+
+    fn model(cooling: bool, until: Option<u64>, probing: bool) -> ModelStatus {
+        ModelStatus {
+            model: "claude-x".into(),
+            cooling_until_unix_ms: until,
+            cooling,
+            reason: until.map(|_| Reason::RateLimit),
+            consecutive_rate_limits: u32::from(until.is_some()),
+            probing,
+        }
+    }
+
+    #[test]
+    fn states_in_order_of_severity() {
+        assert_eq!(status(vec![]).state(), "available");
+        assert_eq!(status(vec![model(false, None, false)]).state(), "available");
+        assert_eq!(
+            status(vec![model(true, Some(2_000), false)]).state(),
+            "cooling"
+        );
+        assert_eq!(
+            status(vec![model(false, Some(1_000), false)]).state(),
+            "probe_pending"
+        );
+        assert_eq!(
+            status(vec![model(false, Some(1_000), true)]).state(),
+            "probe_pending"
+        );
+        let mut s = status(vec![model(true, Some(2_000), false)]);
+        s.upstream_unreachable_until_unix_ms = Some(3_000);
+        assert_eq!(s.state(), "unreachable");
+        s.disabled_until_unix_ms = Some(4_000);
+        assert_eq!(s.state(), "disabled");
+    }
+
+    #[test]
+    fn credentials_document() {
+        let json = credentials(&[status(vec![model(true, Some(1_795_000_000_000), false)])]);
+        let v: simd_json::OwnedValue =
+            simd_json::from_slice(&mut json.clone().into_bytes()).unwrap();
+        use simd_json::prelude::*;
+        let c = &v["credentials"][0];
+        assert_eq!(c["state"].as_str(), Some("cooling"));
+        assert_eq!(c["upstream"].as_str(), Some("anthropic"));
+        let m = &c["models"][0];
+        assert_eq!(m["reason"].as_str(), Some("rate_limited"));
+        assert_eq!(
+            m["cooling_until"]["unix_ms"].as_u64(),
+            Some(1_795_000_000_000)
+        );
+        assert!(m["cooling_until"]["rfc3339"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-"));
+        assert!(c["disabled_until"].is_null());
+    }
+}
