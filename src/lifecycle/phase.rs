@@ -43,7 +43,6 @@ struct Local {
     tasks: RefCell<Tasks>,
 }
 
-#[derive(Default)]
 struct Tasks {
     /// One slot per tracked task: its waker once it has been polled.
     wakers: Vec<Option<Waker>>,
@@ -55,9 +54,17 @@ struct Tasks {
 }
 
 thread_local! {
-    static LOCAL: Local = Local {
-        phase: Cell::new(Phase::Serving),
-        tasks: RefCell::new(Tasks::default()),
+    // `const`: read on every poll of a connection task, so no lazy-initialisation check.
+    static LOCAL: Local = const {
+        Local {
+            phase: Cell::new(Phase::Serving),
+            tasks: RefCell::new(Tasks {
+                wakers: Vec::new(),
+                free: Vec::new(),
+                live: 0,
+                all_ended: None,
+            }),
+        }
     };
 }
 
