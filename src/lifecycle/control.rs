@@ -9,7 +9,18 @@
 //! Some keys cannot change while the gateway runs, because what they shape is made once at start:
 //! `server.workers` (the threads), `server.pin_cores` (their pinning) and `server.io_driver`
 //! (their runtimes). A reload that changes them is applied without them: they keep their running
-//! value, the log says so, and the [`ReloadReport`] lists them. Everything else is reloaded.
+//! value, the log says so, and the [`ReloadReport`] lists them. Everything else is reloaded, with
+//! two things to know:
+//!
+//! - The inbound limits (`max_head_bytes`, `max_body_bytes`, the request and idle timeouts)
+//!   apply to connections accepted after the reload; a kept-alive connection keeps those it was
+//!   accepted with (its requests do get the new routing, upstreams and keys).
+//! - Idle upstream connections are not carried over: each worker's new handler opens (or
+//!   prewarms) its own, and the old handler's close once its last request has ended.
+//!
+//! Built-in mock upstreams (`kind = "mock"`) keep running across a reload when one of the same
+//! name and `event_interval_ms` is still configured; one that is new or re-paced gets a new
+//! loopback server, and one no longer configured stops accepting (its open connections finish).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
