@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod gateway;
 pub mod http;
+pub mod lifecycle;
 pub mod mock;
 pub mod request_id;
 pub mod routing;

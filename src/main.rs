@@ -1,13 +1,15 @@
 //! The `ringgate` command: a thin shell over the library.
 //!
-//! Parses the command line, loads and validates the config, starts the gateway and stops it on
-//! SIGINT or SIGTERM. Everything else lives in the library, where the tests reach it too.
+//! Parses the command line, loads and validates the config, starts the gateway, reloads it on
+//! SIGHUP and drains it on SIGINT or SIGTERM (`lifecycle::signals`). Everything else lives in the
+//! library, where the tests reach it too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ringgate::config::{Config, UpstreamKind};
+use ringgate::lifecycle::{signals, Source};
 use ringgate::Gateway;
 
 #[global_allocator]
@@ -76,28 +78,39 @@ fn run(cli: Cli) -> Result<(), String> {
             listen,
             workers,
         } => {
-            let mut c = match &config {
+            // The command line's overrides apply to every load of the file, reloads included.
+            let overrides = move |mut c: Config| {
+                if let Some(l) = &listen {
+                    c.server.listen = ringgate::config::Listen::One(l.clone());
+                }
+                if let Some(w) = workers {
+                    c.server.workers = w;
+                }
+                c
+            };
+            let c = overrides(match &config {
                 Some(path) => Config::load(path).map_err(|e| e.to_string())?,
                 None => Config::default_for_env(std::env::var("ANTHROPIC_API_KEY").ok()),
-            };
-            if let Some(l) = listen {
-                c.server.listen = ringgate::config::Listen::One(l);
-            }
-            if let Some(w) = workers {
-                c.server.workers = w;
-            }
+            });
             if config.is_none() && c.upstreams[0].kind == UpstreamKind::Mock {
                 log::warn!(
                     "ANTHROPIC_API_KEY is not set: serving the BUILT-IN MOCK upstream (canned answers, no real model). \
                      Set ANTHROPIC_API_KEY or pass --config to forward to a real upstream."
                 );
             }
-            serve(c)
+            let reload: Option<Source> = config.map(|path| -> Source {
+                std::sync::Arc::new(move || {
+                    Config::load(&path)
+                        .map(&overrides)
+                        .map_err(|e| e.to_string())
+                })
+            });
+            serve(c, reload)
         }
     }
 }
 
-fn serve(config: Config) -> Result<(), String> {
+fn serve(config: Config, reload: Option<Source>) -> Result<(), String> {
     let summary = summary(&config);
     for note in config.warnings() {
         log::warn!("{note}");
@@ -107,6 +120,9 @@ fn serve(config: Config) -> Result<(), String> {
         Err(e) => log::warn!("cannot raise the open files limit: {e}"),
     }
     let handle = Gateway::start(config).map_err(|e| format!("cannot start: {e}"))?;
+    if let Some(source) = reload {
+        handle.control().set_source(source);
+    }
     for line in summary.lines() {
         log::info!("{}", line.trim());
     }
@@ -120,18 +136,10 @@ fn serve(config: Config) -> Result<(), String> {
             handle.driver().name()
         );
     }
-    let shutdown = handle.shutdown_signal();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            log::info!("signal {sig} received: shutting down");
-            shutdown.raise();
-        }
-    });
+    if let Some(addr) = handle.admin_addr() {
+        log::info!("admin listener on {addr}");
+    }
+    signals::spawn(handle.control()).map_err(|e| format!("cannot install signal handlers: {e}"))?;
     handle.wait();
     log::info!("stopped");
     Ok(())

@@ -195,3 +195,67 @@ fn off_unless_configured_and_open_on_loopback_without_a_token() {
     assert_eq!(r.status, 200, "{}", r.text());
     gw.shutdown();
 }
+
+#[test]
+fn reload_reads_the_source_again_and_refuses_a_broken_one() {
+    let up = upstream();
+    let text = |extra: &str| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             [[upstreams]]\nname = \"up\"\nkind = \"anthropic\"\nbase_url = \"http://{}\"\n\
+             [[upstreams.credentials]]\nname = \"a\"\napi_key = \"sk-upstream-a-secret\"\n{extra}",
+            up.addr
+        )
+    };
+    let dir = std::env::temp_dir().join(format!("ringgate-admin-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ringgate.toml");
+    std::fs::write(&path, text("")).unwrap();
+    let gw = ringgate::Gateway::start(ringgate::Config::load(&path).unwrap()).unwrap();
+    let addr = gw.admin_addr().unwrap();
+
+    let r = admin(addr, "POST", "/admin/reload", None);
+    assert_eq!(r.status, 400, "no source yet: {}", r.text());
+    assert!(r.text().contains("without --config"), "{}", r.text());
+
+    let source = path.clone();
+    gw.control().set_source(std::sync::Arc::new(move || {
+        ringgate::Config::load(&source).map_err(|e| e.to_string())
+    }));
+    std::fs::write(
+        &path,
+        text("[[upstreams.credentials]]\nname = \"b\"\napi_key = \"sk-upstream-b-secret\"\n"),
+    )
+    .unwrap();
+    let r = admin(addr, "POST", "/admin/reload", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(json(&r)["summary"]
+        .as_str()
+        .unwrap()
+        .contains("generation 2"));
+    assert_eq!(state_of_untokened(addr, "b"), "available");
+
+    std::fs::write(&path, "[server\nbroken").unwrap();
+    let r = admin(addr, "POST", "/admin/reload", None);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("the running configuration stays"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(state_of_untokened(addr, "b"), "available");
+    let r = request(gw.local_addr(), &messages_request(BODY, ""));
+    assert_eq!(r.status, 200, "still serving: {}", r.text());
+    gw.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn state_of_untokened(addr: SocketAddr, credential: &str) -> String {
+    let doc = json(&admin(addr, "GET", "/admin/credentials", None));
+    let all = doc["credentials"].as_array().unwrap();
+    let c = all
+        .iter()
+        .find(|c| c["credential"].as_str() == Some(credential))
+        .unwrap_or_else(|| panic!("no credential {credential} in {doc:?}"));
+    c["state"].as_str().unwrap().to_string()
+}

@@ -16,6 +16,7 @@ use monoio::net::TcpStream;
 use super::headers::{self, Outbound};
 use super::Api;
 use crate::http::ApiError;
+use crate::lifecycle::phase::{self, Phase};
 use crate::routing::health::{outcome_of, unix_ms, Outcome};
 use crate::server::conn::Request;
 use crate::server::io::{client_gone, write_all};
@@ -47,6 +48,8 @@ pub enum Attempt {
     Failed(Failed),
     /// The client left while the upstream was still answering.
     ClientGone,
+    /// The gateway's drain timeout passed while the upstream was still answering.
+    ShuttingDown,
 }
 
 /// A response relayed to the client, and how it ended.
@@ -179,7 +182,9 @@ pub async fn attempt(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Atte
                 log_cooldown(api, plan, outcome, ms);
             }
         }
-        Attempt::ClientGone if plan.probe => pool.abandon(plan.credential, plan.model),
+        Attempt::ClientGone | Attempt::ShuttingDown if plan.probe => {
+            pool.abandon(plan.credential, plan.model)
+        }
         _ => {}
     }
     result
@@ -229,6 +234,7 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
         let exchanged = monoio::select! {
             r = exchange(&mut conn, &head, plan.body, false, deadline, head_buffer) => r,
             _ = client_gone(client, plan.watch_client) => return Attempt::ClientGone,
+            _ = phase::reached(Phase::Expired) => return Attempt::ShuttingDown,
         };
         match exchanged {
             Ok(answer) => break (conn, deadline, answer),
@@ -305,17 +311,19 @@ pub async fn relay_answer(
     } = answer;
     let event_stream = up.is_event_stream();
     let http11 = req.head.minor_version == 1;
+    // A drain that began while the upstream was answering closes the connection after it.
+    let keep_alive = req.head.keep_alive && !phase::draining();
     let (out, close) = match up.framing {
         // An event stream is re-framed as chunks even when the upstream sent a length, so the
         // relay can add keep-alive comments or an error event.
         ResponseFraming::Length(_) if event_stream && http11 => {
-            (ClientFraming::Chunked, !req.head.keep_alive)
+            (ClientFraming::Chunked, !keep_alive)
         }
         ResponseFraming::None | ResponseFraming::Length(_) => {
-            (ClientFraming::Passthrough, !req.head.keep_alive)
+            (ClientFraming::Passthrough, !keep_alive)
         }
         ResponseFraming::Chunked | ResponseFraming::UntilClose if http11 => {
-            (ClientFraming::Chunked, !req.head.keep_alive)
+            (ClientFraming::Chunked, !keep_alive)
         }
         // An HTTP/1.0 client cannot read chunks: its body ends when the connection closes.
         ResponseFraming::Chunked | ResponseFraming::UntilClose => {
@@ -329,7 +337,7 @@ pub async fn relay_answer(
         (ResponseFraming::Length(n), _) => client_head.finish_with_length(n),
         (_, ClientFraming::Passthrough) => client_head.finish_without_length(),
     };
-    let (status, framing, keep_alive) = (up.status, up.framing, up.keep_alive);
+    let (status, framing, upstream_keep_alive) = (up.status, up.framing, up.keep_alive);
     // The upstream's head shares its read buffer (`max_head_bytes`) with `leftover`: let go of
     // it now, so that the buffer is freed as soon as the relay has taken in `leftover`, not
     // held for as long as a stream runs.
@@ -356,7 +364,7 @@ pub async fn relay_answer(
         )
         .await
     };
-    if matches!(end, RelayEnd::Complete { reusable: true }) && keep_alive {
+    if matches!(end, RelayEnd::Complete { reusable: true }) && upstream_keep_alive {
         api.conns.put(origin, conn);
     }
     Ok(Relayed {

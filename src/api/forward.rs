@@ -20,6 +20,7 @@ use super::attempt::{
 use super::{respond, Api};
 use crate::api::skim::{skim, Skim};
 use crate::http::{ApiError, ErrorType};
+use crate::lifecycle::phase;
 use crate::routing::pool::{Ask, Pick, Unavailable};
 use crate::routing::select::affinity_key;
 use crate::server::conn::{After, Request};
@@ -130,6 +131,7 @@ pub async fn forward(
             }
             Attempt::Failed(f) => last = Some((credential, f)),
             Attempt::ClientGone => return Ok(After::Close),
+            Attempt::ShuttingDown => return respond(client, req, &phase::shutting_down()).await,
         }
     }
 }
@@ -200,6 +202,10 @@ async fn finish(
             Ok(After::Close)
         }
         RelayEnd::ClientGone => Ok(After::Close),
+        RelayEnd::ShuttingDown { committed: false } => {
+            respond(client, req, &phase::shutting_down()).await
+        }
+        RelayEnd::ShuttingDown { committed: true } => Ok(After::Close),
     }
 }
 
@@ -284,6 +290,7 @@ fn log_completion(
         RelayEnd::NotCommitted(_) => "failed-before-commit",
         RelayEnd::UpstreamFailed(_) => "failed-mid-response",
         RelayEnd::ClientGone => "client-gone",
+        RelayEnd::ShuttingDown { .. } => "cut-short-by-drain",
     };
     let c = api.pool.credential(credential);
     log::debug!(

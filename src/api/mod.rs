@@ -160,12 +160,14 @@ impl Handler for Api {
     }
 }
 
-/// Answers with an error; the connection stays open if the client wants it.
+/// Answers with an error; the connection stays open if the client wants it (and the gateway is
+/// not draining).
 pub(crate) async fn respond(
     stream: &mut TcpStream,
     req: &Request,
     e: &ApiError,
 ) -> io::Result<After> {
-    write_all(stream, e.to_response(req.id.as_str(), req.head.keep_alive)).await?;
+    let keep_alive = req.head.keep_alive && !crate::lifecycle::phase::draining();
+    write_all(stream, e.to_response(req.id.as_str(), keep_alive)).await?;
     Ok(After::KeepAlive)
 }

@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// How long a request body may stall between two reads before the request gets 408.
     pub request_body_timeout_ms: u64,
     pub idle_timeout_ms: u64,
+    /// On SIGTERM or SIGINT: how long requests and streams in flight may go on before the
+    /// remaining streams are ended with an in-band `overloaded_error`.
+    pub drain_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +39,7 @@ impl Default for ServerConfig {
             request_head_timeout_ms: 10_000,
             request_body_timeout_ms: 30_000,
             idle_timeout_ms: 75_000,
+            drain_timeout_ms: 30_000,
         }
     }
 }
@@ -89,10 +93,30 @@ pub(super) fn check_server(s: &ServerConfig) -> Result<(), (&'static str, String
         ("request_head_timeout_ms", s.request_head_timeout_ms),
         ("request_body_timeout_ms", s.request_body_timeout_ms),
         ("idle_timeout_ms", s.idle_timeout_ms),
+        ("drain_timeout_ms", s.drain_timeout_ms),
     ] {
         if v == 0 {
             return Err((k, "must be greater than 0".into()));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_timeout_defaults_to_thirty_seconds_and_must_be_positive() {
+        let s = ServerConfig::default();
+        assert_eq!(s.drain_timeout_ms, 30_000);
+        assert!(check_server(&s).is_ok());
+        let zero = ServerConfig {
+            drain_timeout_ms: 0,
+            ..s
+        };
+        assert_eq!(check_server(&zero).unwrap_err().0, "drain_timeout_ms");
+        let parsed: ServerConfig = toml::from_str("drain_timeout_ms = 500").unwrap();
+        assert_eq!(parsed.drain_timeout_ms, 500);
+    }
 }

@@ -9,11 +9,16 @@
 //!
 //! Time is passed in (`now_ms`, from [`Pool::now_ms`] in production), so every rule can be tested
 //! with plain numbers.
+//!
+//! A reload builds a new pool with [`Pool::succeeding`]: health is held through `Arc`s so the new
+//! pool shares it with the old one (see `carry` for which entries match), and requests still
+//! finishing on the old configuration keep reporting into the same state.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
+use super::carry::{carry_over, CredentialKey, UpstreamKey};
 use super::health::{
     model_key, unix_ms, Admit, CredentialHealth, HealthPolicy, Outcome, Reason, UpstreamHealth,
 };
@@ -38,13 +43,15 @@ pub struct Credential {
     /// `None` for an upstream that takes no key (the built-in mock).
     pub api_key: Option<String>,
     pub weight: u32,
-    health: CredentialHealth,
+    health: Arc<CredentialHealth>,
 }
 
 struct UpstreamEntry {
     name: String,
     patterns: Vec<String>,
-    health: UpstreamHealth,
+    /// Where it is reached, for matching across a reload.
+    endpoint: String,
+    health: Arc<UpstreamHealth>,
 }
 
 struct Tier {
@@ -162,17 +169,30 @@ impl Pool {
         let mut credentials = Vec::new();
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         for (u, upstream) in config.upstreams.iter().enumerate() {
+            let endpoint = format!(
+                "{:?} {} {}",
+                upstream.kind,
+                upstream
+                    .base_url
+                    .as_ref()
+                    .map_or(String::new(), |b| b.to_string()),
+                upstream
+                    .proxy
+                    .as_ref()
+                    .map_or(String::new(), |p| p.url.to_string())
+            );
             upstreams.push(UpstreamEntry {
                 name: upstream.name.clone(),
                 patterns: upstream.models.clone(),
-                health: UpstreamHealth::default(),
+                endpoint,
+                health: Arc::default(),
             });
             let credential = |name: &str, api_key, weight| Credential {
                 upstream: u,
                 name: name.into(),
                 api_key,
                 weight,
-                health: CredentialHealth::new(),
+                health: Arc::new(CredentialHealth::new()),
             };
             if upstream.credentials.is_empty() {
                 credentials.push(credential(KEYLESS, None, 1));
@@ -214,6 +234,49 @@ impl Pool {
             epoch_unix_ms,
             names: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The pool of a reloaded configuration: the credentials and upstreams that are the same as
+    /// `previous`'s (see `carry`) share their health with it, and the clock keeps running from
+    /// `previous`'s epoch so that the deadlines taken over mean what they meant.
+    pub fn succeeding(config: &Config, previous: &Pool) -> Pool {
+        let mut pool = Pool::new(config);
+        pool.epoch = previous.epoch;
+        pool.epoch_unix_ms = previous.epoch_unix_ms;
+        let names = previous.names.lock().unwrap_or_else(|e| e.into_inner());
+        pool.names = Mutex::new(names.clone());
+        let plan = carry_over(&previous.upstream_keys(), &pool.upstream_keys());
+        for (entry, from) in pool.upstreams.iter_mut().zip(plan) {
+            if let Some(i) = from {
+                entry.health = previous.upstreams[i].health.clone();
+            }
+        }
+        let plan = carry_over(&previous.credential_keys(), &pool.credential_keys());
+        for (c, from) in pool.credentials.iter_mut().zip(plan) {
+            if let Some(i) = from {
+                c.health = previous.credentials[i].health.clone();
+            }
+        }
+        pool
+    }
+
+    fn credential_keys(&self) -> Vec<CredentialKey<'_>> {
+        (self.credentials.iter())
+            .map(|c| CredentialKey {
+                upstream: &self.upstreams[c.upstream].name,
+                credential: &c.name,
+                api_key: c.api_key.as_deref(),
+            })
+            .collect()
+    }
+
+    fn upstream_keys(&self) -> Vec<UpstreamKey<'_>> {
+        (self.upstreams.iter())
+            .map(|u| UpstreamKey {
+                name: &u.name,
+                endpoint: &u.endpoint,
+            })
+            .collect()
     }
 
     /// Milliseconds since the pool was made: the clock of every cooldown.
@@ -498,3 +561,7 @@ pub struct ModelStatus {
 #[cfg(test)]
 #[path = "pool_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "pool_reload_tests.rs"]
+mod reload_tests;

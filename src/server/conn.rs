@@ -19,6 +19,7 @@ use super::io::{read_more, write_all, ReadOutcome};
 use crate::http::body::BodyCollector;
 use crate::http::head::{self, BodyFraming, Parse, RequestHead};
 use crate::http::{ApiError, ErrorType};
+use crate::lifecycle::phase::{self, Phase};
 use crate::request_id::RequestId;
 
 /// What a connection may be asked to bear.
@@ -52,6 +53,12 @@ pub trait Handler: 'static {
         stream: &mut TcpStream,
         req: Request,
     ) -> impl Future<Output = io::Result<After>>;
+
+    /// Whether its connections close when the gateway drains: the gateway's own do; a built-in
+    /// mock upstream's go on serving the gateway's requests still in flight.
+    fn drains(&self) -> bool {
+        false
+    }
 }
 
 /// Serves requests on `stream` until the client leaves, an error closes it, or it idles out.
@@ -59,11 +66,12 @@ pub async fn serve<H: Handler>(mut stream: TcpStream, handler: Rc<H>, limits: Rc
     let _ = stream.set_nodelay(true);
     let mut buf = BytesMut::new();
     let mut first = true;
+    let drains = handler.drains();
     loop {
         if buf.capacity() == 0 {
             buf.reserve(limits.max_head_bytes);
         }
-        let request = match read_request(&mut stream, &mut buf, &limits, first).await {
+        let request = match read_request(&mut stream, &mut buf, &limits, first, drains).await {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(Failure { error, id }) => {
@@ -83,7 +91,7 @@ pub async fn serve<H: Handler>(mut stream: TcpStream, handler: Rc<H>, limits: Rc
         }
         let keep_alive = request.head.keep_alive;
         match handler.handle(&mut stream, request).await {
-            Ok(After::KeepAlive) if keep_alive => continue,
+            Ok(After::KeepAlive) if keep_alive && !(drains && phase::draining()) => continue,
             _ => return,
         }
     }
@@ -119,22 +127,29 @@ fn timeout_error() -> ApiError {
     )
 }
 
-/// Reads one request. `Ok(None)`: the connection ended between requests, which is normal.
+/// Reads one request. `Ok(None)`: the connection ended between requests, which is normal (a
+/// draining gateway ends it there too, when `drains`).
 async fn read_request(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     limits: &Limits,
     first: bool,
+    drains: bool,
 ) -> Result<Option<Request>, Failure> {
     // The head timer runs from accept on a new connection, and from the first byte of a request
     // on a kept-alive one; before that first byte, only the idle timer applies.
     let mut head_deadline = Instant::now() + limits.head_timeout;
-    if buf.is_empty() && !first {
-        match read_more(stream, buf, Instant::now() + limits.idle_timeout).await {
-            ReadOutcome::Read(0) | ReadOutcome::TimedOut | ReadOutcome::Failed(_) => {
-                return Ok(None)
-            }
-            ReadOutcome::Read(_) => head_deadline = Instant::now() + limits.head_timeout,
+    if buf.is_empty() {
+        let until = match first {
+            true => head_deadline,
+            false => Instant::now() + limits.idle_timeout,
+        };
+        match next_request(stream, buf, until, drains).await {
+            None | Some(ReadOutcome::Read(0) | ReadOutcome::Failed(_)) => return Ok(None),
+            Some(ReadOutcome::TimedOut) if first => return Err(Failure::answer(timeout_error())),
+            Some(ReadOutcome::TimedOut) => return Ok(None),
+            Some(ReadOutcome::Read(_)) if first => {}
+            Some(ReadOutcome::Read(_)) => head_deadline = Instant::now() + limits.head_timeout,
         }
     }
     let head = loop {
@@ -210,6 +225,25 @@ async fn read_request(
         head,
         body: body.finish(),
     }))
+}
+
+/// Waits for the first bytes of a request; `None` when the gateway starts draining first (if the
+/// connection `drains`), which closes the connection as a keep-alive timeout would. The read is
+/// polled first, so bytes already there are taken rather than dropped with a cancelled read.
+async fn next_request(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    until: Instant,
+    drains: bool,
+) -> Option<ReadOutcome> {
+    if !drains {
+        return Some(read_more(stream, buf, until).await);
+    }
+    monoio::select! {
+        biased;
+        outcome = read_more(stream, buf, until) => Some(outcome),
+        _ = phase::reached(Phase::Draining) => None,
+    }
 }
 
 /// Closes after an error without resetting the connection under the client's feet: stop

@@ -13,7 +13,9 @@
 //!   and so do the keep-alive and idle limits; all come from the per-core timer wheel.
 //! - A client that goes away aborts the upstream read at once.
 //! - Failure is never silent: a stream that breaks, stalls, or ends without `message_stop` gets
-//!   an in-band `event: error` after its last whole event, then a proper end.
+//!   an in-band `event: error` after its last whole event, then a proper end. So does a stream
+//!   still running when a gateway's drain times out (an `overloaded_error`): that too interrupts
+//!   a pending upstream read (see `lifecycle::phase` for how it wakes the relay).
 
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
@@ -27,7 +29,7 @@ use super::flush::{Coalescer, Decision, FlushPolicy};
 use super::tally::Tally;
 use super::timer::sleep_until;
 use crate::http::chunked::{push_chunk, ChunkedDecoder, ChunkedError, LAST_CHUNK};
-use crate::http::ApiError;
+use crate::lifecycle::phase::{self, Phase};
 use crate::server::io::{client_gone, write_all};
 use crate::upstream::client::Deadline;
 use crate::upstream::conn::{is_cancelled, UpstreamConn};
@@ -110,7 +112,13 @@ pub enum RelayEnd {
     UpstreamFailed(Failure),
     /// The client went away; the upstream read was abandoned.
     ClientGone,
+    /// The gateway's drain timeout cut the response short. `committed`: something reached the
+    /// client (an event stream then got an `overloaded_error` event and a proper end, another
+    /// body is cut short); if not, the client is owed a 529. The connection must close.
+    ShuttingDown { committed: bool },
 }
+
+mod ending;
 
 thread_local! {
     static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
@@ -156,11 +164,12 @@ pub async fn relay(
         .await;
     let end = match end {
         // Bytes beyond the body's end belong to no response: the connection is not reused.
-        Ok(None) => {
+        Ok(Stop::Ended) => {
             r.finish(client, body.reusable && body.pending.is_empty())
                 .await
         }
-        Ok(Some(failure)) => r.fail(client, failure).await,
+        Ok(Stop::Failed(failure)) => r.fail(client, failure).await,
+        Ok(Stop::ShuttingDown) => r.cut_off(client).await,
         Err(Gone) => RelayEnd::ClientGone,
     };
     if r.buf.len() == FRONT + size + BACK {
@@ -184,6 +193,15 @@ fn take_buffer(size: usize) -> BytesMut {
 
 /// The client went away.
 struct Gone;
+
+/// Why reading a body stopped, when the client is still there.
+enum Stop {
+    /// The body ended (cleanly or not: `finish` looks).
+    Ended,
+    Failed(Failure),
+    /// The gateway's drain timeout passed.
+    ShuttingDown,
+}
 
 /// The upstream side of the body: its framing and how much of it has been read.
 struct Body {
@@ -259,14 +277,14 @@ impl Relay {
         body: &mut Body,
         settings: &RelaySettings,
         watch_client: &Cell<bool>,
-    ) -> Result<Option<Failure>, Gone> {
+    ) -> Result<Stop, Gone> {
         let size = settings.buffer_bytes;
         let mut canceller = Canceller::new();
         let mut idle_until = Instant::now() + settings.idle_timeout;
         let mut flush_due = None;
         loop {
             if body.done() {
-                return Ok(None);
+                return Ok(Stop::Ended);
             }
             let start = FRONT + self.coalescer.held();
             let space = size - self.coalescer.held();
@@ -294,6 +312,7 @@ impl Relay {
                     r = &mut read => Some(r),
                     _ = sleep_until(wake) => None,
                     _ = client_gone(client, watch_client) => return Err(Gone),
+                    _ = phase::reached(Phase::Expired) => None,
                 };
                 let (result, buf) = match woke {
                     Some(r) => r,
@@ -306,15 +325,15 @@ impl Relay {
                 match result {
                     Ok(0) if body.framing == ResponseFraming::UntilClose => {
                         body.reusable = false;
-                        return Ok(None);
+                        return Ok(Stop::Ended);
                     }
-                    Ok(0) => return Ok(Some(broken("closed the connection mid-response"))),
+                    Ok(0) => return Ok(Stop::Failed(broken("closed the connection mid-response"))),
                     Ok(n) => {
                         idle_until = Instant::now() + settings.idle_timeout;
                         n
                     }
                     Err(e) if is_cancelled(&e) => 0,
-                    Err(e) => return Ok(Some(broken(&format!("connection failed: {e}")))),
+                    Err(e) => return Ok(Stop::Failed(broken(&format!("connection failed: {e}")))),
                 }
             };
             let (data, framing_error) = body.unframe(&mut self.buf[start..start + n]);
@@ -328,15 +347,20 @@ impl Relay {
                 }
             });
             if let Some(e) = framing_error {
-                return Ok(Some(broken(&format!("sent a broken response ({e})"))));
+                return Ok(Stop::Failed(broken(&format!(
+                    "sent a broken response ({e})"
+                ))));
             }
             if body.done() {
                 // The last write carries the end of the body too.
-                return Ok(None);
+                return Ok(Stop::Ended);
+            }
+            if phase::phase() == Phase::Expired {
+                return Ok(Stop::ShuttingDown);
             }
             flush_due = self.settle(client, now).await?;
             if let Some(d) = body.deadline.filter(|d| now >= d.at) {
-                return Ok(Some(Failure {
+                return Ok(Stop::Failed(Failure {
                     timed_out: true,
                     reason: format!(
                         "did not complete its response within {} ms ({})",
@@ -346,7 +370,7 @@ impl Relay {
                 }));
             }
             if now >= idle_until {
-                return Ok(Some(Failure {
+                return Ok(Stop::Failed(Failure {
                     timed_out: true,
                     reason: format!("sent nothing for {} s", settings.idle_timeout.as_secs()),
                 }));
@@ -500,76 +524,6 @@ impl Relay {
             .await
             .ok_or_else(timed_out)??;
         Ok(())
-    }
-
-    /// The body ended cleanly on the upstream's side.
-    async fn finish(&mut self, client: &mut TcpStream, reusable: bool) -> RelayEnd {
-        if self.is_event_stream() {
-            let tail = self.coalescer.tail();
-            if !tail.is_empty() {
-                return self
-                    .fail(client, broken("ended the stream in the middle of an event"))
-                    .await;
-            }
-            if !self.stats.tally.finished() {
-                let what = if self.stats.tally.events == 0 {
-                    "ended the stream without sending any event"
-                } else {
-                    "ended the stream without message_stop"
-                };
-                return self.fail(client, broken(what)).await;
-            }
-        }
-        self.complete(client, reusable).await
-    }
-
-    /// Writes the whole events held and the end of the body.
-    async fn complete(&mut self, client: &mut TcpStream, reusable: bool) -> RelayEnd {
-        let ready = self.coalescer.ready();
-        match self.flush(client, ready, true).await {
-            Ok(()) => RelayEnd::Complete { reusable },
-            Err(_) => RelayEnd::ClientGone,
-        }
-    }
-
-    /// Ends the response after an upstream failure: whole events still go out, then, for an event
-    /// stream that can take one, an error event and a proper end.
-    async fn fail(&mut self, client: &mut TcpStream, failure: Failure) -> RelayEnd {
-        let event_stream = self.is_event_stream();
-        if self.head.is_some() && self.coalescer.ready() == 0 {
-            return RelayEnd::NotCommitted(failure);
-        }
-        if event_stream && self.stats.tally.stopped {
-            // The answer is complete; only the upstream's framing after it went wrong.
-            log::debug!("upstream {} after message_stop", failure.reason);
-            return self.complete(client, false).await;
-        }
-        let ready = self.coalescer.ready();
-        if ready > 0 && self.flush(client, ready, false).await.is_err() {
-            return RelayEnd::ClientGone;
-        }
-        if event_stream && self.may_add {
-            let mut text = String::new();
-            if self.coalescer.mid_event() {
-                // The client holds the start of an event that will never end: close it, so
-                // the error event after it is read as one.
-                text.push_str("\n\n");
-            }
-            text.push_str(
-                &ApiError::bad_gateway(format!("the upstream {}", failure.reason)).stream_event(),
-            );
-            let mut tail = Vec::with_capacity(text.len() + 16);
-            if self.out == ClientFraming::Chunked {
-                push_chunk(&mut tail, text.as_bytes());
-                tail.extend_from_slice(LAST_CHUNK);
-            } else {
-                tail.extend_from_slice(text.as_bytes());
-            }
-            if self.send(client, tail).await.is_ok() {
-                self.wrote(text.len());
-            }
-        }
-        RelayEnd::UpstreamFailed(failure)
     }
 }
 

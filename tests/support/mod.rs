@@ -1,5 +1,5 @@
 //! Test support: gateways started in-process, a scriptable upstream socket server, a raw HTTP
-//! client, and a CONNECT proxy (`connect_proxy`).
+//! client, a CONNECT proxy (`connect_proxy`), and the binary run as a child process (`process`).
 //!
 //! The upstream and the client are written with blocking std sockets and share no code with
 //! the gateway, so they check it from the outside, byte for byte.
@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod connect_proxy;
+pub mod process;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
