@@ -12,18 +12,19 @@ use std::sync::Arc;
 use crate::admin::{AdminServer, Backend};
 use crate::config::Config;
 use crate::lifecycle::{generation, worker, Control};
+use crate::metrics::{self, Scrape, Shard};
 use crate::routing::pool::Pool;
 use crate::runtime::{worker_count, Driver, Workers};
 use crate::shutdown::Shutdown;
-use crate::upstream::pool::{PoolCounters, PoolStats};
+use crate::upstream::pool::PoolStats;
 
 pub struct Gateway;
 
 /// A running gateway.
 pub struct GatewayHandle {
     control: Control,
-    /// One per worker: its upstream connection pool's counters.
-    conn_counters: Vec<Arc<PoolCounters>>,
+    /// One per worker: its metrics.
+    shards: Arc<[Arc<Shard>]>,
     workers: usize,
     driver: Driver,
     admin: Option<AdminServer>,
@@ -33,10 +34,19 @@ pub struct GatewayHandle {
 /// What the admin listener sees of the running gateway: always its current generation.
 struct AdminView {
     control: Control,
+    shards: Arc<[Arc<Shard>]>,
 }
 
 impl Backend for AdminView {
-    fn metrics(&self, _out: &mut String) {}
+    fn metrics(&self, out: &mut String) {
+        let scrape = Scrape {
+            shards: &self.shards,
+            credentials: &self.control.pool().snapshot(),
+            generation: self.control.current().id,
+            access_log_dropped: crate::logging::dropped_lines(),
+        };
+        metrics::render(&scrape, out);
+    }
 
     fn credentials(&self) -> Vec<crate::routing::pool::CredentialStatus> {
         self.control.pool().snapshot()
@@ -78,17 +88,18 @@ impl Gateway {
         let shutdown = Shutdown::new();
         let control = Control::new(first, count, shutdown.clone(), started);
         let mut workers = Workers::new(shutdown);
-        let conn_counters: Vec<Arc<PoolCounters>> = (0..count).map(|_| Arc::default()).collect();
-        for (index, counters) in conn_counters.iter().enumerate() {
-            let (control, counters) = (control.clone(), counters.clone());
+        let shards: Arc<[Arc<Shard>]> = (0..count).map(|_| Arc::default()).collect();
+        for (index, shard) in shards.iter().enumerate() {
+            let (control, shard) = (control.clone(), shard.clone());
             workers.spawn(index, pin, driver, move || {
-                worker::run(index, control, counters)
+                worker::run(index, control, shard)
             })?;
         }
         let admin = match admin_config.listen {
             Some(addr) => {
                 let view = Arc::new(AdminView {
                     control: control.clone(),
+                    shards: shards.clone(),
                 });
                 Some(AdminServer::start(addr, admin_config.token, view)?)
             }
@@ -97,7 +108,7 @@ impl Gateway {
         Ok(GatewayHandle {
             admin,
             control,
-            conn_counters,
+            shards,
             workers: count,
             driver,
             threads: workers,
@@ -137,8 +148,8 @@ impl GatewayHandle {
 
     /// The upstream connection pools' counters, summed over the workers.
     pub fn upstream_connections(&self) -> PoolStats {
-        (self.conn_counters.iter())
-            .map(|c| c.read())
+        (self.shards.iter())
+            .map(|s| s.pool.read())
             .fold(PoolStats::default(), |a, b| a + b)
     }
 

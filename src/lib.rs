@@ -4,12 +4,16 @@
 //! upstream and relays the answers, streams included. See `DESIGN.md` in the shared folder for
 //! the map; [`Gateway::start`] is the entry point.
 
+pub mod access_log;
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod exchange;
 pub mod gateway;
 pub mod http;
 pub mod lifecycle;
+pub mod logging;
+pub mod metrics;
 pub mod mock;
 pub mod request_id;
 pub mod routing;

@@ -49,16 +49,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
-    match run(Cli::parse()) {
+    ringgate::logging::install();
+    let code = match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             log::error!("{message}");
             ExitCode::FAILURE
         }
-    }
+    };
+    ringgate::logging::finish();
+    code
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -111,6 +111,7 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn serve(config: Config, reload: Option<Source>) -> Result<(), String> {
+    ringgate::logging::apply(&config.log);
     let summary = summary(&config);
     for note in config.warnings() {
         log::warn!("{note}");

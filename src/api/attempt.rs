@@ -8,13 +8,14 @@
 
 use std::cell::Cell;
 use std::io;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use monoio::net::TcpStream;
 
 use super::headers::{self, Outbound};
 use super::Api;
+use crate::exchange::Ending;
 use crate::http::ApiError;
 use crate::lifecycle::phase::{self, Phase};
 use crate::routing::health::{outcome_of, unix_ms, Outcome};
@@ -173,8 +174,23 @@ pub fn body_failure(upstream: &str, f: &Failure) -> ApiError {
 /// Sends the request with the planned credential and relays the answer unless it failed. The
 /// credential's health learns the outcome here.
 pub async fn attempt(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
+    let started = Instant::now();
     let result = send(api, client, plan).await;
     let pool = &api.pool;
+    let upstream_end = match &result {
+        Attempt::Relayed(r) => r.stats.upstream_end,
+        _ => None,
+    };
+    let spent = upstream_end
+        .unwrap_or_else(Instant::now)
+        .saturating_duration_since(started);
+    plan.req.exchange.attempted(plan.credential, spent);
+    let credential = pool.credential(plan.credential);
+    api.recorder.attempt(
+        pool.upstream_name(credential.upstream),
+        &credential.name,
+        outcome_label(&result),
+    );
     match &result {
         Attempt::Failed(f) => {
             let outcome = f.outcome();
@@ -267,6 +283,30 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
     }
 }
 
+/// How an attempt went, in one word (the `outcome` of the attempts metric).
+fn outcome_label(attempt: &Attempt) -> &'static str {
+    match attempt {
+        Attempt::Relayed(_) => "success",
+        Attempt::ClientGone => "client_gone",
+        Attempt::ShuttingDown => "cut_short",
+        Attempt::Failed(f) => match f {
+            Failed::Status {
+                outcome: Outcome::RateLimited { .. },
+                ..
+            } => "rate_limited",
+            Failed::Status {
+                outcome: Outcome::AuthFailed,
+                ..
+            } => "key_refused",
+            Failed::Status { .. } => "upstream_error",
+            Failed::Transport(UpstreamError::TimedOut(..)) => "timeout",
+            Failed::Transport(_) => "unreachable",
+            Failed::Body(f) if f.timed_out => "timeout",
+            Failed::Body(_) => "upstream_error",
+        },
+    }
+}
+
 /// Says once, when it begins, that a credential is cooling, why and for how long (by name,
 /// never the key).
 fn log_cooldown(api: &Api, plan: &Plan<'_>, outcome: Outcome, ms: u64) {
@@ -343,9 +383,16 @@ pub async fn relay_answer(
     // held for as long as a stream runs.
     drop(up);
     let (end, stats) = if framing == ResponseFraming::None {
+        let upstream_end = Some(Instant::now());
         write_all(client, client_head).await?;
         let reusable = leftover.is_empty();
-        (RelayEnd::Complete { reusable }, RelayStats::default())
+        let stats = RelayStats {
+            writes: 1,
+            first_write: Some(Instant::now()),
+            upstream_end,
+            ..RelayStats::default()
+        };
+        (RelayEnd::Complete { reusable }, stats)
     } else {
         let response = Response {
             head: client_head,
@@ -355,6 +402,7 @@ pub async fn relay_answer(
             event_stream,
             deadline,
         };
+        let _streaming = event_stream.then(|| api.recorder.stream());
         relay(
             &mut conn,
             client,
@@ -364,6 +412,21 @@ pub async fn relay_answer(
         )
         .await
     };
+    let ending = match end {
+        RelayEnd::Complete { .. } => Some(Ending::Complete),
+        RelayEnd::ClientGone if stats.first_write.is_none() => {
+            req.exchange.client_left();
+            None
+        }
+        RelayEnd::ClientGone => Some(Ending::ClientGone),
+        RelayEnd::UpstreamFailed(_) => Some(Ending::UpstreamFailed),
+        RelayEnd::ShuttingDown { committed: true } => Some(Ending::CutShort),
+        // The caller answers with an error of the gateway's own.
+        RelayEnd::NotCommitted(_) | RelayEnd::ShuttingDown { committed: false } => None,
+    };
+    if let Some(ending) = ending {
+        req.exchange.relayed(status, &stats, event_stream, ending);
+    }
     if matches!(end, RelayEnd::Complete { reusable: true }) && upstream_keep_alive {
         api.conns.put(origin, conn);
     }

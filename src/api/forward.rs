@@ -17,7 +17,7 @@ use monoio::net::TcpStream;
 use super::attempt::{
     attempt, body_failure, relay_answer, Attempt, Failed, LastAnswer, Plan, Relayed,
 };
-use super::{respond, Api};
+use super::{respond, Api, Seen};
 use crate::api::skim::{skim, Skim};
 use crate::http::{ApiError, ErrorType};
 use crate::lifecycle::phase;
@@ -27,12 +27,12 @@ use crate::server::conn::{After, Request};
 use crate::server::router::Route;
 use crate::stream::relay::RelayEnd;
 
-pub async fn forward(
-    api: &Api,
+pub async fn forward<'a>(
+    api: &'a Api,
     client: &mut TcpStream,
-    req: &Request,
+    req: &'a Request,
     route: Route,
-    caller: Option<&str>,
+    seen: &mut Seen<'a>,
 ) -> io::Result<After> {
     let skimmed = if route.has_json_body() {
         match skim(&req.body) {
@@ -48,15 +48,24 @@ pub async fn forward(
         Skim::default()
     };
     let stream = route == Route::Messages && skimmed.is_stream();
+    seen.stream = stream;
     // A model lookup is routed by the id it asks about, to an upstream that serves it.
     let requested = match route {
         Route::Model => Some(Cow::Owned(super::models::model_id(req))),
         _ => skimmed.model(&req.body),
     };
-    let model = requested.as_deref().map(|m| api.models.resolve(m));
+    let mut aliased = false;
+    seen.model = requested.map(|m| match api.models.aliases.get(&*m) {
+        Some(id) if *id != m => {
+            aliased = true;
+            Cow::Borrowed(id.as_str())
+        }
+        _ => m,
+    });
+    let model = seen.model.as_deref();
     let spliced;
     let body = match (&skimmed.model, model) {
-        (Some(range), Some(id)) if requested.as_deref() != Some(id) => {
+        (Some(range), Some(id)) if aliased => {
             spliced = splice(&req.body, range, id);
             &spliced
         }
@@ -79,7 +88,7 @@ pub async fn forward(
         };
         let pick = match last {
             Some((previous, f)) if tried.len() >= api.settings.max_attempts => {
-                return answer_failure(api, client, req, caller, previous, f, &watch_client).await;
+                return answer_failure(api, client, req, previous, f, &watch_client).await;
             }
             _ => api.pool.pick(&ask, api.pool.now_ms()),
         };
@@ -112,7 +121,7 @@ pub async fn forward(
                 return respond(client, req, &unavailable(model, &u)).await;
             }
             (Pick::Unavailable(_), Some((previous, f))) => {
-                return answer_failure(api, client, req, caller, previous, f, &watch_client).await;
+                return answer_failure(api, client, req, previous, f, &watch_client).await;
             }
         };
         tried.push(credential);
@@ -127,7 +136,7 @@ pub async fn forward(
         };
         match attempt(api, client, &plan).await {
             Attempt::Relayed(relayed) => {
-                return finish(api, client, req, caller, credential, relayed).await
+                return finish(api, client, req, credential, relayed).await
             }
             Attempt::Failed(f) => last = Some((credential, f)),
             Attempt::ClientGone => return Ok(After::Close),
@@ -151,7 +160,6 @@ async fn answer_failure(
     api: &Api,
     client: &mut TcpStream,
     req: &Request,
-    caller: Option<&str>,
     credential: usize,
     failed: Failed,
     watch_client: &Cell<bool>,
@@ -165,8 +173,12 @@ async fn answer_failure(
     match failed.into_answer(upstream) {
         LastAnswer::Error(e) => respond(client, req, &e).await,
         LastAnswer::Upstream(answer) => {
+            let began = std::time::Instant::now();
             let relayed = relay_answer(api, client, req, *answer, watch_client).await?;
-            finish(api, client, req, caller, credential, relayed).await
+            if let Some(end) = relayed.stats.upstream_end {
+                req.exchange.waited(end.saturating_duration_since(began));
+            }
+            finish(api, client, req, credential, relayed).await
         }
     }
 }
@@ -176,12 +188,10 @@ async fn finish(
     api: &Api,
     client: &mut TcpStream,
     req: &Request,
-    caller: Option<&str>,
     credential: usize,
     relayed: Relayed,
 ) -> io::Result<After> {
     let upstream = api.upstream_of(credential);
-    log_completion(api, req, caller, credential, &relayed);
     match relayed.end {
         RelayEnd::Complete { .. } if !relayed.close => Ok(After::KeepAlive),
         RelayEnd::Complete { .. } => Ok(After::Close),
@@ -257,6 +267,8 @@ fn log_failover(
 ) {
     let pool = &api.pool;
     let (from, to) = (pool.credential(previous), pool.credential(next));
+    api.recorder
+        .failover(pool.upstream_name(from.upstream), &from.name);
     log::info!(
         "{}: {}/{} failed ({}); failing over to {}/{}{}",
         req.id,
@@ -270,44 +282,5 @@ fn log_failover(
         } else {
             ""
         }
-    );
-}
-
-/// The completion record of a relayed response (the access log and metrics build on it).
-fn log_completion(
-    api: &Api,
-    req: &Request,
-    caller: Option<&str>,
-    credential: usize,
-    relayed: &Relayed,
-) {
-    if !log::log_enabled!(log::Level::Debug) {
-        return;
-    }
-    let t = &relayed.stats.tally;
-    let outcome = match relayed.end {
-        RelayEnd::Complete { .. } => "complete",
-        RelayEnd::NotCommitted(_) => "failed-before-commit",
-        RelayEnd::UpstreamFailed(_) => "failed-mid-response",
-        RelayEnd::ClientGone => "client-gone",
-        RelayEnd::ShuttingDown { .. } => "cut-short-by-drain",
-    };
-    let c = api.pool.credential(credential);
-    log::debug!(
-        "{} {} {} ({}) via {}/{} -> {} {outcome}: {} events, {} writes, {} bytes; tokens in={} out={} cache_write={} cache_read={}",
-        req.id,
-        req.head.method_str(),
-        req.head.path(),
-        caller.unwrap_or("no client key"),
-        api.pool.upstream_name(c.upstream),
-        c.name,
-        relayed.status,
-        t.events,
-        relayed.stats.writes,
-        relayed.stats.bytes,
-        t.usage.input_tokens,
-        t.usage.output_tokens,
-        t.usage.cache_creation_input_tokens,
-        t.usage.cache_read_input_tokens,
     );
 }

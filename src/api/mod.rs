@@ -11,14 +11,20 @@ pub mod headers;
 pub mod models;
 pub mod skim;
 
+use std::borrow::Cow;
 use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use monoio::net::TcpStream;
 
 use crate::config::{Config, ModelsConfig};
+use crate::exchange::{Exchange, Summary};
 use crate::http::response::ResponseHead;
 use crate::http::ApiError;
+use crate::metrics::Recorder;
+use crate::request_id::RequestId;
 use crate::routing::models::Catalog;
 use crate::routing::pool::Pool;
 use crate::server::conn::{After, Handler, Request};
@@ -60,12 +66,25 @@ pub struct Api {
     conns: ConnPool,
     /// This core's cache of upstream addresses.
     resolver: Resolver,
+    /// This core's metrics.
+    recorder: Rc<Recorder>,
     settings: Settings,
+}
+
+/// What the handler learnt of a request that labels its metrics and its access-log line.
+#[derive(Default)]
+pub struct Seen<'a> {
+    pub route: Option<Route>,
+    /// The name of the client's key.
+    pub caller: Option<&'a str>,
+    /// The model, aliases resolved.
+    pub model: Option<Cow<'a, str>>,
+    pub stream: bool,
 }
 
 impl Api {
     /// `targets` pairs each configured upstream with its endpoint, in config order; `pool` and
-    /// `catalog` are shared by all workers, `conns` and `resolver` are this worker's.
+    /// `catalog` are shared by all workers, `conns`, `resolver` and `recorder` are this worker's.
     pub fn new(
         config: &Config,
         targets: Vec<Target>,
@@ -73,6 +92,7 @@ impl Api {
         catalog: Option<Arc<Catalog>>,
         conns: ConnPool,
         resolver: Resolver,
+        recorder: Rc<Recorder>,
     ) -> Api {
         let upstreams = config
             .upstreams
@@ -91,6 +111,7 @@ impl Api {
             catalog,
             conns,
             resolver,
+            recorder,
             settings: Settings {
                 relay: config.stream.relay_settings(),
                 upstream_head_buffer: config.server.max_head_bytes,
@@ -140,22 +161,94 @@ impl Api {
 
 impl Handler for Api {
     async fn handle(&self, stream: &mut TcpStream, req: Request) -> io::Result<After> {
-        match router::route(req.head.method, req.head.path()) {
-            Err(e) => respond(stream, &req, &e).await,
-            Ok(Route::Health) => {
-                let mut head = ResponseHead::new(200);
-                head.header("content-type", b"text/plain")
-                    .header("request-id", req.id.as_str().as_bytes());
-                write_all(stream, head.finish_with_body(b"ok")).await?;
-                Ok(After::KeepAlive)
+        let mut seen = Seen::default();
+        let result = self.serve(stream, &req, &mut seen).await;
+        self.record(&req, &seen);
+        result
+    }
+
+    fn rejected(&self, error: &ApiError, id: RequestId) {
+        let now = Instant::now();
+        let x = Exchange::new(now);
+        x.answered(error.status, b"");
+        self.finish(&Summary {
+            id: id.as_str(),
+            method: "-",
+            path: "-",
+            route: "unknown",
+            client: None,
+            model: None,
+            stream: false,
+            upstream: None,
+            credential: None,
+            body_in: 0,
+            facts: x.facts(now),
+        });
+    }
+}
+
+impl Api {
+    async fn serve<'a>(
+        &'a self,
+        stream: &mut TcpStream,
+        req: &'a Request,
+        seen: &mut Seen<'a>,
+    ) -> io::Result<After> {
+        let route = match router::route(req.head.method, req.head.path()) {
+            Err(e) => return respond(stream, req, &e).await,
+            Ok(route) => route,
+        };
+        seen.route = Some(route);
+        if route == Route::Health {
+            let mut head = ResponseHead::new(200);
+            head.header("content-type", b"text/plain")
+                .header("request-id", req.id.as_str().as_bytes());
+            let out = head.finish_with_body(b"ok");
+            req.exchange.answered(200, &out);
+            write_all(stream, out).await?;
+            return Ok(After::KeepAlive);
+        }
+        match (self.clients.check(&req.head), &self.catalog) {
+            (Err(e), _) => respond(stream, req, &e).await,
+            (Ok(caller), Some(catalog)) if models::answers(catalog, &self.pool, req, route) => {
+                seen.caller = caller;
+                models::answer(catalog, stream, req, route).await
             }
-            Ok(route) => match (self.clients.check(&req.head), &self.catalog) {
-                (Err(e), _) => respond(stream, &req, &e).await,
-                (Ok(_), Some(catalog)) if models::answers(catalog, &self.pool, &req, route) => {
-                    models::answer(catalog, stream, &req, route).await
-                }
-                (Ok(caller), _) => forward::forward(self, stream, &req, route, caller).await,
-            },
+            (Ok(caller), _) => {
+                seen.caller = caller;
+                forward::forward(self, stream, req, route, seen).await
+            }
+        }
+    }
+
+    /// The request is over: its metrics and its access-log line.
+    fn record(&self, req: &Request, seen: &Seen<'_>) {
+        let (upstream, credential) = match req.exchange.credential() {
+            Some(i) => {
+                let c = self.pool.credential(i);
+                (Some(self.pool.upstream_name(c.upstream)), Some(&*c.name))
+            }
+            None => (None, None),
+        };
+        self.finish(&Summary {
+            id: req.id.as_str(),
+            method: req.head.method_str(),
+            path: req.head.path(),
+            route: seen.route.map_or("unknown", Route::name),
+            client: seen.caller,
+            model: seen.model.as_deref(),
+            stream: seen.stream,
+            upstream,
+            credential,
+            body_in: req.body.len() as u64,
+            facts: req.exchange.facts(Instant::now()),
+        });
+    }
+
+    fn finish(&self, summary: &Summary<'_>) {
+        self.recorder.request(summary);
+        if crate::logging::access_enabled() {
+            crate::access_log::write(summary);
         }
     }
 }
@@ -168,6 +261,8 @@ pub(crate) async fn respond(
     e: &ApiError,
 ) -> io::Result<After> {
     let keep_alive = req.head.keep_alive && !crate::lifecycle::phase::draining();
-    write_all(stream, e.to_response(req.id.as_str(), keep_alive)).await?;
+    let out = e.to_response(req.id.as_str(), keep_alive);
+    req.exchange.answered(e.status, &out);
+    write_all(stream, out).await?;
     Ok(After::KeepAlive)
 }

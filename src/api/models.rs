@@ -54,7 +54,9 @@ pub async fn answer(
         Ok(b) => b,
         Err(e) => return respond(client, req, &e).await,
     };
-    let out = ResponseHead::json(200, req.id.as_str(), req.head.keep_alive);
-    write_all(client, out.finish_with_body(body.as_bytes())).await?;
+    let out = ResponseHead::json(200, req.id.as_str(), req.head.keep_alive)
+        .finish_with_body(body.as_bytes());
+    req.exchange.answered(200, &out);
+    write_all(client, out).await?;
     Ok(After::KeepAlive)
 }

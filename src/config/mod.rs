@@ -8,6 +8,7 @@
 mod access;
 mod admin;
 mod connections;
+mod logging;
 mod routing;
 mod server;
 mod stream;
@@ -23,6 +24,7 @@ use toml::Spanned;
 pub use access::{check_exposure, ApiKey};
 pub use admin::AdminConfig;
 pub use connections::{DnsConfig, PoolConfig};
+pub use logging::{check_directives, LogConfig, LogFormat};
 pub use routing::{ModelsConfig, RoutingConfig, Strategy};
 pub use server::{IoDriver, Listen, ServerConfig};
 pub use stream::StreamConfig;
@@ -47,6 +49,7 @@ pub struct Config {
     /// Client keys; empty means no client authentication (loopback listeners only).
     pub api_keys: Vec<ApiKey>,
     pub admin: AdminConfig,
+    pub log: LogConfig,
 }
 
 /// What the admin view shows in place of a secret.
@@ -85,6 +88,7 @@ struct FileConfig {
     upstreams: Vec<Spanned<FileUpstream>>,
     api_keys: Vec<Spanned<FileApiKey>>,
     admin: admin::FileAdmin,
+    log: LogConfig,
 }
 
 impl Config {
@@ -136,6 +140,9 @@ impl Config {
         file.dns.check().map_err(|(key, what)| ConfigError {
             message: format!("{origin}: dns.{key}: {what}"),
         })?;
+        file.log.check().map_err(|(key, what)| ConfigError {
+            message: format!("{origin}: log.{key}: {what}"),
+        })?;
         if file.upstreams.is_empty() {
             return Err(ConfigError {
                 message: format!(
@@ -160,6 +167,7 @@ impl Config {
             upstreams,
             api_keys,
             admin,
+            log: file.log,
         })
     }
 
@@ -190,6 +198,7 @@ impl Config {
             upstreams: vec![upstream],
             api_keys: Vec::new(),
             admin: AdminConfig::default(),
+            log: LogConfig::default(),
         }
     }
 

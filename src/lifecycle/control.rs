@@ -153,6 +153,7 @@ impl Control {
             kept,
         };
         let id = next.id;
+        crate::logging::apply(&next.config.log);
         *s.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
         drop(previous);
         s.beacon.bump();

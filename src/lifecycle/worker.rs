@@ -24,16 +24,22 @@ use super::control::Control;
 use super::generation::{Generation, Listeners, MockUpstream};
 use super::phase::{self, Phase};
 use crate::api::Api;
+use crate::http::ApiError;
+use crate::metrics::{Recorder, Shard};
 use crate::mock::server::MockHandler;
+use crate::request_id::RequestId;
 use crate::runtime::{accept_each, spawn_connection};
 use crate::server::conn::{serve, After, Handler, Limits, Request};
 use crate::shutdown::Shutdown;
 use crate::upstream::dns::Resolver;
-use crate::upstream::pool::{ConnPool, PoolCounters};
+use crate::upstream::pool::ConnPool;
 
 /// How long streams cut short at the drain timeout are given to write their error event and end,
 /// before the worker stops with whatever is left.
 const CUT_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a worker's access-log lines may wait before they are handed to the writer.
+const ACCESS_LOG_FLUSH: Duration = Duration::from_millis(250);
 
 /// The handler of a worker's gateway connections: the current generation's [`Api`].
 pub struct Live {
@@ -60,12 +66,16 @@ impl Handler for Live {
     fn drains(&self) -> bool {
         true
     }
+
+    fn rejected(&self, error: &ApiError, id: RequestId) {
+        self.api.borrow().rejected(error, id);
+    }
 }
 
 /// What one worker runs for its generation.
 struct Worker {
     index: usize,
-    counters: Arc<PoolCounters>,
+    recorder: Rc<Recorder>,
     live: Rc<Live>,
     generation: Arc<Generation>,
     /// Ends the upkeep tasks (idle sweep) of the current handler when it is replaced.
@@ -77,14 +87,21 @@ struct Worker {
 
 /// Runs worker `index` until the gateway stops (at once through its shutdown signal, or at the
 /// end of a drain).
-pub async fn run(index: usize, control: Control, counters: Arc<PoolCounters>) {
+pub async fn run(index: usize, control: Control, shard: Arc<Shard>) {
+    monoio::spawn(flush_access_log());
+    serve_generations(index, control, shard).await;
+    crate::logging::flush_thread();
+}
+
+async fn serve_generations(index: usize, control: Control, shard: Arc<Shard>) {
     let shared = control.shared.clone();
     let shutdown = shared.shutdown.clone();
     if shutdown.is_raised() {
         return;
     }
     control.worker_started();
-    let mut worker = Worker::start(index, counters, control.current());
+    let recorder = Rc::new(Recorder::new(shard));
+    let mut worker = Worker::start(index, recorder, control.current());
     loop {
         // Read before looking at the state, so that a change made after the look is not missed.
         let seen = shared.beacon.epoch();
@@ -106,8 +123,8 @@ pub async fn run(index: usize, control: Control, counters: Arc<PoolCounters>) {
 }
 
 impl Worker {
-    fn start(index: usize, counters: Arc<PoolCounters>, generation: Arc<Generation>) -> Worker {
-        let api = Rc::new(build_api(&generation, &counters));
+    fn start(index: usize, recorder: Rc<Recorder>, generation: Arc<Generation>) -> Worker {
+        let api = Rc::new(build_api(&generation, &recorder));
         let retire = upkeep(&api, &generation);
         let live = Rc::new(Live {
             api: RefCell::new(api),
@@ -115,7 +132,7 @@ impl Worker {
         });
         let mut worker = Worker {
             index,
-            counters,
+            recorder,
             live,
             generation: generation.clone(),
             retire,
@@ -129,7 +146,7 @@ impl Worker {
     /// Serves new requests with `next` from now on.
     fn adopt(&mut self, next: Arc<Generation>) {
         self.retire.raise();
-        let api = Rc::new(build_api(&next, &self.counters));
+        let api = Rc::new(build_api(&next, &self.recorder));
         self.retire = upkeep(&api, &next);
         *self.live.api.borrow_mut() = api;
         *self.live.limits.borrow_mut() = Rc::new(next.limits.clone());
@@ -140,13 +157,18 @@ impl Worker {
     /// Accepts on the listeners of `g` not yet accepted on here, and stops accepting on those
     /// `g` no longer has (their sockets close with their accept loops).
     fn listen(&mut self, g: &Generation) {
-        let (index, live) = (self.index, &self.live);
+        let (index, live, recorder) = (self.index, &self.live, &self.recorder);
         sync(&mut self.front, &g.front, |l| {
             let listener = l.take(index)?;
-            let live = live.clone();
+            let (live, recorder) = (live.clone(), recorder.clone());
             Some(accept(listener, move |stream| {
                 let limits = live.limits();
-                spawn_connection(phase::tracked(serve(stream, live.clone(), limits)));
+                let open = recorder.connection();
+                let served = serve(stream, live.clone(), limits);
+                spawn_connection(phase::tracked(async move {
+                    served.await;
+                    drop(open);
+                }));
             }))
         });
         let limits = Rc::new(g.limits.clone());
@@ -226,16 +248,34 @@ fn sync<T>(
     }
 }
 
+/// Hands this worker's access-log lines to the log's writer every `ACCESS_LOG_FLUSH` (the
+/// worker hands over the last ones itself when it stops).
+async fn flush_access_log() {
+    loop {
+        monoio::time::sleep(ACCESS_LOG_FLUSH).await;
+        crate::logging::flush_thread();
+    }
+}
+
 /// This worker's handler for generation `g`.
-fn build_api(g: &Generation, counters: &Arc<PoolCounters>) -> Api {
+fn build_api(g: &Generation, recorder: &Rc<Recorder>) -> Api {
     let config = &g.config;
-    let conns = ConnPool::new(g.targets.len(), config.pool.settings(), counters.clone());
+    let counters = recorder.shard().pool.clone();
+    let conns = ConnPool::new(g.targets.len(), config.pool.settings(), counters);
     let resolver = Resolver::new(config.dns.ttl());
     for (host, port, addrs) in &g.seeds {
         resolver.seed(host, *port, addrs.clone());
     }
     let (pool, catalog) = (g.pool.clone(), g.catalog.clone());
-    Api::new(config, g.targets.clone(), pool, catalog, conns, resolver)
+    Api::new(
+        config,
+        g.targets.clone(),
+        pool,
+        catalog,
+        conns,
+        resolver,
+        recorder.clone(),
+    )
 }
 
 /// Starts a handler's upkeep: the sweep of its idle upstream connections (until the returned

@@ -16,6 +16,7 @@ use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 
 use super::io::{read_more, write_all, ReadOutcome};
+use crate::exchange::Exchange;
 use crate::http::body::BodyCollector;
 use crate::http::head::{self, BodyFraming, Parse, RequestHead};
 use crate::http::{ApiError, ErrorType};
@@ -32,11 +33,12 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
-/// A complete request, body included.
+/// A complete request, body included, and what has become of it so far.
 pub struct Request {
     pub id: RequestId,
     pub head: RequestHead,
     pub body: Bytes,
+    pub exchange: Exchange,
 }
 
 /// Whether the connection may carry another request after a response.
@@ -59,6 +61,10 @@ pub trait Handler: 'static {
     fn drains(&self) -> bool {
         false
     }
+
+    /// A request refused before it reached the handler (it did not parse, was too large, or
+    /// too slow), answered with `error` under `id`.
+    fn rejected(&self, _error: &ApiError, _id: RequestId) {}
 }
 
 /// Serves requests on `stream` until the client leaves, an error closes it, or it idles out.
@@ -76,6 +82,7 @@ pub async fn serve<H: Handler>(mut stream: TcpStream, handler: Rc<H>, limits: Rc
             Ok(None) => return,
             Err(Failure { error, id }) => {
                 if let Some(e) = error {
+                    handler.rejected(&e, id);
                     let _ = write_all(&mut stream, e.to_response(id.as_str(), false)).await;
                     linger_close(&mut stream).await;
                 }
@@ -224,6 +231,7 @@ async fn read_request(
         id,
         head,
         body: body.finish(),
+        exchange: Exchange::new(Instant::now()),
     }))
 }
 

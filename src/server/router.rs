@@ -16,6 +16,17 @@ pub enum Route {
 }
 
 impl Route {
+    /// Its name in metrics and the access log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Messages => "messages",
+            Route::CountTokens => "count_tokens",
+            Route::Models => "models",
+            Route::Model => "model",
+            Route::Health => "healthz",
+        }
+    }
+
     /// Whether the request carries a JSON body the gateway skims for `model` and `stream`.
     pub fn has_json_body(self) -> bool {
         matches!(self, Route::Messages | Route::CountTokens)

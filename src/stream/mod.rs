@@ -1,6 +1,7 @@
 //! Relaying response bodies, and event streams above all.
 
 pub mod flush;
+pub mod json_usage;
 pub mod relay;
 pub mod sse;
 pub mod tally;

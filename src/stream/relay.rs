@@ -26,6 +26,7 @@ use monoio::io::Canceller;
 use monoio::net::TcpStream;
 
 use super::flush::{Coalescer, Decision, FlushPolicy};
+use super::json_usage::UsageScanner;
 use super::tally::Tally;
 use super::timer::sleep_until;
 use crate::http::chunked::{push_chunk, ChunkedDecoder, ChunkedError, LAST_CHUNK};
@@ -91,6 +92,10 @@ pub struct RelayStats {
     pub writes: u64,
     /// Events, usage and how an event stream ended.
     pub tally: Tally,
+    /// When the first write (the head) went out.
+    pub first_write: Option<Instant>,
+    /// When reading from the upstream ended (before the last write to the client).
+    pub upstream_end: Option<Instant>,
 }
 
 /// Why a relay stopped early.
@@ -146,6 +151,7 @@ pub async fn relay(
         coalescer: Coalescer::new(settings.flush, size, response.event_stream),
         stats: RelayStats::default(),
         last_write: Instant::now(),
+        usage: (!response.event_stream).then(UsageScanner::new),
     };
     let mut body = Body {
         framing: response.framing,
@@ -162,6 +168,10 @@ pub async fn relay(
     let end = r
         .run(upstream, client, &mut body, settings, watch_client)
         .await;
+    r.stats.upstream_end = Some(Instant::now());
+    if let Some(usage) = r.usage.as_ref().and_then(UsageScanner::usage) {
+        r.stats.tally.usage = usage;
+    }
     let end = match end {
         // Bytes beyond the body's end belong to no response: the connection is not reused.
         Ok(Stop::Ended) => {
@@ -266,6 +276,8 @@ struct Relay {
     coalescer: Coalescer,
     stats: RelayStats,
     last_write: Instant,
+    /// The usage of a body that is not an event stream (a JSON message).
+    usage: Option<UsageScanner>,
 }
 
 impl Relay {
@@ -337,6 +349,9 @@ impl Relay {
                 }
             };
             let (data, framing_error) = body.unframe(&mut self.buf[start..start + n]);
+            if let Some(usage) = &mut self.usage {
+                usage.feed(&self.buf[start..start + data]);
+            }
             let now = Instant::now();
             let held = FRONT + self.coalescer.held() + data;
             let tally = &mut self.stats.tally;
@@ -513,6 +528,7 @@ impl Relay {
         self.stats.writes += 1;
         self.stats.bytes += body as u64;
         self.last_write = Instant::now();
+        self.stats.first_write.get_or_insert(self.last_write);
     }
 
     async fn send<B: IoBuf + 'static>(

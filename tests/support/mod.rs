@@ -443,3 +443,50 @@ pub fn fragments(bytes: &[u8], max: usize, seed: u64) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// The key of credential `a` of [`rate_limiting_upstream`], which it answers with 429.
+pub const LIMITED_KEY: &str = "sk-upstream-a-secret";
+/// The key of credential `b`, which it serves.
+pub const SERVED_KEY: &str = "sk-upstream-b-secret";
+
+/// An upstream that rate-limits [`LIMITED_KEY`] for a minute and answers [`SERVED_KEY`]: a
+/// stream of 4 deltas (input 3, output 9 tokens) when the body asks for one, else a message
+/// with usage (input 11, output 7, cache creation 2, cache read 5) behind a tool input that
+/// has a `usage` key of its own.
+pub fn rate_limiting_upstream() -> Upstream {
+    Upstream::start(|r| {
+        if r.headers("x-api-key").concat() == LIMITED_KEY {
+            let e = r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#;
+            let limited = json_response(429, e, "retry-after: 60\r\n");
+            return Action::Send(vec![limited], Duration::ZERO);
+        }
+        if String::from_utf8_lossy(&r.body).contains("\"stream\":true") {
+            return Action::Send(sse_pieces(&sse_events(4)), Duration::from_millis(1));
+        }
+        let answer = r#"{"id":"msg_1","type":"message","content":[{"type":"tool_use","input":{"usage":{"input_tokens":999}}}],"usage":{"input_tokens":11,"output_tokens":7,"cache_creation_input_tokens":2,"cache_read_input_tokens":5}}"#;
+        Action::Send(vec![json_response(200, answer, "")], Duration::ZERO)
+    })
+}
+
+/// Config lines for an upstream `up` at `addr` with credentials `a` ([`LIMITED_KEY`]) and `b`
+/// ([`SERVED_KEY`]), tried in that order, and client keys `team-a` (`client-key`) and `team-b`
+/// (`other-client-key`).
+pub fn two_credentials(addr: SocketAddr) -> String {
+    format!(
+        "[routing]\nstrategy = \"fill-first\"\n\
+         [models.aliases]\nx = \"claude-x\"\n\
+         [[api_keys]]\nname = \"team-a\"\nkey = \"client-key\"\n\
+         [[api_keys]]\nname = \"team-b\"\nkey = \"other-client-key\"\n\
+         [[upstreams]]\nname = \"up\"\nkind = \"anthropic\"\nbase_url = \"http://{addr}\"\n\
+         [[upstreams.credentials]]\nname = \"a\"\napi_key = \"{LIMITED_KEY}\"\n\
+         [[upstreams.credentials]]\nname = \"b\"\napi_key = \"{SERVED_KEY}\"\n"
+    )
+}
+
+/// A raw request with its `x-api-key: client-key` replaced by `key`.
+pub fn with_key(raw: Vec<u8>, key: &str) -> Vec<u8> {
+    String::from_utf8(raw)
+        .unwrap()
+        .replacen("x-api-key: client-key", &format!("x-api-key: {key}"), 1)
+        .into_bytes()
+}

@@ -20,9 +20,14 @@ pub struct Process {
 }
 
 impl Process {
-    /// Writes `config` to a file of its own and runs `ringgate serve --config` on it, until it
-    /// says where it listens.
+    /// Writes `config` to a file of its own and runs `ringgate serve --config` on it (with
+    /// `RUST_LOG=info`), until it says where it listens.
     pub fn start(config: &str) -> Process {
+        Process::start_with(config, &[("RUST_LOG", Some("info"))])
+    }
+
+    /// As [`start`](Self::start), with these environment variables set (`Some`) or removed.
+    pub fn start_with(config: &str, env: &[(&str, Option<&str>)]) -> Process {
         static FILES: AtomicUsize = AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
             "ringgate-test-{}-{}.toml",
@@ -30,13 +35,15 @@ impl Process {
             FILES.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut command = Command::new(BIN);
+        command.args(["serve", "--config"]).arg(&path);
+        for (name, value) in env {
+            match value {
+                Some(v) => command.env(name, v),
+                None => command.env_remove(name),
+            };
+        }
+        let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
@@ -76,6 +83,18 @@ impl Process {
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) with the PID of our own child, which `Drop` reaps only after this.
         assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
+    }
+
+    /// The admin listener's address, from the line that announces it.
+    pub fn admin_addr(&self) -> SocketAddr {
+        assert!(self.wait_log("admin listener on ", 1, Duration::from_secs(10)));
+        let log = self.log();
+        let rest = log.split("admin listener on ").nth(1).unwrap();
+        let addr: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '"')
+            .collect();
+        addr.parse().unwrap_or_else(|_| panic!("{addr:?}"))
     }
 
     pub fn log(&self) -> String {
