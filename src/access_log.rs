@@ -59,9 +59,9 @@ pub fn line(s: &Summary<'_>, format: LogFormat, now: SystemTime, out: &mut Strin
                  \"cache_read_input_tokens\":{},\"body_bytes_in\":{},\"body_bytes_out\":{},\
                  \"client_writes\":{},\"events\":{},\"outcome\":\"{}\"}}",
                 f.attempts,
-                f.first_byte.map_or("null".into(), ms),
-                ms(f.duration),
-                ms(f.overhead()),
+                Ms(f.first_byte, "null"),
+                Ms(Some(f.duration), ""),
+                Ms(Some(f.overhead()), ""),
                 u.input_tokens,
                 u.output_tokens,
                 u.cache_creation_input_tokens,
@@ -92,9 +92,9 @@ pub fn line(s: &Summary<'_>, format: LogFormat, now: SystemTime, out: &mut Strin
                  tokens_out={} cache_write={} cache_read={} bytes_in={} bytes_out={} writes={} \
                  events={} outcome={}",
                 f.attempts,
-                f.first_byte.map_or("-".into(), ms),
-                ms(f.duration),
-                ms(f.overhead()),
+                Ms(f.first_byte, "-"),
+                Ms(Some(f.duration), ""),
+                Ms(Some(f.overhead()), ""),
                 u.input_tokens,
                 u.output_tokens,
                 u.cache_creation_input_tokens,
@@ -109,8 +109,20 @@ pub fn line(s: &Summary<'_>, format: LogFormat, now: SystemTime, out: &mut Strin
     }
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1e3)
+/// Milliseconds with three decimals, or the text for none, written in place.
+struct Ms(Option<Duration>, &'static str);
+
+impl std::fmt::Display for Ms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            // In whole microseconds: float formatting cost more than the rest of the line.
+            Some(d) => {
+                let us = d.as_micros();
+                write!(f, "{}.{:03}", us / 1000, us % 1000)
+            }
+            None => f.write_str(self.1),
+        }
+    }
 }
 
 fn cut(model: &str) -> &str {

@@ -9,10 +9,11 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use rustc_hash::FxBuildHasher;
 
 /// One label set and its value.
 #[derive(Debug)]
@@ -31,10 +32,12 @@ pub fn published<V>() -> Published<V> {
 /// The worker's side of a family: lookup by label values, and the publication of new ones.
 pub struct Family<V> {
     /// Label-set hash to the indices of `entries` with that hash.
-    index: RefCell<HashMap<u64, Vec<usize>>>,
+    index: RefCell<HashMap<u64, Vec<usize>, FxBuildHasher>>,
     entries: RefCell<Vec<Arc<Entry<V>>>>,
     published: Published<V>,
-    hasher: RandomState,
+    /// Fast and unkeyed: the label sets are bounded (see the model cap), so no client can make
+    /// collisions cost more than a few comparisons.
+    hasher: FxBuildHasher,
 }
 
 impl<V: Default> Family<V> {
@@ -45,7 +48,7 @@ impl<V: Default> Family<V> {
             index: RefCell::default(),
             entries: RefCell::new(published.load().to_vec()),
             published,
-            hasher: RandomState::new(),
+            hasher: FxBuildHasher,
         };
         for (i, e) in family.entries.borrow().iter().enumerate() {
             let labels: Vec<&str> = e.labels.iter().map(|l| &**l).collect();

@@ -12,9 +12,10 @@ mod scrape;
 mod text;
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
 
 use cell::{Counter, Gauge, Histogram, OVERHEAD_SECONDS, REQUEST_SECONDS};
 use family::{published, Family, Published};
@@ -92,7 +93,7 @@ pub struct Recorder {
     attempts: Family<Counter>,
     failovers: Family<Counter>,
     tokens: Family<Tokens>,
-    models: RefCell<HashSet<Box<str>>>,
+    models: RefCell<FxHashSet<Box<str>>>,
 }
 
 impl Recorder {

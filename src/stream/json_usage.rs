@@ -4,7 +4,7 @@
 //! access log and the token metrics, just as the usage events of a stream do. The relay forwards
 //! the body through a fixed buffer and never holds all of it, so the object cannot be parsed
 //! whole: [`UsageScanner`] follows just enough of the JSON grammar (strings, escapes, nesting)
-//! to find that member as the pieces go by, copies only its value, and parses that alone. The
+//! to find that member as the pieces go by, copies only its value, and reads its four counts. The
 //! text of the answer, which is most of the body, is skipped with `memchr` and never copied.
 
 use super::tally::Usage;
@@ -98,8 +98,7 @@ impl UsageScanner {
                     } else if self.depth == 1 && self.capturing {
                         self.capturing = false;
                         if self.keep(&piece[capture_from..i]) {
-                            // The parser works in place, which the copy allows.
-                            self.found = simd_json::serde::from_slice(&mut self.captured).ok();
+                            self.found = usage_of(&self.captured);
                         }
                         self.captured = Vec::new();
                     }
@@ -180,6 +179,34 @@ impl UsageScanner {
         self.captured.extend_from_slice(bytes);
         true
     }
+}
+
+/// The token counts of a `usage` object; `None` when it is not one, or a count is not a whole
+/// number (`null` counts as none).
+fn usage_of(object: &[u8]) -> Option<Usage> {
+    let mut usage = Usage::default();
+    let mut well_typed = true;
+    crate::api::skim::members(object, |key, raw| {
+        let count = match key {
+            "input_tokens" => &mut usage.input_tokens,
+            "output_tokens" => &mut usage.output_tokens,
+            "cache_creation_input_tokens" => &mut usage.cache_creation_input_tokens,
+            "cache_read_input_tokens" => &mut usage.cache_read_input_tokens,
+            _ => return,
+        };
+        match raw {
+            b"null" => *count = 0,
+            digits => match std::str::from_utf8(digits)
+                .ok()
+                .and_then(|d| d.parse().ok())
+            {
+                Some(n) => *count = n,
+                None => well_typed = false,
+            },
+        }
+    })
+    .ok()?;
+    well_typed.then_some(usage)
 }
 
 fn is_space(b: u8) -> bool {

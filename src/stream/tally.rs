@@ -101,7 +101,18 @@ fn field<'a>(event: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 /// Parses the `data` of an event (a copy: the JSON parser works in place).
 fn parse<T: for<'de> Deserialize<'de>>(event: &[u8]) -> Option<T> {
     let mut data = field(event, b"data")?.to_vec();
-    simd_json::serde::from_slice(&mut data).ok()
+    parse_json(&mut data)
+}
+
+thread_local! {
+    /// The parser's working memory, kept: allocating it anew cost more than the parse of the
+    /// small documents read here.
+    static BUFFERS: std::cell::RefCell<simd_json::Buffers> = std::cell::RefCell::default();
+}
+
+/// Parses a small JSON document in place (it is overwritten).
+pub fn parse_json<T: for<'de> Deserialize<'de>>(json: &mut [u8]) -> Option<T> {
+    BUFFERS.with_borrow_mut(|b| simd_json::serde::from_slice_with_buffers(json, b).ok())
 }
 
 #[cfg(test)]
