@@ -218,3 +218,21 @@ fn lines_still_buffered_are_written_before_exit() {
         gw.log()
     );
 }
+
+#[test]
+fn a_reload_changes_the_format_at_once() {
+    let up = rate_limiting_upstream();
+    let gw = Process::start(&config(up.addr, "format = \"text\""));
+    assert_eq!(request(gw.addr, &messages_request(BODY, "")).status, 200);
+    access_lines(&gw, " access req_", 1);
+    gw.write_config(&config(up.addr, "format = \"json\""));
+    gw.signal(libc::SIGHUP);
+    assert!(
+        gw.wait_log("generation 2 serving", 1, Duration::from_secs(10)),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(request(gw.addr, &messages_request(BODY, "")).status, 200);
+    let line = access_lines(&gw, "\"type\":\"access\"", 1).remove(0);
+    assert_eq!(parse(&line)["credential"].as_str(), Some("b"));
+}

@@ -183,6 +183,25 @@ fn samples_move_as_requests_run() {
     assert_eq!(value(&s, "ringgate_active_streams", &[]), 0.0);
     assert_eq!(value(&s, "ringgate_config_generation", &[]), 1.0);
 
+    // A reload serves a new generation and resets nothing.
+    let config = ringgate::Config::parse(
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
+            two_credentials(up.addr)
+        ),
+        "reload.toml",
+        &|_| None,
+    )
+    .unwrap();
+    gw.control().reload(config).unwrap();
+    let after = scrape(admin);
+    assert_eq!(value(&after, "ringgate_config_generation", &[]), 2.0);
+    assert_eq!(value(&after, "ringgate_requests_total", &ok), 2.0);
+    assert_eq!(
+        value(&after, "ringgate_credentials", &[("state", "cooling")]),
+        1.0
+    );
+
     let text = scrape_text(admin);
     for secret in SECRETS {
         assert!(!text.contains(secret), "{secret} in the metrics");
