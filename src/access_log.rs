@@ -31,82 +31,76 @@ pub fn line(s: &Summary<'_>, format: LogFormat, now: SystemTime, out: &mut Strin
     let time = humantime::format_rfc3339_millis(now);
     let f = &s.facts;
     let model = s.model.map(cut);
-    let u = &f.usage;
-    match format {
-        LogFormat::Json => {
-            let _ = write!(
-                out,
-                "{{\"time\":\"{time}\",\"type\":\"access\",\"request_id\":"
-            );
-            json::push_str(out, s.id);
-            let strings = [
-                ("client", s.client),
-                ("method", Some(s.method)),
-                ("path", Some(s.path)),
-                ("route", Some(s.route)),
-                ("model", model),
-            ];
-            for (k, v) in strings {
-                json_field(out, k, v);
-            }
-            let _ = write!(out, ",\"stream\":{},\"status\":{}", s.stream, f.status);
-            json_field(out, "upstream", s.upstream);
-            json_field(out, "credential", s.credential);
-            let _ = write!(
-                out,
-                ",\"attempts\":{},\"ttfb_ms\":{},\"duration_ms\":{},\"overhead_ms\":{},\
-                 \"input_tokens\":{},\"output_tokens\":{},\"cache_creation_input_tokens\":{},\
-                 \"cache_read_input_tokens\":{},\"body_bytes_in\":{},\"body_bytes_out\":{},\
-                 \"client_writes\":{},\"events\":{},\"outcome\":\"{}\"}}",
-                f.attempts,
-                Ms(f.first_byte, "null"),
-                Ms(Some(f.duration), ""),
-                Ms(Some(f.overhead()), ""),
-                u.input_tokens,
-                u.output_tokens,
-                u.cache_creation_input_tokens,
-                u.cache_read_input_tokens,
-                s.body_in,
-                f.body_out,
-                f.client_writes,
-                f.events,
-                f.ending.as_str(),
-            );
+    let json = format == LogFormat::Json;
+    if json {
+        let _ = write!(
+            out,
+            "{{\"time\":\"{time}\",\"type\":\"access\",\"request_id\":"
+        );
+        json::push_str(out, s.id);
+        let strings = [
+            ("client", s.client),
+            ("method", Some(s.method)),
+            ("path", Some(s.path)),
+            ("route", Some(s.route)),
+            ("model", model),
+        ];
+        for (k, v) in strings {
+            json_field(out, k, v);
         }
-        LogFormat::Text => {
-            let _ = write!(out, "{time} access {} ", s.id);
-            text_value(out, Some(s.method));
-            out.push(' ');
-            text_value(out, Some(s.path));
-            let _ = write!(out, " {} client=", f.status);
-            text_value(out, s.client);
-            out.push_str(" model=");
-            text_value(out, model);
-            let _ = write!(out, " stream={} upstream=", s.stream);
-            text_value(out, s.upstream);
-            out.push('/');
-            text_value(out, s.credential);
-            let _ = write!(
-                out,
-                " attempts={} ttfb_ms={} duration_ms={} overhead_ms={} tokens_in={} \
-                 tokens_out={} cache_write={} cache_read={} bytes_in={} bytes_out={} writes={} \
-                 events={} outcome={}",
-                f.attempts,
-                Ms(f.first_byte, "-"),
-                Ms(Some(f.duration), ""),
-                Ms(Some(f.overhead()), ""),
-                u.input_tokens,
-                u.output_tokens,
-                u.cache_creation_input_tokens,
-                u.cache_read_input_tokens,
-                s.body_in,
-                f.body_out,
-                f.client_writes,
-                f.events,
-                f.ending.as_str(),
-            );
-        }
+        let _ = write!(out, ",\"stream\":{},\"status\":{}", s.stream, f.status);
+        json_field(out, "upstream", s.upstream);
+        json_field(out, "credential", s.credential);
+    } else {
+        let _ = write!(out, "{time} access {} ", s.id);
+        text_value(out, Some(s.method));
+        out.push(' ');
+        text_value(out, Some(s.path));
+        let _ = write!(out, " {} client=", f.status);
+        text_value(out, s.client);
+        out.push_str(" model=");
+        text_value(out, model);
+        let _ = write!(out, " stream={} upstream=", s.stream);
+        text_value(out, s.upstream);
+        out.push('/');
+        text_value(out, s.credential);
     }
+    // The numbers, under their JSON and their text names.
+    let none = if json { "null" } else { "-" };
+    let u = &f.usage;
+    let numbers: [(&str, &str, &dyn std::fmt::Display); 12] = [
+        ("attempts", "attempts", &f.attempts),
+        ("ttfb_ms", "ttfb_ms", &Ms(f.first_byte, none)),
+        ("duration_ms", "duration_ms", &Ms(Some(f.duration), none)),
+        ("overhead_ms", "overhead_ms", &Ms(Some(f.overhead()), none)),
+        ("input_tokens", "tokens_in", &u.input_tokens),
+        ("output_tokens", "tokens_out", &u.output_tokens),
+        (
+            "cache_creation_input_tokens",
+            "cache_write",
+            &u.cache_creation_input_tokens,
+        ),
+        (
+            "cache_read_input_tokens",
+            "cache_read",
+            &u.cache_read_input_tokens,
+        ),
+        ("body_bytes_in", "bytes_in", &s.body_in),
+        ("body_bytes_out", "bytes_out", &f.body_out),
+        ("client_writes", "writes", &f.client_writes),
+        ("events", "events", &f.events),
+    ];
+    for (json_name, text_name, v) in numbers {
+        let _ = match json {
+            true => write!(out, ",\"{json_name}\":{v}"),
+            false => write!(out, " {text_name}={v}"),
+        };
+    }
+    let outcome = f.ending.as_str();
+    let _ = match json {
+        true => write!(out, ",\"outcome\":\"{outcome}\"}}"),
+        false => write!(out, " outcome={outcome}"),
+    };
 }
 
 /// Milliseconds with three decimals, or the text for none, written in place.
