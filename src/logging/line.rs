@@ -36,7 +36,10 @@ pub fn record(record: &Record<'_>, format: LogFormat, now: SystemTime, out: &mut
             );
             json::push_str(out, record.target());
             out.push_str(",\"message\":");
-            json::push_str(out, &record.args().to_string());
+            match record.args().as_str() {
+                Some(message) => json::push_str(out, message),
+                None => json::push_str(out, &record.args().to_string()),
+            }
             out.push('}');
         }
     }
@@ -76,11 +79,18 @@ mod tests {
 
     #[test]
     fn json_escapes_what_it_must() {
-        let got = line(LogFormat::Json, "t", format_args!("a \"b\"\n\u{1}c\\"));
+        let got = line(
+            LogFormat::Json,
+            "t\"",
+            format_args!("a \"b\"\n\u{1}\u{1f}\tc\\ é {}", 1),
+        );
         assert_eq!(
             got,
-            r#"{"time":"2025-12-02T14:08:26.123Z","level":"WARN","target":"t","message":"a \"b\"\n\u0001c\\"}"#
+            r#"{"time":"2025-12-02T14:08:26.123Z","level":"WARN","target":"t\"","message":"a \"b\"\n\u0001\u001f\tc\\ é 1"}"#
         );
+        // A message without arguments takes the path that does not format it first.
+        let got = line(LogFormat::Json, "t", format_args!("x\r\"y\""));
+        assert!(got.ends_with(r#""message":"x\r\"y\""}"#), "{got}");
     }
 
     #[test]

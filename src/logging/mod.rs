@@ -1,174 +1,108 @@
 //! The process's log on stderr: ordinary records, filtered `RUST_LOG`-style and written as text
 //! or JSON, and the access log, one line per request, batched off the request path.
 //!
-//! The filter and the format can change at any time (a reload applies `[log]`), so the logger
-//! keeps them behind an `ArcSwap`: a record costs one lock-free load, never a lock shared with
-//! the reload. Ordinary records are rare and are written at once; access lines are many and
-//! go through [`sink`], so a worker never waits on stderr.
+//! Ordinary records are rare and are written at once ([`logger`]); access lines are many and go
+//! through a per-thread buffer ([`buffer`]) to a writer thread ([`sink`]), so a worker never
+//! waits on stderr. The logger is one process-wide static: `install` is for the binary; a
+//! gateway started in-process by a test leaves it alone and `apply` does nothing.
 
+mod buffer;
 mod line;
+mod logger;
 mod sink;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
-use arc_swap::ArcSwap;
-use log::{Level, LevelFilter, Log, Metadata, Record};
-
-use crate::access_log::TARGET as ACCESS_TARGET;
 use crate::config::{LogConfig, LogFormat};
+use logger::{Logger, State};
 
-/// What the logger does now.
-struct State {
-    filter: env_filter::Filter,
-    format: LogFormat,
-}
-
-struct Logger {
-    state: ArcSwap<State>,
-}
+pub use buffer::{access, dropped_lines, finish, flush_thread};
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
-/// Access lines are wanted (installed, `log.access`, and the filter lets their target through).
+/// Set only once `log::set_logger` accepted ours: with another logger in place (a test's), the
+/// copies below must not claim that access lines are wanted.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// Copies of what the request path asks for, so it asks with one atomic load.
 static ACCESS: AtomicBool = AtomicBool::new(false);
-static FORMAT: AtomicU8 = AtomicU8::new(0);
+static FORMAT: AtomicU8 = AtomicU8::new(TEXT);
+/// Orders concurrent `apply`s, so the copies above match the state that was stored last.
+static APPLYING: Mutex<()> = Mutex::new(());
 
-/// Installs the process logger (once; later calls do nothing): `RUST_LOG` or `info`, text, the
+const TEXT: u8 = 0;
+const JSON: u8 = 1;
+
+/// Installs the process logger (once; later calls do nothing): RUST_LOG or "info", text format,
 /// access log on.
 pub fn install() {
-    let mut installed = false;
+    let mut first = false;
     let logger = LOGGER.get_or_init(|| {
-        installed = true;
-        Logger {
-            state: ArcSwap::from_pointee(state(&LogConfig::default(), env_spec())),
-        }
+        first = true;
+        Logger::new(State::new(&LogConfig::default(), rust_log()))
     });
-    if installed && log::set_logger(logger).is_ok() {
-        publish(logger, &LogConfig::default());
+    if first && log::set_logger(logger).is_ok() {
+        INSTALLED.store(true, Relaxed);
+        publish(logger);
     }
 }
 
-/// Applies `[log]` at once, for every thread; `RUST_LOG`, when set, wins over `level`. Does
-/// nothing when [`install`] was not called (a gateway started in-process by a test).
+/// Applies `[log]`: the filter (RUST_LOG, when set in the environment, wins over config.level),
+/// the format, whether access lines are written. Takes effect at once for every thread (a
+/// reload calls it again). A no-op when install() was never called (in-process tests).
 pub fn apply(config: &LogConfig) {
-    if let Some(logger) = LOGGER.get() {
-        logger.state.store(Arc::new(state(config, env_spec())));
-        publish(logger, config);
-    }
+    let Some(logger) = LOGGER.get().filter(|_| INSTALLED.load(Relaxed)) else {
+        return;
+    };
+    let _order = APPLYING.lock().unwrap_or_else(|e| e.into_inner());
+    logger.store(State::new(config, rust_log()));
+    publish(logger);
 }
 
-/// Whether access lines are wanted now: one atomic load, for the request path.
+/// Whether access lines are wanted now: installed, config.access, and the filter enables target
+/// "ringgate::access" at Info. One atomic load: it is called once per request.
 pub fn access_enabled() -> bool {
     ACCESS.load(Relaxed)
 }
 
-/// The format lines are written in now.
+/// The current format (what access lines must be written in).
 pub fn format() -> LogFormat {
     match FORMAT.load(Relaxed) {
-        1 => LogFormat::Json,
+        JSON => LogFormat::Json,
         _ => LogFormat::Text,
     }
 }
 
-pub use sink::{access, dropped_lines, finish, flush_thread};
-
-fn env_spec() -> Option<String> {
+fn rust_log() -> Option<String> {
     std::env::var("RUST_LOG").ok()
 }
 
-/// The directives in force: `RUST_LOG` when it is set and not blank, else `log.level`.
-fn spec(config: &LogConfig, env: Option<String>) -> String {
-    env.filter(|e| !e.trim().is_empty())
-        .unwrap_or_else(|| config.level.clone())
-}
-
-fn state(config: &LogConfig, env: Option<String>) -> State {
-    let spec = spec(config, env);
-    let mut builder = env_filter::Builder::new();
-    // `log.level` was validated; a bad RUST_LOG falls back to `info` rather than to nothing.
-    if builder.try_parse(&spec).is_err() {
-        builder = env_filter::Builder::new();
-        builder.filter_level(LevelFilter::Info);
-    }
-    State {
-        filter: builder.build(),
-        format: config.format,
-    }
-}
-
-fn publish(logger: &Logger, config: &LogConfig) {
-    let state = logger.state.load();
-    log::set_max_level(state.filter.filter());
-    FORMAT.store(u8::from(state.format == LogFormat::Json), Relaxed);
-    ACCESS.store(config.access && access_passes(&state.filter), Relaxed);
-}
-
-fn access_passes(filter: &env_filter::Filter) -> bool {
-    let metadata = Metadata::builder()
-        .level(Level::Info)
-        .target(ACCESS_TARGET)
-        .build();
-    filter.enabled(&metadata)
-}
-
-impl Log for Logger {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.state.load().filter.enabled(metadata)
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        let state = self.state.load();
-        if !state.filter.matches(record) {
-            return;
-        }
-        let mut out = String::with_capacity(128);
-        line::record(record, state.format, std::time::SystemTime::now(), &mut out);
-        out.push('\n');
-        use std::io::Write;
-        let _ = std::io::stderr().lock().write_all(out.as_bytes());
-    }
-
-    fn flush(&self) {}
+/// Makes the stored state visible to what does not read it through the logger: the `log`
+/// macros' level gate and the request path's copies.
+fn publish(logger: &Logger) {
+    let state = logger.state();
+    log::set_max_level(state.max_level());
+    FORMAT.store(
+        match state.format {
+            LogFormat::Text => TEXT,
+            LogFormat::Json => JSON,
+        },
+        Relaxed,
+    );
+    ACCESS.store(state.wants_access(), Relaxed);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn config(level: &str, access: bool) -> LogConfig {
-        LogConfig {
-            level: level.into(),
-            access,
+    // Unit tests never install the process logger (it is the test harness's process too).
+    #[test]
+    fn apply_does_nothing_until_installed() {
+        apply(&LogConfig {
+            format: LogFormat::Json,
             ..LogConfig::default()
-        }
-    }
-
-    #[test]
-    fn rust_log_wins_over_the_configured_level() {
-        let c = config("warn", true);
-        assert_eq!(spec(&c, Some("debug".into())), "debug");
-        assert_eq!(spec(&c, Some("  ".into())), "warn");
-        assert_eq!(spec(&c, None), "warn");
-        let s = state(&c, Some("ringgate=debug".into()));
-        assert_eq!(s.filter.filter(), LevelFilter::Debug);
-    }
-
-    #[test]
-    fn a_bad_rust_log_falls_back_to_info() {
-        let s = state(&config("warn", true), Some("ringgate=loud".into()));
-        assert_eq!(s.filter.filter(), LevelFilter::Info);
-    }
-
-    #[test]
-    fn the_access_target_follows_the_filter() {
-        for (level, passes) in [
-            ("info", true),
-            ("warn", false),
-            ("info,ringgate::access=off", false),
-            ("warn,ringgate::access=info", true),
-        ] {
-            let s = state(&config(level, true), None);
-            assert_eq!(access_passes(&s.filter), passes, "{level}");
-        }
+        });
+        assert!(!access_enabled());
+        assert_eq!(format(), LogFormat::Text);
     }
 }
