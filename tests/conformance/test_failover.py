@@ -119,9 +119,11 @@ def test_every_request_succeeds_and_the_limited_key_is_tried_once_per_window(
     assert a and all(s == 429 for _, s in a), a
     assert len(log) == len(a) + len(b), "only the gateway's two keys reach the upstream"
 
-    # Once per cooldown window: never sooner than the window, and soon after it ends.
+    # Once per cooldown window: never sooner than the window, and soon after it ends. The log
+    # timestamps and the gateway's cooldown clock count whole milliseconds, so a gap may read up
+    # to 2 ms short of the window (one such run read 0.999 s).
     gaps = [t2 - t1 for (t1, _), (t2, _) in zip(a, a[1:])]
-    assert all(gap >= WINDOW_S for gap in gaps), gaps
+    assert all(gap >= WINDOW_S - 0.002 for gap in gaps), gaps
     assert all(gap <= WINDOW_S + 0.5 for gap in gaps), gaps
     windows = elapsed / WINDOW_S
     assert int(windows) <= len(a) <= int(windows) + 1, (len(a), elapsed)
