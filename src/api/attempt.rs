@@ -6,7 +6,6 @@
 //! have arrived. Until then every failure is returned to the caller, with the connection and the
 //! upstream's answer kept, so the last one can still be relayed as it is.
 
-use std::cell::Cell;
 use std::io;
 use std::time::{Instant, SystemTime};
 
@@ -20,7 +19,7 @@ use crate::http::ApiError;
 use crate::lifecycle::phase::{self, Phase};
 use crate::routing::health::{outcome_of, unix_ms, Outcome};
 use crate::server::conn::Request;
-use crate::server::io::{client_gone, write_all};
+use crate::server::io::{client_gone, write_all, ClientWatch};
 use crate::stream::relay::{relay, ClientFraming, Failure, RelayEnd, RelayStats, Response};
 use crate::upstream::client::{exchange, Deadline, Step, UpstreamError};
 use crate::upstream::conn::UpstreamConn;
@@ -39,7 +38,7 @@ pub struct Plan<'a> {
     /// The resolved model, for the credential's health.
     pub model: Option<&'a str>,
     /// Shared by the attempts of one request, so a pipelined request is looked for only once.
-    pub watch_client: &'a Cell<bool>,
+    pub watch_client: &'a ClientWatch,
 }
 
 pub enum Attempt {
@@ -340,7 +339,7 @@ pub async fn relay_answer(
     client: &mut TcpStream,
     req: &Request,
     answer: UpstreamAnswer,
-    watch_client: &Cell<bool>,
+    watch_client: &ClientWatch,
 ) -> io::Result<Relayed> {
     let UpstreamAnswer {
         origin,

@@ -8,7 +8,6 @@
 //! `routing.max_attempts`. Errors the request causes itself (400, 404, 413, …) are relayed at once.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::io;
 
 use bytes::Bytes;
@@ -24,8 +23,12 @@ use crate::lifecycle::phase;
 use crate::routing::pool::{Ask, Pick, Unavailable};
 use crate::routing::select::affinity_key;
 use crate::server::conn::{After, Request};
+use crate::server::io::ClientWatch;
 use crate::server::router::Route;
 use crate::stream::relay::RelayEnd;
+
+/// How long after its arrival a request starts looking out for a client that left.
+const WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub async fn forward<'a>(
     api: &'a Api,
@@ -77,7 +80,7 @@ pub async fn forward<'a>(
         .or_else(|| skimmed.user_id(&req.body))
         .map(affinity_key);
 
-    let watch_client = Cell::new(true);
+    let watch_client = ClientWatch::new(req.exchange.received + WATCH_AFTER);
     let mut tried = Vec::with_capacity(api.settings.max_attempts);
     let mut last: Option<(usize, Failed)> = None;
     loop {
@@ -162,7 +165,7 @@ async fn answer_failure(
     req: &Request,
     credential: usize,
     failed: Failed,
-    watch_client: &Cell<bool>,
+    watch_client: &ClientWatch,
 ) -> io::Result<After> {
     let upstream = api.upstream_of(credential);
     log::warn!(

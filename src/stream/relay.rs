@@ -17,7 +17,7 @@
 //!   still running when a gateway's drain times out (an `overloaded_error`): that too interrupts
 //!   a pending upstream read (see `lifecycle::phase` for how it wakes the relay).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -31,7 +31,7 @@ use super::tally::Tally;
 use super::timer::sleep_until;
 use crate::http::chunked::{push_chunk, ChunkedDecoder, ChunkedError, LAST_CHUNK};
 use crate::lifecycle::phase::{self, Phase};
-use crate::server::io::{client_gone, write_all};
+use crate::server::io::{client_gone, write_all, ClientWatch};
 use crate::upstream::client::Deadline;
 use crate::upstream::conn::{is_cancelled, UpstreamConn};
 use crate::upstream::response::ResponseFraming;
@@ -136,7 +136,7 @@ pub async fn relay(
     client: &mut TcpStream,
     response: Response,
     settings: &RelaySettings,
-    watch_client: &Cell<bool>,
+    watch_client: &ClientWatch,
 ) -> (RelayEnd, RelayStats) {
     let size = settings.buffer_bytes;
     let mut r = Relay {
@@ -288,7 +288,7 @@ impl Relay {
         client: &mut TcpStream,
         body: &mut Body,
         settings: &RelaySettings,
-        watch_client: &Cell<bool>,
+        watch_client: &ClientWatch,
     ) -> Result<Stop, Gone> {
         let size = settings.buffer_bytes;
         let mut canceller = Canceller::new();
