@@ -163,12 +163,8 @@ impl Worker {
             let (live, recorder) = (live.clone(), recorder.clone());
             Some(accept(listener, move |stream| {
                 let limits = live.limits();
-                let open = recorder.connection();
                 let served = serve(stream, live.clone(), limits);
-                spawn_connection(phase::tracked(async move {
-                    served.await;
-                    drop(open);
-                }));
+                spawn_connection(phase::tracked(recorder.connection().during(served)));
             }))
         });
         let limits = Rc::new(g.limits.clone());

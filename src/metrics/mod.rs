@@ -12,8 +12,11 @@ mod scrape;
 mod text;
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use rustc_hash::FxHashSet;
 
@@ -202,6 +205,31 @@ impl Held {
             recorder: recorder.clone(),
             gauge,
         }
+    }
+}
+
+impl Held {
+    /// `fut`, with this held until it completes or is dropped. An `async move` block that awaits
+    /// a future it captured keeps two copies of it (the capture and the one being awaited): for
+    /// a connection's task that was 7 KiB more resident per open stream.
+    pub fn during<F: Future>(self, fut: F) -> Holding<F> {
+        Holding { fut, _held: self }
+    }
+}
+
+/// A future and the gauge it counts in; see [`Held::during`].
+pub struct Holding<F> {
+    fut: F,
+    _held: Held,
+}
+
+impl<F: Future> Future for Holding<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `fut` is pinned with `self` and never moved out; `Holding` has no `Drop` of
+        // its own and no other access to `fut`.
+        unsafe { self.map_unchecked_mut(|h| &mut h.fut) }.poll(cx)
     }
 }
 
