@@ -45,13 +45,13 @@ pub struct Exchange {
     /// When the whole request (head and body) was in.
     pub received: Instant,
     status: Cell<u16>,
-    first_byte: Cell<Option<Instant>>,
     attempts: Cell<u32>,
     upstream_time: Cell<Duration>,
     /// The credential (index in the request's generation) of the last attempt.
     credential: Cell<Option<usize>>,
+    /// What reached the client: its first write, body bytes, writes, events and usage (only the
+    /// first two when the gateway answered itself).
     relay: Cell<RelayStats>,
-    body_out: Cell<u64>,
     event_stream: Cell<bool>,
     ending: Cell<Ending>,
 }
@@ -61,12 +61,10 @@ impl Exchange {
         Exchange {
             received,
             status: Cell::new(0),
-            first_byte: Cell::new(None),
             attempts: Cell::new(0),
             upstream_time: Cell::new(Duration::ZERO),
             credential: Cell::new(None),
             relay: Cell::new(RelayStats::default()),
-            body_out: Cell::new(0),
             event_stream: Cell::new(false),
             ending: Cell::new(Ending::Complete),
         }
@@ -76,8 +74,11 @@ impl Exchange {
     pub fn answered(&self, status: u16, response: &[u8]) {
         let head = memchr::memmem::find(response, b"\r\n\r\n").map_or(0, |i| i + 4);
         self.status.set(status);
-        self.first_byte.set(Some(Instant::now()));
-        self.body_out.set((response.len() - head) as u64);
+        self.relay.set(RelayStats {
+            bytes: (response.len() - head) as u64,
+            first_write: Some(Instant::now()),
+            ..RelayStats::default()
+        });
     }
 
     /// One attempt with `credential` took `elapsed` of the upstream's time.
@@ -95,23 +96,17 @@ impl Exchange {
     /// The upstream's answer with `status` was relayed; `upstream_time` of it is the upstream's.
     pub fn relayed(&self, status: u16, stats: &RelayStats, event_stream: bool, ending: Ending) {
         self.status.set(status);
-        self.first_byte.set(stats.first_write);
-        self.body_out.set(stats.bytes);
         self.relay.set(*stats);
         self.event_stream.set(event_stream);
         self.ending.set(ending);
-    }
-
-    /// The client left before an answer began.
-    pub fn client_left(&self) {
-        self.ending.set(Ending::ClientGone);
     }
 
     pub fn credential(&self) -> Option<usize> {
         self.credential.get()
     }
 
-    /// The facts as they stand at `now`, the end of the request.
+    /// The facts as they stand at `now`, the end of the request. Nothing answered (status 0)
+    /// means the client left first.
     pub fn facts(&self, now: Instant) -> Facts {
         let relay = self.relay.get();
         let status = match self.status.get() {
@@ -126,11 +121,11 @@ impl Exchange {
             status,
             ending,
             attempts: self.attempts.get(),
-            first_byte: self.first_byte.get().map(|t| t - self.received),
+            first_byte: relay.first_write.map(|t| t - self.received),
             duration: now - self.received,
             upstream_time: self.upstream_time.get(),
             usage: relay.tally.usage,
-            body_out: self.body_out.get(),
+            body_out: relay.bytes,
             client_writes: relay.writes,
             events: relay.tally.events,
             event_stream: self.event_stream.get(),

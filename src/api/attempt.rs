@@ -413,10 +413,8 @@ pub async fn relay_answer(
     };
     let ending = match end {
         RelayEnd::Complete { .. } => Some(Ending::Complete),
-        RelayEnd::ClientGone if stats.first_write.is_none() => {
-            req.exchange.client_left();
-            None
-        }
+        // Nothing reached the client: the exchange says so by having no status.
+        RelayEnd::ClientGone if stats.first_write.is_none() => None,
         RelayEnd::ClientGone => Some(Ending::ClientGone),
         RelayEnd::UpstreamFailed(_) => Some(Ending::UpstreamFailed),
         RelayEnd::ShuttingDown { committed: true } => Some(Ending::CutShort),
