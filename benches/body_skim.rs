@@ -110,7 +110,7 @@ fn skim_bodies(c: &mut Criterion) {
             b.iter(|| {
                 let s = skim(black_box(body)).unwrap();
                 let requested = s.model(body);
-                let id = requested.as_deref().map(|m| models.resolve(m));
+                let id = requested.as_deref().map(|m| models.alias(m).unwrap_or(m));
                 black_box(id == Some(MODEL_ID))
             })
         });

@@ -58,10 +58,10 @@ pub async fn forward<'a>(
         _ => skimmed.model(&req.body),
     };
     let mut aliased = false;
-    seen.model = requested.map(|m| match api.models.aliases.get(&*m) {
-        Some(id) if *id != m => {
+    seen.model = requested.map(|m| match api.models.alias(&m) {
+        Some(id) if id != m => {
             aliased = true;
-            Cow::Borrowed(id.as_str())
+            Cow::Borrowed(id)
         }
         _ => m,
     });

@@ -354,8 +354,8 @@ api_key_env = "SET_VAR"
         let c = parse(&text).unwrap();
         assert_eq!(c.routing.strategy, Strategy::FillFirst);
         assert!(c.routing.session_affinity);
-        assert_eq!(c.models.resolve("sonnet"), "claude-sonnet-4-5");
-        assert_eq!(c.models.resolve("claude-x"), "claude-x");
+        assert_eq!(c.models.alias("sonnet"), Some("claude-sonnet-4-5"));
+        assert_eq!(c.models.alias("claude-x"), None);
         assert_eq!(c.api_keys[1].key, "sk-from-env");
         assert!(!format!("{c:?}").contains("rg-team-a"));
 

@@ -90,8 +90,8 @@ impl ModelsConfig {
         Ok(())
     }
 
-    /// The model id a requested name stands for.
-    pub fn resolve<'a>(&'a self, model: &'a str) -> &'a str {
-        self.aliases.get(model).map_or(model, String::as_str)
+    /// The model id `name` stands for, when it is an alias.
+    pub fn alias(&self, name: &str) -> Option<&str> {
+        self.aliases.get(name).map(String::as_str)
     }
 }
