@@ -17,8 +17,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringgate::api::skim::skim;
 use ringgate::config::ModelsConfig;
+use ringgate::json::skim::skim;
 
 /// The alias both bodies ask for, and the model id it stands for.
 const ALIAS: &str = "sonnet";

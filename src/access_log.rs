@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::LogFormat;
 use crate::exchange::Summary;
-use crate::http::json;
+use crate::json::write as json;
 
 /// Where the access lines go: the target that `log.level` / `RUST_LOG` filter them by.
 pub const TARGET: &str = "ringgate::access";

@@ -11,6 +11,7 @@ pub mod config;
 pub mod exchange;
 pub mod gateway;
 pub mod http;
+pub mod json;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;

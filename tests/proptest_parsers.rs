@@ -11,11 +11,11 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::Config as ProptestConfig;
 
-use ringgate::api::skim::{skim, unescape};
 use ringgate::http::body::BodyCollector;
 use ringgate::http::chunked::ChunkedDecoder;
 use ringgate::http::head::{self, BodyFraming, Method, Parse, RequestHead};
 use ringgate::http::ApiError;
+use ringgate::json::skim::{skim, unescape};
 use ringgate::upstream::response::{self, ResponseFraming, ResponseHead};
 
 use simd_json::prelude::*;

@@ -17,8 +17,8 @@ use super::attempt::{
     attempt, body_failure, relay_answer, Attempt, Failed, LastAnswer, Plan, Relayed,
 };
 use super::{respond, Api, Seen};
-use crate::api::skim::{skim, Skim};
 use crate::http::{ApiError, ErrorType};
+use crate::json::skim::{skim, Skim};
 use crate::lifecycle::phase;
 use crate::routing::pool::{Ask, Pick, Unavailable};
 use crate::routing::select::affinity_key;
@@ -150,7 +150,7 @@ pub async fn forward<'a>(
 
 /// The body with the model string (between its quotes at `range`) replaced by `id`.
 fn splice(body: &Bytes, range: &std::ops::Range<usize>, id: &str) -> Bytes {
-    let id = crate::http::json::string(id);
+    let id = crate::json::write::string(id);
     let mut out = Vec::with_capacity(body.len() + id.len());
     out.extend_from_slice(&body[..range.start - 1]);
     out.extend_from_slice(id.as_bytes());

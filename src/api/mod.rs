@@ -9,7 +9,6 @@ pub mod auth;
 pub mod forward;
 pub mod headers;
 pub mod models;
-pub mod skim;
 
 use std::borrow::Cow;
 use std::io;

@@ -7,8 +7,8 @@
 
 use std::borrow::Cow;
 
-use super::json;
 use super::response::ResponseHead;
+use crate::json::write as json;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorType {

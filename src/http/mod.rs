@@ -6,7 +6,6 @@ pub mod body;
 pub mod chunked;
 pub mod error;
 pub mod head;
-pub mod json;
 pub mod response;
 
 pub use error::{ApiError, ErrorType};

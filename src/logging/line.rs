@@ -8,7 +8,7 @@ use log::Record;
 
 use crate::access_log::TARGET as ACCESS_TARGET;
 use crate::config::LogFormat;
-use crate::http::json;
+use crate::json::write as json;
 
 /// Appends `record`'s line (without its newline). A record of the access log's target is a
 /// line already made: it is written as it is.

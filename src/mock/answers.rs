@@ -13,8 +13,8 @@ use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
 use super::shape::{self, Shape};
-use crate::http::json;
 use crate::http::{ApiError, ErrorType};
+use crate::json::write as json;
 
 /// One answer.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,8 @@
 //! comes from the configuration: the ids named in upstream patterns, then the aliases.
 
 use crate::config::Config;
-use crate::http::{json, ApiError};
+use crate::http::ApiError;
+use crate::json::write as json;
 
 /// Whether a `models` pattern matches a model id: `*` matches any run of characters (none
 /// included); everything else matches itself, case-sensitively.

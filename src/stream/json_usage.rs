@@ -186,7 +186,7 @@ impl UsageScanner {
 fn usage_of(object: &[u8]) -> Option<Usage> {
     let mut usage = Usage::default();
     let mut well_typed = true;
-    crate::api::skim::members(object, |key, raw| {
+    crate::json::skim::members(object, |key, raw| {
         let count = match key {
             "input_tokens" => &mut usage.input_tokens,
             "output_tokens" => &mut usage.output_tokens,
