@@ -6,4 +6,5 @@ pub mod relay;
 pub mod sse;
 pub mod tally;
 pub mod timer;
+pub mod translate;
 pub mod wheel;

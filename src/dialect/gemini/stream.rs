@@ -1,0 +1,163 @@
+//! A Gemini `streamGenerateContent?alt=sse` stream as an Anthropic event stream (TRANSLATION.md
+//! §2, "Response and stream").
+//!
+//! Each event is a whole `GenerateContentResponse`. Parts map one to one: thought text to
+//! thinking deltas, text to text deltas, a function call (which Gemini sends whole) to a
+//! `tool_use` block with all of its arguments in one `input_json_delta`. A thought signature
+//! goes to the thinking block it ends, or to an empty thinking block of its own before the part
+//! that carried it, so that it comes back with the conversation (Gemini 3 refuses a function
+//! call in the history without one). The event with `finishReason` ends the message, with the
+//! usage it carries; Gemini sends no `[DONE]`, and a stream that ends before a `finishReason`
+//! was cut short.
+
+use super::super::errors::{bounded, read, string_of, type_of_stream_error};
+use super::super::events::{lit, EventWriter, Lit, Stop};
+use super::super::sse::{Event, SseReader};
+use super::super::tools::{client_id, made_up_id};
+use super::super::{Context, MAX_HELD};
+use super::wire::{stop_reason, Part, Response};
+use crate::json::write::push_str_bytes;
+use crate::stream::tally::Usage;
+use crate::stream::translate::Translate;
+
+pub struct StreamDecoder {
+    sse: SseReader,
+    state: State,
+}
+
+struct State {
+    events: EventWriter,
+    context: Context,
+    usage: Option<Usage>,
+    /// Function calls so far.
+    calls: usize,
+}
+
+impl StreamDecoder {
+    pub fn new(context: Context) -> StreamDecoder {
+        StreamDecoder {
+            sse: SseReader::new(MAX_HELD),
+            state: State {
+                events: EventWriter::new(context.head.clone()),
+                context,
+                usage: None,
+                calls: 0,
+            },
+        }
+    }
+}
+
+impl Translate for StreamDecoder {
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let state = &mut self.state;
+        self.sse.feed(input, |e| state.event(e, out))
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+        let state = &mut self.state;
+        self.sse.finish(|e| state.event(e, out))?;
+        match (state.events.is_ended(), state.events.is_started()) {
+            (true, _) => Ok(()),
+            (false, true) => Err("ended the stream before its finishReason".into()),
+            (false, false) => Err("ended the stream without sending any event".into()),
+        }
+    }
+}
+
+impl State {
+    fn event(&mut self, e: Event<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        let data = e.data.trim_ascii();
+        if self.events.is_ended() || data.is_empty() {
+            return Ok(());
+        }
+        let response: Response<'_> = serde_json::from_slice(data)
+            .map_err(|e| format!("sent an event that is not JSON ({e})"))?;
+        if response.error.is_some() {
+            let found = read(data).unwrap_or_default();
+            let message = found
+                .message
+                .as_deref()
+                .unwrap_or("the upstream reported an error");
+            if !self.events.is_started() {
+                let message = bounded(message);
+                return Err(format!("sent an error before its answer began: {message}"));
+            }
+            let kind = type_of_stream_error(&found);
+            self.events.error(out, kind.as_str(), &bounded(message));
+            return Ok(());
+        }
+        self.events.start(out);
+        if let Some(u) = &response.usage_metadata {
+            self.usage = Some(u.anthropic());
+        }
+        let Some(candidate) = response.candidate() else {
+            if let Some(reason) =
+                (response.prompt_feedback.as_ref()).and_then(|f| f.block_reason.as_deref())
+            {
+                log::debug!("gemini blocked the prompt: {reason}");
+                self.end(out, "refusal");
+            }
+            return Ok(());
+        };
+        for part in candidate.parts() {
+            self.part(part, out);
+        }
+        if let Some(finish) = &candidate.finish_reason {
+            let reason = match (self.calls > 0, stop_reason(finish)) {
+                (true, "end_turn") => "tool_use",
+                (_, reason) => reason,
+            };
+            self.end(out, reason);
+        }
+        Ok(())
+    }
+
+    fn part(&mut self, part: &Part<'_>, out: &mut Vec<u8>) {
+        let text = lit(part.text);
+        let signature = lit(part.thought_signature);
+        if part.thought {
+            if let Some(t) = text {
+                self.events.thinking(out, t);
+            }
+            if let Some(s) = signature {
+                self.events.signature(out, s);
+            }
+            return;
+        }
+        if let Some(s) = signature {
+            self.events.signature(out, s);
+        }
+        if let Some(call) = &part.function_call {
+            let id = (call.id.and_then(string_of))
+                .filter(|s| !s.is_empty())
+                .map_or_else(
+                    || made_up_id(&self.context.head.id, self.calls),
+                    |s| client_id(&s).into_owned(),
+                );
+            let name = (call.name.and_then(string_of)).unwrap_or_default();
+            let name = self.context.tools.client(&name).to_string();
+            self.events.tool_use(out, &id, &name);
+            if let Some(args) = call.args.filter(|a| a.get().starts_with('{')) {
+                let mut literal = Vec::with_capacity(args.get().len() + 16);
+                push_str_bytes(&mut literal, args.get());
+                self.events.tool_input(out, Lit(&literal));
+            }
+            self.events.close(out);
+            self.calls += 1;
+        } else if let Some(t) = text {
+            self.events.text(out, t);
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>, reason: &'static str) {
+        let usage = self.usage.unwrap_or(Usage {
+            input_tokens: self.context.head.input_tokens,
+            ..Usage::default()
+        });
+        self.events.finish(out, &Stop::new(reason), &usage);
+    }
+}
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;
