@@ -9,18 +9,21 @@
 use std::io;
 use std::time::{Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use monoio::net::TcpStream;
 
-use super::headers::{self, Outbound};
+use super::headers::{self, Outbound, Translated};
+use super::outgoing::Outgoing;
 use super::Api;
+use crate::dialect::{self, health, Context, Dialect};
 use crate::exchange::Ending;
 use crate::http::ApiError;
 use crate::lifecycle::phase::{self, Phase};
-use crate::routing::health::{outcome_of, unix_ms, Outcome};
+use crate::routing::health::{unix_ms, Outcome};
 use crate::server::conn::Request;
 use crate::server::io::{client_gone, write_all, ClientWatch};
 use crate::stream::relay::{relay, ClientFraming, Failure, RelayEnd, RelayStats, Response};
+use crate::stream::translate::Translate;
 use crate::upstream::client::{exchange, Deadline, Step, UpstreamError};
 use crate::upstream::conn::UpstreamConn;
 use crate::upstream::dial::dial;
@@ -29,8 +32,8 @@ use crate::upstream::response::{ResponseFraming, ResponseHead};
 /// What one attempt is: the request as it goes upstream, and the credential it goes with.
 pub struct Plan<'a> {
     pub req: &'a Request,
-    /// The body sent upstream (the client's, with an alias replaced by its model id).
-    pub body: &'a Bytes,
+    /// What goes upstream: the client's body in the upstream's words.
+    pub outgoing: &'a Outgoing,
     pub stream: bool,
     pub credential: usize,
     /// This attempt is the credential's probe after a cooldown.
@@ -85,6 +88,9 @@ pub struct UpstreamAnswer {
     pub leftover: BytesMut,
     /// When the whole response must be in (non-streaming requests).
     pub deadline: Option<Deadline>,
+    /// For an upstream of another dialect: what its answer's decoder needs, and whether the
+    /// answer is a token count.
+    pub translation: Option<(Context, bool)>,
 }
 
 impl UpstreamAnswer {
@@ -209,17 +215,46 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
     let credential = api.pool.credential(plan.credential);
     let upstream = &api.upstreams[credential.upstream];
     let target = &upstream.target;
-    let head = headers::upstream_request(
-        &plan.req.head,
-        &Outbound {
-            path_prefix: &target.url.path_prefix,
-            host: &target.url.host_header,
-            api_key: credential.api_key.as_deref(),
-            default_version: &upstream.default_version,
-            body_len: plan.body.len(),
-            stream: plan.stream,
-        },
-    );
+    let key = credential.api_key.as_deref();
+    let (head, body, translation) = match plan.outgoing {
+        Outgoing::Translated {
+            path,
+            body,
+            context,
+            count_tokens,
+        } => {
+            let auth = key.map(|key| match upstream.dialect {
+                Dialect::Gemini => ("x-goog-api-key", "", key),
+                _ => ("authorization", "Bearer ", key),
+            });
+            let head = headers::translated_request(
+                &plan.req.head,
+                &Translated {
+                    path_prefix: &target.url.path_prefix,
+                    path,
+                    host: &target.url.host_header,
+                    auth,
+                    body_len: body.len(),
+                    stream: plan.stream,
+                },
+            );
+            (head, body, Some(((**context).clone(), *count_tokens)))
+        }
+        Outgoing::Anthropic(body) => {
+            let head = headers::upstream_request(
+                &plan.req.head,
+                &Outbound {
+                    path_prefix: &target.url.path_prefix,
+                    host: &target.url.host_header,
+                    api_key: key,
+                    default_version: &upstream.default_version,
+                    body_len: body.len(),
+                    stream: plan.stream,
+                },
+            );
+            (head, body, None)
+        }
+    };
     let origin = credential.upstream;
     let (limit, step) = match plan.stream {
         true => (target.timeouts.first_byte, Step::FirstByte),
@@ -247,7 +282,7 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
         // A client that leaves while the upstream is still thinking (a long answer can take
         // minutes) aborts the request: the upstream connection is dropped and not reused.
         let exchanged = monoio::select! {
-            r = exchange(&mut conn, &head, plan.body, false, deadline, head_buffer) => r,
+            r = exchange(&mut conn, &head, body, false, deadline, head_buffer) => r,
             _ = client_gone(client, plan.watch_client) => return Attempt::ClientGone,
             _ = phase::reached(Phase::Expired) => return Attempt::ShuttingDown,
         };
@@ -263,9 +298,12 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
         head,
         leftover,
         deadline: (!plan.stream).then_some(deadline),
+        translation,
     };
     let now = unix_ms(SystemTime::now());
-    if let Some(outcome) = outcome_of(answer.head.status, answer.head.headers(), now) {
+    let (status, headers) = (answer.head.status, || answer.head.headers());
+    if let Some(outcome) = health::outcome(upstream.dialect, status, headers, &answer.leftover, now)
+    {
         let answer = Box::new(answer);
         return Attempt::Failed(Failed::Status { outcome, answer });
     }
@@ -347,41 +385,35 @@ pub async fn relay_answer(
         head: up,
         leftover,
         deadline,
+        translation,
     } = answer;
-    let event_stream = up.is_event_stream();
     let http11 = req.head.minor_version == 1;
     // A drain that began while the upstream was answering closes the connection after it.
     let keep_alive = req.head.keep_alive && !phase::draining();
-    let (out, close) = match up.framing {
-        // An event stream is re-framed as chunks even when the upstream sent a length, so the
-        // relay can add keep-alive comments or an error event.
-        ResponseFraming::Length(_) if event_stream && http11 => {
-            (ClientFraming::Chunked, !keep_alive)
-        }
-        ResponseFraming::None | ResponseFraming::Length(_) => {
-            (ClientFraming::Passthrough, !keep_alive)
-        }
-        ResponseFraming::Chunked | ResponseFraming::UntilClose if http11 => {
-            (ClientFraming::Chunked, !keep_alive)
-        }
-        // An HTTP/1.0 client cannot read chunks: its body ends when the connection closes.
-        ResponseFraming::Chunked | ResponseFraming::UntilClose => {
-            (ClientFraming::Passthrough, true)
-        }
+    let side = match translation {
+        None => as_is(&up, req.id.as_str(), http11, keep_alive),
+        Some((context, count_tokens)) => translated(
+            &up,
+            req.id.as_str(),
+            http11,
+            keep_alive,
+            context,
+            count_tokens,
+        ),
     };
-    let client_head = headers::client_response(&up, req.id.as_str(), event_stream, close);
-    let client_head = match (up.framing, out) {
-        (ResponseFraming::None, _) => client_head.finish_with_length(0),
-        (_, ClientFraming::Chunked) => client_head.finish_chunked(),
-        (ResponseFraming::Length(n), _) => client_head.finish_with_length(n),
-        (_, ClientFraming::Passthrough) => client_head.finish_without_length(),
-    };
+    let ClientSide {
+        head: client_head,
+        out,
+        close,
+        event_stream,
+        translate,
+    } = side;
     let (status, framing, upstream_keep_alive) = (up.status, up.framing, up.keep_alive);
     // The upstream's head shares its read buffer (`max_head_bytes`) with `leftover`: let go of
     // it now, so that the buffer is freed as soon as the relay has taken in `leftover`, not
     // held for as long as a stream runs.
     drop(up);
-    let (end, stats) = if framing == ResponseFraming::None {
+    let (end, stats) = if framing == ResponseFraming::None && translate.is_none() {
         let upstream_end = Some(Instant::now());
         write_all(client, client_head).await?;
         let reusable = leftover.is_empty();
@@ -400,6 +432,7 @@ pub async fn relay_answer(
             out,
             event_stream,
             deadline,
+            translate,
         };
         let _streaming = event_stream.then(|| api.recorder.stream());
         relay(
@@ -433,4 +466,80 @@ pub async fn relay_answer(
         stats,
         close,
     })
+}
+
+/// How the client gets an answer: its head, its framing, and the stage that translates it.
+struct ClientSide {
+    head: Vec<u8>,
+    out: ClientFraming,
+    close: bool,
+    event_stream: bool,
+    translate: Option<Box<dyn Translate>>,
+}
+
+/// An Anthropic upstream's answer, relayed as it is: its head rewritten, its body re-framed
+/// where the client needs it.
+fn as_is(up: &ResponseHead, request_id: &str, http11: bool, keep_alive: bool) -> ClientSide {
+    let event_stream = up.is_event_stream();
+    let (out, close) = match up.framing {
+        // An event stream is re-framed as chunks even when the upstream sent a length, so the
+        // relay can add keep-alive comments or an error event.
+        ResponseFraming::Length(_) if event_stream && http11 => {
+            (ClientFraming::Chunked, !keep_alive)
+        }
+        ResponseFraming::None | ResponseFraming::Length(_) => {
+            (ClientFraming::Passthrough, !keep_alive)
+        }
+        ResponseFraming::Chunked | ResponseFraming::UntilClose if http11 => {
+            (ClientFraming::Chunked, !keep_alive)
+        }
+        // An HTTP/1.0 client cannot read chunks: its body ends when the connection closes.
+        ResponseFraming::Chunked | ResponseFraming::UntilClose => {
+            (ClientFraming::Passthrough, true)
+        }
+    };
+    let head = headers::client_response(up, request_id, event_stream, close);
+    let head = match (up.framing, out) {
+        (ResponseFraming::None, _) => head.finish_with_length(0),
+        (_, ClientFraming::Chunked) => head.finish_chunked(),
+        (ResponseFraming::Length(n), _) => head.finish_with_length(n),
+        (_, ClientFraming::Passthrough) => head.finish_without_length(),
+    };
+    ClientSide {
+        head,
+        out,
+        close,
+        event_stream,
+        translate: None,
+    }
+}
+
+/// An answer of another dialect: a head of the gateway's own, and the body translated, so its
+/// length is not known in advance (chunks, or for HTTP/1.0 the connection's end).
+fn translated(
+    up: &ResponseHead,
+    request_id: &str,
+    http11: bool,
+    keep_alive: bool,
+    context: Context,
+    count_tokens: bool,
+) -> ClientSide {
+    let status = up.status;
+    let event_stream = (200..300).contains(&status) && context.stream && !count_tokens;
+    let (out, close) = match http11 {
+        true => (ClientFraming::Chunked, !keep_alive),
+        false => (ClientFraming::Passthrough, true),
+    };
+    let head = headers::translated_response(up, request_id, event_stream, close);
+    let head = match out {
+        ClientFraming::Chunked => head.finish_chunked(),
+        ClientFraming::Passthrough => head.finish_without_length(),
+    };
+    ClientSide {
+        head,
+        out,
+        close,
+        event_stream,
+        translate: Some(dialect::translator(context, status, count_tokens)),
+    }
 }

@@ -2,21 +2,22 @@
 //! from one to the next until an answer reaches the client.
 //!
 //! The body is skimmed first (bad JSON never costs an upstream call) and an alias is replaced by
-//! its model id. Then each attempt takes a credential from the pool; an attempt that fails before
+//! its model id; each upstream gets it in its own words (see `outgoing`). Then each attempt takes a credential from the pool; an attempt that fails before
 //! anything reached the client (a rate limit, an outage, a refused key, a stream that broke before
 //! its first event) is replayed from the kept body with the next credential, up to
 //! `routing.max_attempts`. Errors the request causes itself (400, 404, 413, …) are relayed at once.
 
 use std::borrow::Cow;
 use std::io;
+use std::rc::Rc;
 
-use bytes::Bytes;
 use monoio::net::TcpStream;
 
 use super::attempt::{
     attempt, body_failure, relay_answer, Attempt, Failed, LastAnswer, Plan, Relayed,
 };
-use super::{respond, Api, Seen};
+use super::outgoing::{prepare, Prepared};
+use super::{local, respond, Api, Seen};
 use crate::http::{ApiError, ErrorType};
 use crate::json::skim::{skim, Skim};
 use crate::lifecycle::phase;
@@ -57,23 +58,11 @@ pub async fn forward<'a>(
         Route::Model => Some(Cow::Owned(super::models::model_id(req))),
         _ => skimmed.model(&req.body),
     };
-    let mut aliased = false;
-    seen.model = requested.map(|m| match api.models.alias(&m) {
-        Some(id) if id != m => {
-            aliased = true;
-            Cow::Borrowed(id)
-        }
-        _ => m,
+    seen.model = requested.as_ref().map(|m| match api.models.alias(m) {
+        Some(id) => Cow::Borrowed(id),
+        None => m.clone(),
     });
     let model = seen.model.as_deref();
-    let spliced;
-    let body = match (&skimmed.model, model) {
-        (Some(range), Some(id)) if aliased => {
-            spliced = splice(&req.body, range, id);
-            &spliced
-        }
-        _ => &req.body,
-    };
     let affinity = req
         .head
         .header("x-session-id")
@@ -82,6 +71,8 @@ pub async fn forward<'a>(
 
     let watch_client = ClientWatch::new(req.exchange.received + WATCH_AFTER);
     let mut tried = Vec::with_capacity(api.settings.max_attempts);
+    // What the last upstream was sent, kept while the next attempt goes to the same upstream.
+    let mut prepared: Option<(usize, Rc<Prepared>)> = None;
     let mut last: Option<(usize, Failed)> = None;
     loop {
         let ask = Ask {
@@ -127,10 +118,45 @@ pub async fn forward<'a>(
                 return answer_failure(api, client, req, previous, f, &watch_client).await;
             }
         };
+        let upstream = api.pool.credential(credential).upstream;
+        let prepared_now = match &prepared {
+            Some((u, o)) if *u == upstream => Rc::clone(o),
+            _ => {
+                let route_to = &api.upstreams[upstream];
+                let range = skimmed.model.as_ref();
+                let id = req.id.as_str();
+                match prepare(
+                    route_to,
+                    route,
+                    &req.body,
+                    range,
+                    requested.as_deref(),
+                    model,
+                    id,
+                ) {
+                    Ok(o) => Rc::clone(&prepared.insert((upstream, Rc::new(o))).1),
+                    Err(e) => {
+                        if probe {
+                            api.pool.abandon(credential, model);
+                        }
+                        return respond(client, req, &e).await;
+                    }
+                }
+            }
+        };
+        let outgoing = match &*prepared_now {
+            Prepared::Send(outgoing) => outgoing,
+            Prepared::CountLocally => {
+                return local::count_tokens(api, client, req, credential, probe, model).await
+            }
+            Prepared::Model => {
+                return local::model(api, client, req, route, credential, probe).await
+            }
+        };
         tried.push(credential);
         let plan = Plan {
             req,
-            body,
+            outgoing,
             stream,
             credential,
             probe,
@@ -146,16 +172,6 @@ pub async fn forward<'a>(
             Attempt::ShuttingDown => return respond(client, req, &phase::shutting_down()).await,
         }
     }
-}
-
-/// The body with the model string (between its quotes at `range`) replaced by `id`.
-fn splice(body: &Bytes, range: &std::ops::Range<usize>, id: &str) -> Bytes {
-    let id = crate::json::write::string(id);
-    let mut out = Vec::with_capacity(body.len() + id.len());
-    out.extend_from_slice(&body[..range.start - 1]);
-    out.extend_from_slice(id.as_bytes());
-    out.extend_from_slice(&body[range.end + 1..]);
-    Bytes::from(out)
 }
 
 /// The last attempt failed: its error, or the upstream's own answer relayed as it is.

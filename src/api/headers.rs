@@ -1,5 +1,8 @@
 //! Header rules for both directions of a forwarded request.
 //!
+//! A request translated for another dialect keeps only the client's end-to-end headers and
+//! carries the dialect's own content and credential headers.
+//!
 //! Towards the upstream: hop-by-hop headers go, the client's credentials are replaced by the
 //! upstream's, `anthropic-version` and `anthropic-beta` pass unchanged (a default version only
 //! when missing), `Host` names the upstream. Towards the client: hop-by-hop headers go, framing
@@ -100,6 +103,71 @@ pub fn upstream_request(req: &RequestHead, out: &Outbound<'_>) -> Vec<u8> {
     h
 }
 
+/// What a translated request needs besides the client's head.
+pub struct Translated<'a> {
+    pub path_prefix: &'a str,
+    /// The dialect's path (and query) after the prefix.
+    pub path: &'a str,
+    pub host: &'a str,
+    /// The credential as the dialect sends it: header name and value.
+    pub auth: Option<(&'static str, &'a str, &'a str)>,
+    pub body_len: usize,
+    pub stream: bool,
+}
+
+/// The head of a request translated for an upstream of another dialect. Of the client's headers
+/// only those that mean something end to end go (custom `x-` headers, the user agent): not its
+/// credentials, not the Anthropic API's own headers, not the framing and content headers the
+/// translation replaces.
+pub fn translated_request(req: &RequestHead, out: &Translated<'_>) -> Vec<u8> {
+    let mut h = Vec::with_capacity(256 + out.path.len());
+    h.extend_from_slice(b"POST ");
+    h.extend_from_slice(out.path_prefix.as_bytes());
+    h.extend_from_slice(out.path.as_bytes());
+    h.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    h.extend_from_slice(out.host.as_bytes());
+    h.extend_from_slice(b"\r\n");
+    let listed_names = connection_listed(req.headers());
+    for (name, value) in req.headers() {
+        let replaced = [
+            "host",
+            "content-length",
+            "content-type",
+            "content-encoding",
+            "x-api-key",
+            "authorization",
+            "expect",
+            "accept",
+            "accept-encoding",
+        ]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n));
+        let anthropic = name.len() > 10 && name[..10].eq_ignore_ascii_case("anthropic-");
+        if replaced || anthropic || is_hop_by_hop(name) || listed(name, &listed_names) {
+            continue;
+        }
+        push_header(&mut h, name, value);
+    }
+    if let Some((name, prefix, key)) = out.auth {
+        h.extend_from_slice(name.as_bytes());
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(prefix.as_bytes());
+        h.extend_from_slice(key.as_bytes());
+        h.extend_from_slice(b"\r\n");
+    }
+    let accept: &[u8] = if out.stream {
+        b"text/event-stream"
+    } else {
+        b"application/json"
+    };
+    push_header(&mut h, "accept", accept);
+    push_header(&mut h, "content-type", b"application/json");
+    h.extend_from_slice(b"content-length: ");
+    h.extend_from_slice(itoa::Buffer::new().format(out.body_len).as_bytes());
+    h.extend_from_slice(b"\r\n\r\n");
+    h
+}
+
 fn push_header(h: &mut Vec<u8>, name: &str, value: &[u8]) {
     h.extend_from_slice(name.as_bytes());
     h.extend_from_slice(b": ");
@@ -138,6 +206,35 @@ pub fn client_response(
         if !has_cache_control {
             out.header("cache-control", b"no-cache");
         }
+        out.header("x-accel-buffering", b"no");
+    }
+    if close {
+        out.header("connection", b"close");
+    }
+    out
+}
+
+/// The head of a translated answer sent to the client, without its framing header: the status,
+/// the content type of what the translation writes, and of the upstream's headers only
+/// `retry-after` (the SDKs wait as it says); the rest describe the other API's answer.
+pub fn translated_response(
+    up: &ResponseHead,
+    request_id: &str,
+    event_stream: bool,
+    close: bool,
+) -> OutHead {
+    let mut out = OutHead::with_reason(up.status, up.reason());
+    let content_type: &[u8] = match event_stream {
+        true => b"text/event-stream; charset=utf-8",
+        false => b"application/json",
+    };
+    out.header("content-type", content_type);
+    out.header("request-id", request_id.as_bytes());
+    if let Some(wait) = up.header("retry-after") {
+        out.header("retry-after", wait);
+    }
+    if event_stream {
+        out.header("cache-control", b"no-cache");
         out.header("x-accel-buffering", b"no");
     }
     if close {
@@ -205,6 +302,52 @@ mod tests {
         }
         assert!(h.ends_with("\r\n\r\n"));
         assert_eq!(lower.matches("x-api-key").count(), 1);
+    }
+
+    #[test]
+    fn translated_requests_carry_the_dialects_auth_and_no_anthropic_headers() {
+        let r = req("POST /v1/messages?beta=true HTTP/1.1\r\nHost: gw\r\nX-Api-Key: client-key\r\n\
+                     anthropic-version: 2023-06-01\r\nanthropic-beta: tools\r\nAccept-Encoding: gzip\r\n\
+                     Content-Length: 42\r\nContent-Type: application/json\r\nx-mock-deltas: 3\r\n\
+                     User-Agent: claude-cli/2\r\nConnection: keep-alive\r\n\r\n");
+        let h = String::from_utf8(translated_request(
+            &r,
+            &Translated {
+                path_prefix: "/v1",
+                path: "/chat/completions",
+                host: "up:8000",
+                auth: Some(("authorization", "Bearer ", "sk-up")),
+                body_len: 7,
+                stream: true,
+            },
+        ))
+        .unwrap();
+        assert!(
+            h.starts_with("POST /v1/chat/completions HTTP/1.1\r\nhost: up:8000\r\n"),
+            "{h}"
+        );
+        for kept in [
+            "x-mock-deltas: 3\r\n",
+            "User-Agent: claude-cli/2\r\n",
+            "authorization: Bearer sk-up\r\n",
+            "accept: text/event-stream\r\n",
+            "content-type: application/json\r\n",
+            "content-length: 7\r\n\r\n",
+        ] {
+            assert!(h.contains(kept), "{kept} missing from {h}");
+        }
+        let lower = h.to_ascii_lowercase();
+        for gone in [
+            "client-key",
+            "anthropic-",
+            "gzip",
+            "keep-alive",
+            "host: gw",
+            "?beta",
+        ] {
+            assert!(!lower.contains(gone), "{gone} in {h}");
+        }
+        assert_eq!(lower.matches("content-type").count(), 1);
     }
 
     #[test]

@@ -8,9 +8,12 @@ pub mod attempt;
 pub mod auth;
 pub mod forward;
 pub mod headers;
+pub mod local;
 pub mod models;
+pub mod outgoing;
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use std::time::Instant;
 use monoio::net::TcpStream;
 
 use crate::config::{Config, ModelsConfig};
+use crate::dialect::Dialect;
 use crate::exchange::{Exchange, Summary};
 use crate::http::response::ResponseHead;
 use crate::http::ApiError;
@@ -44,6 +48,31 @@ const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 pub struct UpstreamRoute {
     pub target: Target,
     pub default_version: String,
+    /// The API it speaks.
+    pub dialect: Dialect,
+    /// The client-facing model → this upstream's id for it.
+    pub model_names: BTreeMap<String, String>,
+    pub openai: crate::dialect::openai::Options,
+}
+
+impl UpstreamRoute {
+    /// An upstream that is never connected to, for tests of what would be sent.
+    #[cfg(test)]
+    pub fn for_tests(dialect: Dialect, model_names: BTreeMap<String, String>) -> UpstreamRoute {
+        UpstreamRoute {
+            target: Target {
+                name: "test".into(),
+                url: crate::upstream::url::BaseUrl::parse("http://127.0.0.1:1").expect("a URL"),
+                timeouts: crate::config::Upstream::mock("test").timeouts,
+                proxy: None,
+                tls: None,
+            },
+            default_version: "2023-06-01".into(),
+            dialect,
+            model_names,
+            openai: crate::dialect::openai::Options::default(),
+        }
+    }
 }
 
 pub struct Settings {
@@ -100,6 +129,9 @@ impl Api {
             .map(|(u, target)| UpstreamRoute {
                 target,
                 default_version: u.default_anthropic_version.clone(),
+                dialect: u.dialect(),
+                model_names: u.model_names.clone(),
+                openai: u.openai,
             })
             .collect();
         Api {

@@ -1,5 +1,6 @@
 //! `[[upstreams]]` and their credentials: where requests go and with which keys.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use toml::Spanned;
 
 use super::{check_name, secret, secret_value, ConfigError};
+use crate::dialect::{self, Dialect};
 use crate::routing::pool::MAX_UPSTREAMS_PER_TIER;
 use crate::upstream::client::Timeouts;
 use crate::upstream::proxy::{basic_authorization, Proxy, ProxyUrl};
@@ -19,8 +21,14 @@ use crate::upstream::url::{BaseUrl, Scheme};
 pub enum UpstreamKind {
     /// The Anthropic API, or anything that speaks it.
     Anthropic,
-    /// The built-in mock: Anthropic-shaped answers served in-process, no key, no network.
+    /// The built-in mock: answers served in-process, no key, no network (Anthropic-shaped, or
+    /// in the dialect `[upstreams.mock] dialect` names).
     Mock,
+    /// An OpenAI Chat Completions server (vLLM, Ollama, OpenRouter, DeepSeek, …).
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// The Gemini API.
+    Gemini,
 }
 
 /// A validated upstream. Its `Serialize` (the admin view) shows no secret.
@@ -32,6 +40,8 @@ pub struct Upstream {
     #[serde(serialize_with = "super::display")]
     pub base_url: Option<BaseUrl>,
     pub models: Vec<String>,
+    /// The client-facing model (aliases resolved) → this upstream's id for it.
+    pub model_names: BTreeMap<String, String>,
     pub priority: i32,
     pub credentials: Vec<Credential>,
     #[serde(serialize_with = "timeouts_ms")]
@@ -39,6 +49,8 @@ pub struct Upstream {
     /// Sent upstream when the client sent no `anthropic-version`.
     pub default_anthropic_version: String,
     pub mock: MockSettings,
+    /// `[upstreams.openai]`: parameters this OpenAI-compatible server refuses.
+    pub openai: dialect::openai::Options,
     /// PEM file of CA certificates to trust instead of the public roots (https only).
     pub ca_file: Option<PathBuf>,
     /// The outbound HTTP proxy to tunnel through, if egress must go through one.
@@ -120,13 +132,28 @@ impl fmt::Debug for Credential {
 pub struct MockSettings {
     /// Pause between two streamed events, so a demo visibly streams.
     pub event_interval_ms: u64,
+    /// The API the mock answers in (and the gateway speaks to it).
+    pub dialect: Dialect,
 }
 
 impl Default for MockSettings {
     fn default() -> Self {
         MockSettings {
             event_interval_ms: 20,
+            dialect: Dialect::Anthropic,
         }
+    }
+}
+
+impl Upstream {
+    /// The API the gateway speaks to this upstream.
+    pub fn dialect(&self) -> Dialect {
+        dialect_of(self.kind, &self.mock)
+    }
+
+    /// This upstream's id for a client-facing model.
+    pub fn model_name<'a>(&'a self, model: &'a str) -> &'a str {
+        self.model_names.get(model).map_or(model, String::as_str)
     }
 }
 
@@ -140,6 +167,8 @@ pub(super) struct FileUpstream {
     base_url: Option<String>,
     #[serde(default = "all_models")]
     models: Vec<String>,
+    #[serde(default)]
+    model_names: BTreeMap<String, String>,
     #[serde(default)]
     priority: i32,
     #[serde(default)]
@@ -156,6 +185,7 @@ pub(super) struct FileUpstream {
     default_anthropic_version: String,
     #[serde(default)]
     mock: MockSettings,
+    openai: Option<dialect::openai::Options>,
     ca_file: Option<PathBuf>,
     proxy_url: Option<String>,
     proxy_auth: Option<String>,
@@ -170,6 +200,25 @@ struct FileCredential {
     api_key_env: Option<String>,
     #[serde(default = "default_weight")]
     weight: u32,
+}
+
+fn dialect_of(kind: UpstreamKind, mock: &MockSettings) -> Dialect {
+    match kind {
+        UpstreamKind::Anthropic => Dialect::Anthropic,
+        UpstreamKind::Mock => mock.dialect,
+        UpstreamKind::OpenAi => Dialect::OpenAi,
+        UpstreamKind::Gemini => Dialect::Gemini,
+    }
+}
+
+/// A kind as the file names it.
+fn kind_name(kind: UpstreamKind) -> &'static str {
+    match kind {
+        UpstreamKind::Anthropic => "anthropic",
+        UpstreamKind::Mock => "mock",
+        UpstreamKind::OpenAi => "openai",
+        UpstreamKind::Gemini => "gemini",
+    }
 }
 
 fn all_models() -> Vec<String> {
@@ -203,6 +252,8 @@ fn ms(n: u64) -> Duration {
 }
 
 pub const ANTHROPIC_API_URL: &str = "https://api.anthropic.com";
+/// Where an `openai` upstream is when it does not say: OpenAI's own API.
+pub const OPENAI_API_URL: &str = "https://api.openai.com/v1";
 
 /// Validates the upstreams of a file. `fail` builds an error naming the line of an offset.
 pub(super) fn parse_all(
@@ -242,8 +293,13 @@ pub(super) fn parse_all(
             (UpstreamKind::Mock, Some(_)) => {
                 return Err(fail(at, &key("base_url"), "the built-in mock has no base_url; use kind = \"anthropic\" to forward to a server".into()))
             }
-            (UpstreamKind::Anthropic, url) => {
-                let url = url.as_deref().unwrap_or(ANTHROPIC_API_URL);
+            (kind, url) => {
+                let default = match kind {
+                    UpstreamKind::OpenAi => OPENAI_API_URL,
+                    UpstreamKind::Gemini => dialect::gemini::DEFAULT_BASE_URL,
+                    _ => ANTHROPIC_API_URL,
+                };
+                let url = url.as_deref().unwrap_or(default);
                 let parsed = BaseUrl::parse(url).map_err(|e| fail(at, &key("base_url"), e))?;
                 if u.ca_file.is_some() && parsed.scheme != Scheme::Https {
                     return Err(fail(at, &key("ca_file"), "only applies to https:// upstreams".into()));
@@ -265,7 +321,7 @@ pub(super) fn parse_all(
                     "the built-in mock is reached without a proxy".into(),
                 ))
             }
-            (Some(url), UpstreamKind::Anthropic) => {
+            (Some(url), _) => {
                 let url = ProxyUrl::parse(url).map_err(|e| fail(at, &key("proxy_url"), e))?;
                 let authorization = match (&u.proxy_auth, &u.proxy_auth_env) {
                     (None, None) => None,
@@ -299,11 +355,34 @@ pub(super) fn parse_all(
                 weight: c.weight,
             });
         }
-        if u.kind == UpstreamKind::Anthropic && credentials.is_empty() {
+        if matches!(u.kind, UpstreamKind::Anthropic | UpstreamKind::Gemini)
+            && credentials.is_empty()
+        {
             return Err(fail(
                 at,
                 &key("credentials"),
-                "an anthropic upstream needs at least one [[upstreams.credentials]]".into(),
+                format!(
+                    "an upstream of kind {:?} needs at least one [[upstreams.credentials]]",
+                    kind_name(u.kind)
+                ),
+            ));
+        }
+        if u.openai.is_some() && dialect_of(u.kind, &u.mock) != Dialect::OpenAi {
+            return Err(fail(
+                at,
+                &key("openai"),
+                "only applies to upstreams that speak the openai dialect (kind = \"openai\", or a \
+                 mock with dialect = \"openai\")"
+                    .into(),
+            ));
+        }
+        if let Some((from, _)) =
+            (u.model_names.iter()).find(|(from, to)| from.trim().is_empty() || to.trim().is_empty())
+        {
+            return Err(fail(
+                at,
+                &key(&format!("model_names.{from:?}")),
+                "model names must not be empty".into(),
             ));
         }
         let peers = upstreams
@@ -325,6 +404,7 @@ pub(super) fn parse_all(
             kind: u.kind,
             base_url,
             models: u.models.clone(),
+            model_names: u.model_names.clone(),
             priority: u.priority,
             credentials,
             timeouts: Timeouts {
@@ -335,6 +415,7 @@ pub(super) fn parse_all(
             },
             default_anthropic_version: u.default_anthropic_version.clone(),
             mock: u.mock.clone(),
+            openai: u.openai.unwrap_or_default(),
             ca_file: u.ca_file.clone(),
             proxy,
         });
@@ -350,6 +431,7 @@ impl Upstream {
             kind: UpstreamKind::Mock,
             base_url: None,
             models: all_models(),
+            model_names: BTreeMap::new(),
             priority: 0,
             credentials: Vec::new(),
             timeouts: Timeouts {
@@ -360,6 +442,7 @@ impl Upstream {
             },
             default_anthropic_version: default_anthropic_version(),
             mock: MockSettings::default(),
+            openai: dialect::openai::Options::default(),
             ca_file: None,
             proxy: None,
         }

@@ -17,6 +17,7 @@ pub mod errors;
 pub mod events;
 pub mod gemini;
 pub mod grammar;
+pub mod health;
 pub mod message;
 pub mod openai;
 pub mod request;

@@ -18,6 +18,7 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 
 use crate::config::{Config, UpstreamKind};
+use crate::dialect::Dialect;
 use crate::routing::models::Catalog;
 use crate::routing::pool::Pool;
 use crate::runtime::bind_group;
@@ -111,11 +112,16 @@ pub fn build(
                         listeners: Listeners::bind(SocketAddr::from(([127, 0, 0, 1], 0)), workers)?,
                     }),
                 };
-                let url = BaseUrl::parse(&format!("http://{}", mock.listeners.addr));
+                // An OpenAI client's base URL ends in /v1; the mock answers every dialect.
+                let prefix = match u.dialect() {
+                    Dialect::OpenAi => "/v1",
+                    _ => "",
+                };
+                let url = BaseUrl::parse(&format!("http://{}{prefix}", mock.listeners.addr));
                 mocks.push(mock);
                 url.map_err(invalid)?
             }
-            UpstreamKind::Anthropic => u
+            UpstreamKind::Anthropic | UpstreamKind::OpenAi | UpstreamKind::Gemini => u
                 .base_url
                 .clone()
                 .ok_or_else(|| invalid(format!("upstream {:?}: no base_url", u.name)))?,

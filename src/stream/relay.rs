@@ -29,12 +29,14 @@ use super::flush::{Coalescer, Decision, FlushPolicy};
 use super::json_usage::UsageScanner;
 use super::tally::Tally;
 use super::timer::sleep_until;
+use super::translate::Translate;
 use crate::http::chunked::{push_chunk, ChunkedDecoder, ChunkedError, LAST_CHUNK};
 use crate::lifecycle::phase::{self, Phase};
 use crate::server::io::{client_gone, write_all, ClientWatch};
 use crate::upstream::client::Deadline;
 use crate::upstream::conn::{is_cancelled, UpstreamConn};
 use crate::upstream::response::ResponseFraming;
+use stage::Stage;
 
 /// Room in front of the payload for a chunk-size line (hex length and CRLF).
 const FRONT: usize = 16;
@@ -80,6 +82,9 @@ pub struct Response {
     pub event_stream: bool,
     /// When the whole body must be in (a non-streaming request's response timeout).
     pub deadline: Option<Deadline>,
+    /// The stage that translates an upstream of another dialect; `None` relays the bytes as
+    /// they are.
+    pub translate: Option<Box<dyn Translate>>,
 }
 
 /// Counters of one relay.
@@ -124,6 +129,7 @@ pub enum RelayEnd {
 }
 
 mod ending;
+mod stage;
 
 thread_local! {
     static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
@@ -152,6 +158,7 @@ pub async fn relay(
         stats: RelayStats::default(),
         last_write: Instant::now(),
         usage: (!response.event_stream).then(UsageScanner::new),
+        stage: response.translate.map(Stage::new),
     };
     let mut body = Body {
         framing: response.framing,
@@ -162,6 +169,7 @@ pub async fn relay(
             _ => u64::MAX,
         },
         reusable: true,
+        eof: false,
         deadline: response.deadline,
     };
     body.let_go_of_pending();
@@ -221,6 +229,8 @@ struct Body {
     decoder: ChunkedDecoder,
     remaining: u64,
     reusable: bool,
+    /// The upstream closed the connection (the end of an `UntilClose` body).
+    eof: bool,
     deadline: Option<Deadline>,
 }
 
@@ -239,7 +249,7 @@ impl Body {
             ResponseFraming::None => true,
             ResponseFraming::Length(_) => self.remaining == 0,
             ResponseFraming::Chunked => self.decoder.is_done(),
-            ResponseFraming::UntilClose => false,
+            ResponseFraming::UntilClose => self.eof,
         }
     }
 
@@ -278,6 +288,16 @@ struct Relay {
     last_write: Instant,
     /// The usage of a body that is not an event stream (a JSON message).
     usage: Option<UsageScanner>,
+    stage: Option<Stage>,
+}
+
+/// Where the next bytes for the buffer come from.
+enum Next {
+    /// The stage's waiting output.
+    Stage,
+    /// The stage has read the whole body and has yet to write its end.
+    Finish,
+    Upstream,
 }
 
 impl Relay {
@@ -295,65 +315,104 @@ impl Relay {
         let mut idle_until = Instant::now() + settings.idle_timeout;
         let mut flush_due = None;
         loop {
-            if body.done() {
-                return Ok(Stop::Ended);
+            if let Some(stop) = self.stopped(body) {
+                return Ok(stop);
             }
             let start = FRONT + self.coalescer.held();
             let space = size - self.coalescer.held();
-            let n = if !body.pending.is_empty() {
-                let k = space.min(body.pending.len());
-                self.buf[start..start + k].copy_from_slice(&body.pending[..k]);
-                body.pending.advance(k);
-                body.let_go_of_pending();
-                k
-            } else {
-                let whole = body.deadline.map(|d| d.at);
-                let wake = [
-                    flush_due,
-                    self.keepalive_due(settings),
-                    Some(idle_until),
-                    whole,
-                ]
-                .into_iter()
-                .flatten()
-                .min()
-                .expect("the idle deadline is always set");
-                let buf = std::mem::take(&mut self.buf).slice_mut(start..start + space);
-                let mut read = std::pin::pin!(upstream.read_interruptible(buf, canceller.handle()));
-                let woke = monoio::select! {
-                    r = &mut read => Some(r),
-                    _ = sleep_until(wake) => None,
-                    _ = client_gone(client, watch_client) => return Err(Gone),
-                    _ = phase::reached(Phase::Expired) => None,
-                };
-                let (result, buf) = match woke {
-                    Some(r) => r,
-                    None => {
-                        canceller = canceller.cancel();
-                        read.await
+            let next = match &self.stage {
+                Some(s) if s.has_output() => Next::Stage,
+                Some(_) if body.done() => Next::Finish,
+                _ => Next::Upstream,
+            };
+            let mut framing_error = None;
+            let placed = match next {
+                Next::Stage => self.place(start, space),
+                Next::Finish => {
+                    if let Some(stage) = &mut self.stage {
+                        stage.finish();
                     }
-                };
-                self.buf = buf.into_inner();
-                match result {
-                    Ok(0) if body.framing == ResponseFraming::UntilClose => {
-                        body.reusable = false;
-                        return Ok(Stop::Ended);
+                    continue;
+                }
+                Next::Upstream => {
+                    let n = if !body.pending.is_empty() {
+                        let k = space.min(body.pending.len());
+                        self.buf[start..start + k].copy_from_slice(&body.pending[..k]);
+                        body.pending.advance(k);
+                        body.let_go_of_pending();
+                        k
+                    } else {
+                        let whole = body.deadline.map(|d| d.at);
+                        let wake = [
+                            flush_due,
+                            self.keepalive_due(settings),
+                            Some(idle_until),
+                            whole,
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .min()
+                        .expect("the idle deadline is always set");
+                        let buf = std::mem::take(&mut self.buf).slice_mut(start..start + space);
+                        let mut read =
+                            std::pin::pin!(upstream.read_interruptible(buf, canceller.handle()));
+                        let woke = monoio::select! {
+                            r = &mut read => Some(r),
+                            _ = sleep_until(wake) => None,
+                            _ = client_gone(client, watch_client) => return Err(Gone),
+                            _ = phase::reached(Phase::Expired) => None,
+                        };
+                        let (result, buf) = match woke {
+                            Some(r) => r,
+                            None => {
+                                canceller = canceller.cancel();
+                                read.await
+                            }
+                        };
+                        self.buf = buf.into_inner();
+                        match result {
+                            Ok(0) if body.framing == ResponseFraming::UntilClose => {
+                                body.reusable = false;
+                                body.eof = true;
+                                0
+                            }
+                            Ok(0) => {
+                                return Ok(Stop::Failed(broken(
+                                    "closed the connection mid-response",
+                                )))
+                            }
+                            Ok(n) => {
+                                idle_until = Instant::now() + settings.idle_timeout;
+                                n
+                            }
+                            Err(e) if is_cancelled(&e) => 0,
+                            Err(e) => {
+                                return Ok(Stop::Failed(broken(&format!("connection failed: {e}"))))
+                            }
+                        }
+                    };
+                    let (data, error) = body.unframe(&mut self.buf[start..start + n]);
+                    framing_error = error;
+                    match &mut self.stage {
+                        None => data,
+                        Some(stage) => {
+                            stage.feed(&self.buf[start..start + data]);
+                            if let Some(e) = framing_error.take() {
+                                stage.fail(broken(&format!("sent a broken response ({e})")));
+                            }
+                            if body.done() {
+                                stage.finish();
+                            }
+                            self.place(start, space)
+                        }
                     }
-                    Ok(0) => return Ok(Stop::Failed(broken("closed the connection mid-response"))),
-                    Ok(n) => {
-                        idle_until = Instant::now() + settings.idle_timeout;
-                        n
-                    }
-                    Err(e) if is_cancelled(&e) => 0,
-                    Err(e) => return Ok(Stop::Failed(broken(&format!("connection failed: {e}")))),
                 }
             };
-            let (data, framing_error) = body.unframe(&mut self.buf[start..start + n]);
             if let Some(usage) = &mut self.usage {
-                usage.feed(&self.buf[start..start + data]);
+                usage.feed(&self.buf[start..start + placed]);
             }
             let now = Instant::now();
-            let held = FRONT + self.coalescer.held() + data;
+            let held = FRONT + self.coalescer.held() + placed;
             let tally = &mut self.stats.tally;
             let buf = &self.buf[..held];
             self.coalescer.arrived(&buf[FRONT..], now, |found| {
@@ -366,7 +425,7 @@ impl Relay {
                     "sent a broken response ({e})"
                 ))));
             }
-            if body.done() {
+            if body.done() && self.stage.as_ref().map_or(true, Stage::is_drained) {
                 // The last write carries the end of the body too.
                 return Ok(Stop::Ended);
             }
@@ -399,6 +458,26 @@ impl Relay {
                     .await
                     .map_err(|_| Gone)?;
             }
+        }
+    }
+
+    /// Whether reading is over: the body ended and whatever the stage wrote is placed, or the
+    /// stage failed and what it wrote before is placed.
+    fn stopped(&mut self, body: &Body) -> Option<Stop> {
+        match &mut self.stage {
+            None => body.done().then_some(Stop::Ended),
+            Some(stage) => match stage.failure() {
+                Some(failure) => Some(Stop::Failed(failure)),
+                None => (body.done() && stage.is_drained()).then_some(Stop::Ended),
+            },
+        }
+    }
+
+    /// Moves the stage's waiting output into the buffer at `start`; returns how much.
+    fn place(&mut self, start: usize, space: usize) -> usize {
+        match &mut self.stage {
+            Some(stage) => stage.place(&mut self.buf[start..start + space]),
+            None => 0,
         }
     }
 

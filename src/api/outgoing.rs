@@ -1,0 +1,208 @@
+//! What one attempt sends: the client's request in the words of the upstream it goes to.
+//!
+//! An Anthropic upstream gets the client's body itself, with the model renamed where this
+//! upstream calls it otherwise (an alias, or `[upstreams.model_names]`): the model's bytes are
+//! spliced and nothing else is touched. An upstream of another dialect gets the body translated,
+//! with the context the decoder of its answer needs. Some requests need no upstream at all in a
+//! dialect: count_tokens for an OpenAI-compatible server is counted here, and a model lookup is
+//! answered from the configuration.
+//!
+//! A body that cannot be translated is the client's error (a 400 naming what), found before
+//! anything is sent.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use super::UpstreamRoute;
+use crate::dialect::{self, Context, Dialect};
+use crate::http::ApiError;
+use crate::server::router::Route;
+
+/// What an upstream is sent.
+pub enum Outgoing {
+    /// To an Anthropic upstream: the body as it goes.
+    Anthropic(Bytes),
+    /// To an upstream of another dialect.
+    Translated {
+        path: String,
+        body: Bytes,
+        context: Box<Context>,
+        count_tokens: bool,
+    },
+}
+
+/// What an attempt with an upstream comes to.
+pub enum Prepared {
+    Send(Outgoing),
+    /// The gateway counts the tokens itself (the upstream has no endpoint for it).
+    CountLocally,
+    /// The gateway answers a model lookup itself.
+    Model,
+}
+
+/// The request as it goes to `upstream`. `requested` is the model the client wrote, `model` the
+/// model it resolves to (an alias replaced), `range` where the client's model string lies in
+/// the body.
+pub fn prepare(
+    upstream: &UpstreamRoute,
+    route: Route,
+    body: &Bytes,
+    range: Option<&Range<usize>>,
+    requested: Option<&str>,
+    model: Option<&str>,
+    request_id: &str,
+) -> Result<Prepared, ApiError> {
+    let target = model.map(|m| upstream.model_names.get(m).map_or(m, String::as_str));
+    if upstream.dialect == Dialect::Anthropic {
+        let body = match (range, target) {
+            (Some(range), Some(id)) if Some(id) != requested => splice(body, range, id),
+            _ => body.clone(),
+        };
+        return Ok(Prepared::Send(Outgoing::Anthropic(body)));
+    }
+    let count_tokens = match route {
+        Route::Messages => false,
+        Route::CountTokens if upstream.dialect == Dialect::OpenAi => {
+            return Ok(Prepared::CountLocally)
+        }
+        Route::CountTokens => true,
+        Route::Models | Route::Model | Route::Health => return Ok(Prepared::Model),
+    };
+    let (target, model) = target
+        .zip(model)
+        .ok_or_else(|| ApiError::invalid_request("model: Field required (a string)".into()))?;
+    let settings = dialect::Settings {
+        openai: upstream.openai,
+    };
+    let encoded = dialect::encode(
+        upstream.dialect,
+        body,
+        target,
+        model,
+        count_tokens,
+        &settings,
+        request_id,
+    )
+    .map_err(|e| ApiError::invalid_request(e.0.into()))?;
+    Ok(Prepared::Send(Outgoing::Translated {
+        path: encoded.path,
+        body: Bytes::from(encoded.body),
+        context: Box::new(encoded.context),
+        count_tokens,
+    }))
+}
+
+/// The body with the model string (between its quotes at `range`) replaced by `id`.
+fn splice(body: &Bytes, range: &Range<usize>, id: &str) -> Bytes {
+    let id = crate::json::write::string(id);
+    let mut out = Vec::with_capacity(body.len() + id.len());
+    out.extend_from_slice(&body[..range.start - 1]);
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(&body[range.end + 1..]);
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn route(dialect: Dialect, names: &[(&str, &str)]) -> UpstreamRoute {
+        UpstreamRoute::for_tests(
+            dialect,
+            names
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        )
+    }
+
+    const BODY: &[u8] =
+        br#"{"model":"sonnet","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+
+    fn prepared(u: &UpstreamRoute, r: Route, model: &str) -> Prepared {
+        let body = Bytes::from_static(BODY);
+        prepare(
+            u,
+            r,
+            &body,
+            Some(&(10..16)),
+            Some("sonnet"),
+            Some(model),
+            "req_1",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn anthropic_bodies_are_renamed_only_when_needed() {
+        let plain = route(Dialect::Anthropic, &[]);
+        let Prepared::Send(Outgoing::Anthropic(b)) = prepared(&plain, Route::Messages, "sonnet")
+        else {
+            panic!()
+        };
+        assert_eq!(b.as_ptr(), BODY.as_ptr(), "the client's bytes, not a copy");
+        let Prepared::Send(Outgoing::Anthropic(b)) =
+            prepared(&plain, Route::Messages, "claude-sonnet-4-5")
+        else {
+            panic!()
+        };
+        assert!(b.starts_with(br#"{"model":"claude-sonnet-4-5","max_tokens":5"#));
+        let named = route(
+            Dialect::Anthropic,
+            &[("claude-sonnet-4-5", "us.anthropic.claude-sonnet-4-5-v1:0")],
+        );
+        let Prepared::Send(Outgoing::Anthropic(b)) =
+            prepared(&named, Route::Messages, "claude-sonnet-4-5")
+        else {
+            panic!()
+        };
+        assert!(b.starts_with(br#"{"model":"us.anthropic.claude-sonnet-4-5-v1:0","#));
+    }
+
+    #[test]
+    fn other_dialects_are_translated_with_their_model_names() {
+        let u = route(Dialect::OpenAi, &[("claude-sonnet-4-5", "deepseek-chat")]);
+        let Prepared::Send(Outgoing::Translated {
+            path,
+            body,
+            context,
+            count_tokens,
+        }) = prepared(&u, Route::Messages, "claude-sonnet-4-5")
+        else {
+            panic!()
+        };
+        assert_eq!((path.as_str(), count_tokens), ("/chat/completions", false));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["model"], "deepseek-chat");
+        assert_eq!(context.head.model, "claude-sonnet-4-5");
+        assert!(matches!(
+            prepared(&u, Route::CountTokens, "x"),
+            Prepared::CountLocally
+        ));
+        let g = route(Dialect::Gemini, &[]);
+        let Prepared::Send(Outgoing::Translated {
+            path, count_tokens, ..
+        }) = prepared(&g, Route::CountTokens, "gemini-2.5-pro")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (path.as_str(), count_tokens),
+            ("/v1beta/models/gemini-2.5-pro:countTokens", true)
+        );
+        assert!(matches!(prepared(&g, Route::Models, "x"), Prepared::Model));
+        let bad = prepare(
+            &u,
+            Route::Messages,
+            &Bytes::from_static(b"{\"model\":\"m\"}"),
+            None,
+            None,
+            Some("m"),
+            "r",
+        );
+        assert_eq!(bad.err().unwrap().status, 400);
+    }
+}
