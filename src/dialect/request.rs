@@ -65,7 +65,10 @@ pub struct Block<'a> {
     pub kind: Cow<'a, str>,
     #[serde(borrow)]
     pub text: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    /// An image's or a document's source. A search result's `source` is a string (its URL),
+    /// which no dialect reads: it counts as none, so that the block is refused by its type
+    /// rather than failing the whole content as a shape that does not parse.
+    #[serde(borrow, default, deserialize_with = "source_object")]
     pub source: Option<Source<'a>>,
     #[serde(borrow)]
     pub id: Option<Cow<'a, str>>,
@@ -101,6 +104,19 @@ pub struct Source<'a> {
     pub data: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub url: Option<Cow<'a, str>>,
+}
+
+/// A `source` that is an object, as a [`Source`]; any other value as none.
+fn source_object<'de: 'a, 'a, D>(d: D) -> Result<Option<Source<'a>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Option::<&'a RawValue>::deserialize(d)? {
+        Some(raw) if raw.get().starts_with('{') => serde_json::from_str(raw.get())
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        _ => Ok(None),
+    }
 }
 
 #[derive(Deserialize, Debug)]
