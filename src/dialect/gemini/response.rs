@@ -154,3 +154,7 @@ impl Translate for CountDecoder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "response_tests.rs"]
+mod tests;

@@ -108,3 +108,7 @@ impl Translate for MessageDecoder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "response_tests.rs"]
+mod tests;
