@@ -48,6 +48,15 @@ pub struct MessagesRequest<'a> {
     pub metadata: Option<Metadata<'a>>,
     #[serde(borrow)]
     pub thinking: Option<Thinking<'a>>,
+    #[serde(borrow)]
+    pub output_config: Option<OutputConfig<'a>>,
+}
+
+/// `output_config`: how hard the model should work (`effort`: low, medium, high, …).
+#[derive(Deserialize, Debug)]
+pub struct OutputConfig<'a> {
+    #[serde(borrow)]
+    pub effort: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -161,9 +161,14 @@ struct GenerationConfig<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ThinkingConfig {
-    thinking_budget: u64,
+    /// Tokens, or -1: as many as the model sees fit.
+    thinking_budget: i64,
     include_thoughts: bool,
 }
+
+/// The largest thinking budget every Gemini 2.5 model takes (Flash's; Pro's is 32,768). A larger
+/// one asks for as much as the model sees fit instead, which no model refuses.
+const MAX_THINKING_BUDGET: u64 = 24_576;
 
 /// The path and body for `req` (`count_tokens`: for `:countTokens`), with `model` the upstream's
 /// id. `names` learns the tool names that had to be shortened.
@@ -174,18 +179,17 @@ pub fn encode(
     names: &mut ToolNames,
 ) -> Result<(String, Vec<u8>), Invalid> {
     let model = model.strip_prefix("models/").unwrap_or(model);
-    let system = req.system_texts()?;
-    let system_instruction = (!system.is_empty()).then(|| Content {
+    let mut system: Vec<Part<'_>> = (req.system_texts()?.into_iter())
+        .map(|text| Part {
+            text: Some(text),
+            ..Part::default()
+        })
+        .collect();
+    let contents = contents(req, names, &mut system)?;
+    let system_instruction = (!system.is_empty()).then_some(Content {
         role: None,
-        parts: system
-            .into_iter()
-            .map(|text| Part {
-                text: Some(text),
-                ..Part::default()
-            })
-            .collect(),
+        parts: system,
     });
-    let contents = contents(req, names)?;
     let tools = tools(req, names)?;
     let encoded = |e: serde_json::Error| Invalid::new(format!("cannot encode the request: {e}"));
     let segment = percent_encoding::utf8_percent_encode(model, SEGMENT).to_string();
@@ -245,7 +249,10 @@ pub fn encode(
             max_output_tokens: req.max_tokens,
             stop_sequences: &req.stop_sequences,
             thinking_config: req.thinking_budget().map(|budget| ThinkingConfig {
-                thinking_budget: budget,
+                thinking_budget: match budget {
+                    0..=MAX_THINKING_BUDGET => budget as i64,
+                    _ => -1,
+                },
                 include_thoughts: true,
             }),
         },
@@ -264,9 +271,12 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// The turns of the conversation. Instructions in its middle (`role: "system"`, which newer
+/// clients send) join the system instruction: Gemini has no place for them between turns.
 fn contents<'a>(
     req: &'a MessagesRequest<'a>,
     names: &mut ToolNames,
+    system: &mut Vec<Part<'a>>,
 ) -> Result<Vec<Content<'a>>, Invalid> {
     let mut contents: Vec<Content<'a>> = Vec::with_capacity(req.messages.len());
     // The function name of each tool_use id so far, for the results that answer them.
@@ -277,9 +287,21 @@ fn contents<'a>(
         let (role, parts) = match m.role.as_ref() {
             "user" => ("user", user_parts(blocks, &what, &called)?),
             "assistant" => ("model", model_parts(blocks, &what, names, &mut called)?),
+            "system" => {
+                for block in blocks {
+                    match block.kind.as_ref() {
+                        "text" => system.push(Part {
+                            text: Some(block.text.unwrap_or_default()),
+                            ..Part::default()
+                        }),
+                        other => return Err(unsupported(&what, other, "gemini")),
+                    }
+                }
+                continue;
+            }
             other => {
                 return Err(Invalid::new(format!(
-                    "messages[{i}].role: {other:?} (expected \"user\" or \"assistant\")"
+                    "messages[{i}].role: {other:?} (expected \"user\", \"assistant\" or \"system\")"
                 )))
             }
         };
@@ -412,6 +434,7 @@ fn model_parts<'a>(
 ) -> Result<Vec<Part<'a>>, Invalid> {
     let mut parts: Vec<Part<'a>> = Vec::with_capacity(blocks.len());
     let mut signature: Option<Cow<'a, str>> = None;
+    let mut first_call = true;
     for block in blocks {
         let mut part = match block.kind.as_ref() {
             "thinking" => {
@@ -438,8 +461,13 @@ fn model_parts<'a>(
             other => return Err(unsupported(what, other, "gemini")),
         };
         part.thought_signature = signature.take();
-        if part.function_call.is_some() && part.thought_signature.is_none() {
-            part.thought_signature = Some(Cow::Borrowed(SKIP_SIGNATURE));
+        if part.function_call.is_some() {
+            // Gemini signs the first call of a turn (the others of a parallel set go unsigned),
+            // and refuses a turn whose first call has no signature.
+            if first_call && part.thought_signature.is_none() {
+                part.thought_signature = Some(Cow::Borrowed(SKIP_SIGNATURE));
+            }
+            first_call = false;
         }
         parts.push(part);
     }

@@ -413,3 +413,46 @@ fn unknown_blocks_and_roles_are_refused_with_their_place() {
     let e = refused(&with_messages(r#"[{"role":"tool","content":"x"}]"#));
     assert!(e.starts_with("messages[0].role"), "{e}");
 }
+
+#[test]
+fn only_the_first_call_of_a_turn_needs_a_signature() {
+    // Gemini signs the first call of a parallel set and leaves the others unsigned: the
+    // bypass goes where Gemini would have put its signature, and nowhere else.
+    let second = r#"{"type":"tool_use","id":"toolu_02B","name":"get_time","input":{}}"#;
+    let v = encoded(&with_messages(&format!(
+        r#"[{{"role":"user","content":"Hi"}},{{"role":"assistant","content":[{CALL},{second}]}},
+        {{"role":"user","content":[{{"type":"tool_result","tool_use_id":"toolu_01A","content":"Sunny"}},{{"type":"tool_result","tool_use_id":"toolu_02B","content":"Noon"}}]}}]"#
+    )));
+    let parts = v["contents"][1]["parts"].as_array().unwrap();
+    assert_eq!(
+        parts[0]["thoughtSignature"],
+        "skip_thought_signature_validator"
+    );
+    assert!(parts[1].get("thoughtSignature").is_none(), "{parts:?}");
+}
+
+#[test]
+fn system_messages_in_the_conversation_join_the_system_instruction() {
+    let v = encoded(
+        r#"{"model":"claude-x","system":"Be brief.","messages":[{"role":"user","content":"Hi"},{"role":"system","content":"Be terse."},{"role":"user","content":"Again"}]}"#,
+    );
+    assert_eq!(
+        v["systemInstruction"],
+        json!({"parts": [{"text": "Be brief."}, {"text": "Be terse."}]})
+    );
+    assert_eq!(
+        v["contents"],
+        json!([{"role": "user", "parts": [{"text": "Hi"}, {"text": "Again"}]}])
+    );
+}
+
+#[test]
+fn a_budget_past_what_every_model_takes_asks_for_dynamic_thinking() {
+    let v = encoded(&format!(
+        r#"{{"model":"claude-x","messages":{HI},"thinking":{{"type":"enabled","budget_tokens":31999}}}}"#
+    ));
+    assert_eq!(
+        v["generationConfig"]["thinkingConfig"]["thinkingBudget"],
+        -1
+    );
+}

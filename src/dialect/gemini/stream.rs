@@ -31,6 +31,8 @@ struct State {
     usage: Option<Usage>,
     /// Function calls so far.
     calls: usize,
+    /// Bytes of text and arguments relayed, for an estimate when no usage comes.
+    output_bytes: u64,
 }
 
 impl StreamDecoder {
@@ -42,6 +44,7 @@ impl StreamDecoder {
                 context,
                 usage: None,
                 calls: 0,
+                output_bytes: 0,
             },
         }
     }
@@ -114,6 +117,7 @@ impl State {
 
     fn part(&mut self, part: &Part<'_>, out: &mut Vec<u8>) {
         let text = lit(part.text);
+        self.output_bytes += text.map_or(0, |t| t.0.len() as u64);
         let signature = lit(part.thought_signature);
         if part.thought {
             if let Some(t) = text {
@@ -138,6 +142,7 @@ impl State {
             let name = self.context.tools.client(&name).to_string();
             self.events.tool_use(out, &id, &name);
             if let Some(args) = call.args.filter(|a| a.get().starts_with('{')) {
+                self.output_bytes += args.get().len() as u64;
                 let mut literal = Vec::with_capacity(args.get().len() + 16);
                 push_str_bytes(&mut literal, args.get());
                 self.events.tool_input(out, Lit(&literal));
@@ -152,6 +157,7 @@ impl State {
     fn end(&mut self, out: &mut Vec<u8>, reason: &'static str) {
         let usage = self.usage.unwrap_or(Usage {
             input_tokens: self.context.head.input_tokens,
+            output_tokens: self.output_bytes.div_ceil(4),
             ..Usage::default()
         });
         self.events.finish(out, &Stop::new(reason), &usage);

@@ -34,6 +34,9 @@ pub struct Options {
     pub reasoning_effort: bool,
     /// Send `parallel_tool_calls: false` when the client disabled parallel tool use.
     pub parallel_tool_calls: bool,
+    /// Send an assistant turn's thinking back as `reasoning_content` (DeepSeek requires it;
+    /// servers that refuse unknown message fields do not take it).
+    pub reasoning_content: bool,
 }
 
 impl Default for Options {
@@ -45,6 +48,7 @@ impl Default for Options {
             user: true,
             reasoning_effort: true,
             parallel_tool_calls: true,
+            reasoning_content: true,
         }
     }
 }
@@ -202,10 +206,28 @@ pub fn encode(
         let blocks = content(m.content, &what)?;
         match m.role.as_ref() {
             "user" => user_turn(blocks, &what, &mut messages)?,
-            "assistant" => messages.push(assistant_turn(blocks, &what, names)?),
+            "assistant" => {
+                let mut turn = assistant_turn(blocks, &what, names)?;
+                if !options.reasoning_content {
+                    turn.reasoning_content = None;
+                }
+                messages.push(turn);
+            }
+            // Newer clients send instructions in the middle of the conversation.
+            "system" => {
+                let mut texts = Vec::new();
+                for block in blocks {
+                    match block.kind.as_ref() {
+                        "text" => texts.push(block.text.unwrap_or_default()),
+                        other => return Err(unsupported(&what, other, "openai")),
+                    }
+                }
+                let text = ChatContent::Text(join(texts, "\n\n"));
+                messages.push(ChatMessage::new("system", Some(text)));
+            }
             other => {
                 return Err(Invalid::new(format!(
-                    "messages[{i}].role: {other:?} (expected \"user\" or \"assistant\")"
+                    "messages[{i}].role: {other:?} (expected \"user\", \"assistant\" or \"system\")"
                 )))
             }
         }
@@ -283,12 +305,22 @@ pub fn encode(
         user: (req.metadata.as_ref())
             .and_then(|m| m.user_id.as_deref())
             .filter(|_| options.user),
-        reasoning_effort: req
-            .thinking_budget()
-            .filter(|_| options.reasoning_effort)
-            .map(effort),
+        reasoning_effort: reasoning_effort(req).filter(|_| options.reasoning_effort),
     };
     serde_json::to_vec(&body).map_err(|e| Invalid::new(format!("cannot encode the request: {e}")))
+}
+
+/// The `reasoning_effort` for a request: its `output_config.effort` where OpenAI has the level
+/// (above `high` is `high`), else its thinking budget's bucket.
+fn reasoning_effort(req: &MessagesRequest<'_>) -> Option<&'static str> {
+    let named = req.output_config.as_ref().and_then(|c| c.effort.as_deref());
+    match named {
+        Some("minimal") => Some("minimal"),
+        Some("low") => Some("low"),
+        Some("medium") => Some("medium"),
+        Some(_) => Some("high"),
+        None => req.thinking_budget().map(effort),
+    }
 }
 
 /// The `reasoning_effort` bucket for a thinking budget.

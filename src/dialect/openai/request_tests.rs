@@ -445,7 +445,7 @@ fn unknown_blocks_and_roles_are_refused_with_their_place() {
         r#"[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":[{"type":"document","source":{"type":"text","data":"x"}}]}]}]"#,
     ));
     assert!(e.starts_with("messages[0].content:"), "{e}");
-    let e = refused(&with_messages(r#"[{"role":"system","content":"x"}]"#));
+    let e = refused(&with_messages(r#"[{"role":"tool","content":"x"}]"#));
     assert!(e.starts_with("messages[0].role"), "{e}");
 }
 
@@ -470,4 +470,41 @@ fn thinking_echoed_in_a_user_turn_is_dropped() {
         r#"[{"role":"user","content":[{"type":"thinking","thinking":"x","signature":"s"},{"type":"text","text":"Hi"}]}]"#,
     ));
     assert_eq!(v["messages"], json!([{"role": "user", "content": "Hi"}]));
+}
+
+#[test]
+fn system_messages_in_the_conversation_stay_in_place() {
+    // Newer Claude Code sends instructions between turns as `role: "system"` messages.
+    let v = encoded(&with_messages(
+        r#"[{"role":"user","content":"x"},{"role":"system","content":[{"type":"text","text":"Be terse."}]},{"role":"user","content":"y"}]"#,
+    ));
+    assert_eq!(
+        v["messages"][1],
+        json!({"role": "system", "content": "Be terse."})
+    );
+    assert_eq!(v["messages"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn an_effort_names_the_reasoning_effort_and_thinking_can_stay_home() {
+    let v = encoded(
+        r#"{"model":"m","max_tokens":9,"thinking":{"type":"adaptive"},"output_config":{"effort":"xhigh"},"messages":[{"role":"user","content":"x"}]}"#,
+    );
+    assert_eq!(v["reasoning_effort"], "high");
+    let v = encoded(
+        r#"{"model":"m","max_tokens":9,"output_config":{"effort":"low"},"messages":[{"role":"user","content":"x"}]}"#,
+    );
+    assert_eq!(v["reasoning_effort"], "low");
+    let body = with_messages(
+        r#"[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"thinking","thinking":"hm","signature":"s"},{"type":"text","text":"y"}]}]"#,
+    );
+    assert_eq!(encoded(&body)["messages"][1]["reasoning_content"], "hm");
+    let req = MessagesRequest::parse(body.as_bytes()).unwrap();
+    let options = Options {
+        reasoning_content: false,
+        ..Options::default()
+    };
+    let out = encode(&req, "m", &options, &mut ToolNames::default()).unwrap();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert!(v["messages"][1].get("reasoning_content").is_none());
 }

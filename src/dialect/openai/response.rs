@@ -7,11 +7,10 @@
 
 use super::super::errors::{bounded, read, string_of};
 use super::super::events::lit;
-use super::super::events::Stop;
 use super::super::message::{tool_input, MessageWriter};
 use super::super::tools::{client_id, made_up_id};
 use super::super::{Context, MAX_HELD};
-use super::wire::{stop_reason, Chunk};
+use super::wire::{stop, Chunk};
 use crate::stream::tally::Usage;
 use crate::stream::translate::Translate;
 
@@ -82,21 +81,16 @@ impl Translate for MessageDecoder {
             }
         }
         let finish = choice.finish_reason.as_deref().unwrap_or("stop");
-        let mut stop = Stop::new(stop_reason(finish));
-        if m.has_tool_use() && !matches!(stop.reason, "max_tokens" | "refusal") {
-            stop = Stop::new("tool_use");
-        }
-        if message.is_some_and(|msg| lit(msg.refusal).is_some_and(|l| !l.is_empty())) {
-            stop = Stop::new("refusal");
-        }
+        let refused = message.is_some_and(|msg| lit(msg.refusal).is_some_and(|l| !l.is_empty()));
         let sequence = choice.stop_reason.and_then(string_of);
-        let matched = sequence.filter(|s| self.context.stop_sequences.iter().any(|x| x == s));
-        if let (Some(s), "end_turn") = (matched, stop.reason) {
-            stop = Stop {
-                reason: "stop_sequence",
-                sequence: Some(s.into_owned()),
-            };
-        }
+        let sequences = &self.context.stop_sequences;
+        let stop = stop(
+            finish,
+            m.has_tool_use(),
+            refused,
+            sequence.as_deref(),
+            sequences,
+        );
         let usage = answer.usage.map_or(
             Usage {
                 input_tokens: self.context.head.input_tokens,

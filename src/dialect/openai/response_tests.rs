@@ -147,8 +147,9 @@ fn finish_reasons() {
         ("stop", "end_turn"),
         ("length", "max_tokens"),
         ("content_filter", "refusal"),
-        ("tool_calls", "tool_use"),
-        ("function_call", "tool_use"),
+        // `tool_calls` without a call is an ordinary end: there is nothing to answer.
+        ("tool_calls", "end_turn"),
+        ("function_call", "end_turn"),
         ("something_new", "end_turn"),
     ] {
         let m = decode(&completion(

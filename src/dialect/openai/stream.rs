@@ -25,7 +25,7 @@ use super::super::events::{lit, EventWriter, Lit, Stop};
 use super::super::sse::{Event, SseReader, TooLong};
 use super::super::tools::{client_id, made_up_id};
 use super::super::{Context, MAX_HELD};
-use super::wire::{stop_reason, Chunk, ToolCall};
+use super::wire::{stop, Chunk, ToolCall};
 use crate::json::prefix::JsonPrefix;
 use crate::json::write::push_str_bytes;
 use crate::stream::tally::Usage;
@@ -56,6 +56,8 @@ struct State {
     usage: Option<Usage>,
     /// Bytes of text, reasoning and arguments relayed, for an estimate when no usage comes.
     output_bytes: u64,
+    /// The model refused (it sent a `refusal`).
+    refused: bool,
 }
 
 struct Call {
@@ -89,6 +91,7 @@ impl StreamDecoder {
                 stop: None,
                 usage: None,
                 output_bytes: 0,
+                refused: false,
             },
         }
     }
@@ -158,7 +161,8 @@ impl State {
                     if let Some(l) = lit(d.content) {
                         self.text(l, out)?;
                     }
-                    if let Some(l) = lit(d.refusal) {
+                    if let Some(l) = lit(d.refusal).filter(|l| !l.is_empty()) {
+                        self.refused = true;
                         self.text(l, out)?;
                     }
                     for call in d.tool_calls.iter().flatten() {
@@ -370,19 +374,9 @@ impl State {
 
     fn finish_reason(&mut self, reason: &str, sequence: Option<&str>, out: &mut Vec<u8>) {
         self.close_all(out);
-        let mut stop = Stop::new(stop_reason(reason));
         let called = self.calls.iter().any(|c| c.opened);
-        if called && !matches!(stop.reason, "max_tokens" | "refusal") {
-            stop = Stop::new("tool_use");
-        }
-        let matched = sequence.filter(|s| self.context.stop_sequences.iter().any(|x| x == s));
-        if let (Some(s), "end_turn") = (matched, stop.reason) {
-            stop = Stop {
-                reason: "stop_sequence",
-                sequence: Some(s.to_string()),
-            };
-        }
-        self.stop = Some(stop);
+        let sequences = &self.context.stop_sequences;
+        self.stop = Some(stop(reason, called, self.refused, sequence, sequences));
     }
 
     /// Closes the open block and sends everything queued, calls still missing an id or a name
@@ -411,7 +405,7 @@ impl State {
 
     /// `message_delta` with the usage (estimated where the upstream gave none), `message_stop`.
     fn end(&mut self, out: &mut Vec<u8>) {
-        let stop = self.stop.clone().unwrap_or_else(|| Stop::new("end_turn"));
+        let stop = (self.stop.clone()).unwrap_or_else(|| Stop::new("end_turn"));
         let usage = self.usage.unwrap_or(Usage {
             input_tokens: self.context.head.input_tokens,
             output_tokens: self.output_bytes.div_ceil(4),

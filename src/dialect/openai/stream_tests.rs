@@ -373,7 +373,9 @@ fn stop_reasons() {
         ("stop", "end_turn"),
         ("length", "max_tokens"),
         ("content_filter", "refusal"),
-        ("function_call", "tool_use"),
+        // A tool-call reason without a call is an ordinary end: there is nothing to answer.
+        ("function_call", "end_turn"),
+        ("tool_calls", "end_turn"),
         ("something_new", "end_turn"),
     ] {
         let acc = decode(&sse(&[ROLE, &content("x"), &finish(finish_reason)]));

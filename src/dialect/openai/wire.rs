@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::super::events::{lit, Lit};
+use super::super::events::{lit, Lit, Stop};
 use crate::stream::tally::Usage;
 
 #[derive(Deserialize)]
@@ -128,6 +128,33 @@ impl WireUsage {
             cache_creation_input_tokens: 0,
             cache_read_input_tokens: cached,
         }
+    }
+}
+
+/// The Anthropic stop of an answer: its `finish_reason`, corrected by what it held. Any tool
+/// call makes it `tool_use` (Ollama and others say `stop` when they call one) unless the answer
+/// was cut or refused; `tool_calls` without a call is an ordinary end; a refusal is one
+/// whatever the reason says; and vLLM's `stop_reason` names the stop sequence that ended it.
+pub fn stop(
+    finish: &str,
+    called: bool,
+    refused: bool,
+    sequence: Option<&str>,
+    stop_sequences: &[String],
+) -> Stop {
+    let reason = match (stop_reason(finish), called, refused) {
+        (_, _, true) => "refusal",
+        ("max_tokens" | "refusal", _, _) => stop_reason(finish),
+        (_, true, _) => "tool_use",
+        ("tool_use", false, _) => "end_turn",
+        (reason, false, _) => reason,
+    };
+    match sequence.filter(|s| stop_sequences.iter().any(|x| x == s)) {
+        Some(s) if reason == "end_turn" => Stop {
+            reason: "stop_sequence",
+            sequence: Some(s.to_string()),
+        },
+        _ => Stop::new(reason),
     }
 }
 
