@@ -12,6 +12,9 @@
 //! - A flush deadline interrupts a pending upstream read (no byte is lost: see `upstream::conn`),
 //!   and so do the keep-alive and idle limits; all come from the per-core timer wheel.
 //! - A client that goes away aborts the upstream read at once.
+//! - An upstream of another dialect has its body go through a translation stage between the read
+//!   and the buffer (see `stage`): what the stage writes is relayed exactly as a pass-through's
+//!   bytes are. The stage costs an Anthropic upstream nothing; its bytes stay where they are read.
 //! - Failure is never silent: a stream that breaks, stalls, or ends without `message_stop` gets
 //!   an in-band `event: error` after its last whole event, then a proper end. So does a stream
 //!   still running when a gateway's drain times out (an `overloaded_error`): that too interrupts
@@ -21,18 +24,18 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use monoio::buf::{IoBuf, IoBufMut};
+use monoio::buf::IoBufMut;
 use monoio::io::Canceller;
 use monoio::net::TcpStream;
 
-use super::flush::{Coalescer, Decision, FlushPolicy};
+use super::flush::{Coalescer, FlushPolicy};
 use super::json_usage::UsageScanner;
 use super::tally::Tally;
 use super::timer::sleep_until;
 use super::translate::Translate;
-use crate::http::chunked::{push_chunk, ChunkedDecoder, ChunkedError, LAST_CHUNK};
+use crate::http::chunked::{ChunkedDecoder, ChunkedError, LAST_CHUNK};
 use crate::lifecycle::phase::{self, Phase};
-use crate::server::io::{client_gone, write_all, ClientWatch};
+use crate::server::io::{client_gone, ClientWatch};
 use crate::upstream::client::Deadline;
 use crate::upstream::conn::{is_cancelled, UpstreamConn};
 use crate::upstream::response::ResponseFraming;
@@ -130,6 +133,7 @@ pub enum RelayEnd {
 
 mod ending;
 mod stage;
+mod write;
 
 thread_local! {
     static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
@@ -159,6 +163,7 @@ pub async fn relay(
         last_write: Instant::now(),
         usage: (!response.event_stream).then(UsageScanner::new),
         stage: response.translate.map(Stage::new),
+        canceller: Canceller::new(),
     };
     let mut body = Body {
         framing: response.framing,
@@ -289,6 +294,8 @@ struct Relay {
     /// The usage of a body that is not an event stream (a JSON message).
     usage: Option<UsageScanner>,
     stage: Option<Stage>,
+    /// Interrupts the pending upstream read when a deadline comes first.
+    canceller: Canceller,
 }
 
 /// Where the next bytes for the buffer come from.
@@ -311,7 +318,6 @@ impl Relay {
         watch_client: &ClientWatch,
     ) -> Result<Stop, Gone> {
         let size = settings.buffer_bytes;
-        let mut canceller = Canceller::new();
         let mut idle_until = Instant::now() + settings.idle_timeout;
         let mut flush_due = None;
         loop {
@@ -335,62 +341,25 @@ impl Relay {
                     continue;
                 }
                 Next::Upstream => {
-                    let n = if !body.pending.is_empty() {
-                        let k = space.min(body.pending.len());
-                        self.buf[start..start + k].copy_from_slice(&body.pending[..k]);
-                        body.pending.advance(k);
-                        body.let_go_of_pending();
-                        k
-                    } else {
-                        let whole = body.deadline.map(|d| d.at);
-                        let wake = [
-                            flush_due,
-                            self.keepalive_due(settings),
-                            Some(idle_until),
-                            whole,
-                        ]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                        .expect("the idle deadline is always set");
-                        let buf = std::mem::take(&mut self.buf).slice_mut(start..start + space);
-                        let mut read =
-                            std::pin::pin!(upstream.read_interruptible(buf, canceller.handle()));
-                        let woke = monoio::select! {
-                            r = &mut read => Some(r),
-                            _ = sleep_until(wake) => None,
-                            _ = client_gone(client, watch_client) => return Err(Gone),
-                            _ = phase::reached(Phase::Expired) => None,
-                        };
-                        let (result, buf) = match woke {
-                            Some(r) => r,
-                            None => {
-                                canceller = canceller.cancel();
-                                read.await
-                            }
-                        };
-                        self.buf = buf.into_inner();
-                        match result {
-                            Ok(0) if body.framing == ResponseFraming::UntilClose => {
-                                body.reusable = false;
-                                body.eof = true;
-                                0
-                            }
-                            Ok(0) => {
-                                return Ok(Stop::Failed(broken(
-                                    "closed the connection mid-response",
-                                )))
-                            }
-                            Ok(n) => {
-                                idle_until = Instant::now() + settings.idle_timeout;
-                                n
-                            }
-                            Err(e) if is_cancelled(&e) => 0,
-                            Err(e) => {
-                                return Ok(Stop::Failed(broken(&format!("connection failed: {e}"))))
-                            }
-                        }
+                    let wake = [
+                        flush_due,
+                        self.keepalive_due(settings),
+                        Some(idle_until),
+                        body.deadline.map(|d| d.at),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .expect("the idle deadline is always set");
+                    let room = start..start + space;
+                    let taken = self.take_in(upstream, client, watch_client, body, room, wake);
+                    let n = match taken.await? {
+                        Ok(n) => n,
+                        Err(stop) => return Ok(stop),
                     };
+                    if n > 0 {
+                        idle_until = Instant::now() + settings.idle_timeout;
+                    }
                     let (data, error) = body.unframe(&mut self.buf[start..start + n]);
                     framing_error = error;
                     match &mut self.stage {
@@ -461,6 +430,55 @@ impl Relay {
         }
     }
 
+    /// Brings the next upstream bytes into `room` of the buffer, those read with the head first:
+    /// how many (0 when a deadline, `wake`, interrupted the read), or why the relay stops.
+    async fn take_in(
+        &mut self,
+        upstream: &mut UpstreamConn,
+        client: &mut TcpStream,
+        watch_client: &ClientWatch,
+        body: &mut Body,
+        room: std::ops::Range<usize>,
+        wake: Instant,
+    ) -> Result<Result<usize, Stop>, Gone> {
+        if !body.pending.is_empty() {
+            let k = room.len().min(body.pending.len());
+            self.buf[room.start..room.start + k].copy_from_slice(&body.pending[..k]);
+            body.pending.advance(k);
+            body.let_go_of_pending();
+            return Ok(Ok(k));
+        }
+        let buf = std::mem::take(&mut self.buf).slice_mut(room);
+        let handle = self.canceller.handle();
+        let mut read = std::pin::pin!(upstream.read_interruptible(buf, handle));
+        let woke = monoio::select! {
+            r = &mut read => Some(r),
+            _ = sleep_until(wake) => None,
+            _ = client_gone(client, watch_client) => return Err(Gone),
+            _ = phase::reached(Phase::Expired) => None,
+        };
+        let (result, buf) = match woke {
+            Some(r) => r,
+            None => {
+                // A canceller cancels once: the next read gets a new one.
+                self.canceller = std::mem::take(&mut self.canceller).cancel();
+                read.await
+            }
+        };
+        self.buf = buf.into_inner();
+        Ok(match result {
+            Ok(0) if body.framing == ResponseFraming::UntilClose => {
+                body.reusable = false;
+                body.eof = true;
+                Ok(0)
+            }
+            Ok(0) => Err(Stop::Failed(broken("closed the connection mid-response"))),
+            Ok(n) => Ok(n),
+            Err(e) if is_cancelled(&e) => Ok(0),
+            Err(e) => Err(Stop::Failed(broken(&format!("connection failed: {e}")))),
+        })
+    }
+
     /// Whether reading is over: the body ended and whatever the stage wrote is placed, or the
     /// stage failed and what it wrote before is placed.
     fn stopped(&mut self, body: &Body) -> Option<Stop> {
@@ -497,173 +515,11 @@ impl Relay {
     fn is_event_stream(&self) -> bool {
         self.coalescer.is_event_stream()
     }
-
-    /// Writes what the policy says is due; returns the next flush deadline.
-    async fn settle(
-        &mut self,
-        client: &mut TcpStream,
-        now: Instant,
-    ) -> Result<Option<Instant>, Gone> {
-        loop {
-            match self.coalescer.decide(now) {
-                Decision::Flush(cut) => {
-                    if cut > self.coalescer.ready() && !self.coalescer.mid_event() {
-                        // An event too large for the buffer is split: take note of it now,
-                        // from its first part.
-                        let first = &self.buf[FRONT..FRONT + cut];
-                        self.stats.tally.observe(first);
-                    }
-                    self.flush(client, cut, false).await.map_err(|_| Gone)?;
-                }
-                Decision::WaitUntil(t) => return Ok(Some(t)),
-                Decision::Wait => return Ok(None),
-            }
-        }
-    }
-
-    /// Writes the first `cut` held bytes (and, if `last`, the end of the body) to the client.
-    async fn flush(
-        &mut self,
-        client: &mut TcpStream,
-        cut: usize,
-        last: bool,
-    ) -> std::io::Result<()> {
-        let chunked = self.out == ClientFraming::Chunked;
-        if let Some(mut head) = self.head.take() {
-            // The commit: head and first bytes in one write (the bytes are few, or the body is
-            // not a stream; a copy is cheaper than a second write).
-            let data = &self.buf[FRONT..FRONT + cut];
-            if chunked && cut > 0 {
-                push_chunk(&mut head, data);
-            } else {
-                head.extend_from_slice(data);
-            }
-            if chunked && last {
-                head.extend_from_slice(LAST_CHUNK);
-            }
-            self.send(client, head).await?;
-        } else if cut == 0 && !(last && chunked) {
-            return Ok(());
-        } else {
-            let (from, to, saved) = self.frame(cut, last);
-            let buf = std::mem::take(&mut self.buf);
-            let write = monoio::io::AsyncWriteRentExt::write_all(client, buf.slice(from..to));
-            // On a timeout the buffer goes with the abandoned write; the relay ends then.
-            let (result, slice) = within(self.write_timeout, write)
-                .await
-                .ok_or_else(timed_out)?;
-            self.buf = slice.into_inner();
-            if let Some(saved) = saved {
-                self.buf[FRONT + cut..FRONT + cut + BACK].copy_from_slice(&saved);
-            }
-            result?;
-        }
-        self.wrote(cut);
-        let held = self.coalescer.held();
-        self.coalescer.flushed(&self.buf[FRONT..FRONT + held], cut);
-        self.buf.copy_within(FRONT + cut..FRONT + held, FRONT);
-        Ok(())
-    }
-
-    /// Puts the chunk framing around the first `cut` held bytes; returns the range to write and
-    /// the held bytes the framing behind them overwrote.
-    fn frame(&mut self, cut: usize, last: bool) -> (usize, usize, Option<[u8; BACK]>) {
-        if self.out == ClientFraming::Passthrough {
-            return (FRONT, FRONT + cut, None);
-        }
-        let mut line = [0u8; FRONT];
-        let h = hex_line(cut, &mut line);
-        let mut saved = [0u8; BACK];
-        saved.copy_from_slice(&self.buf[FRONT + cut..FRONT + cut + BACK]);
-        let (from, mut to) = (FRONT - h, FRONT + cut);
-        if cut > 0 {
-            self.buf[from..FRONT].copy_from_slice(&line[..h]);
-            self.buf[to..to + 2].copy_from_slice(b"\r\n");
-            to += 2;
-        }
-        let from = if cut > 0 { from } else { FRONT };
-        if last {
-            self.buf[to..to + LAST_CHUNK.len()].copy_from_slice(LAST_CHUNK);
-            to += LAST_CHUNK.len();
-        }
-        (from, to, Some(saved))
-    }
-
-    /// Writes bytes of the gateway's own (a keep-alive comment, an error event) and counts them.
-    async fn write(
-        &mut self,
-        client: &mut TcpStream,
-        data: &'static [u8],
-        body: usize,
-    ) -> std::io::Result<()> {
-        self.send(client, data).await?;
-        self.wrote(body);
-        Ok(())
-    }
-
-    /// Counts a write of `body` bytes of the body. Every write, the upstream's events as much as
-    /// the gateway's own lines, puts the next keep-alive comment off.
-    fn wrote(&mut self, body: usize) {
-        self.stats.writes += 1;
-        self.stats.bytes += body as u64;
-        self.last_write = Instant::now();
-        self.stats.first_write.get_or_insert(self.last_write);
-    }
-
-    async fn send<B: IoBuf + 'static>(
-        &mut self,
-        client: &mut TcpStream,
-        data: B,
-    ) -> std::io::Result<()> {
-        within(self.write_timeout, write_all(client, data))
-            .await
-            .ok_or_else(timed_out)??;
-        Ok(())
-    }
-}
-
-/// `fut`'s output, or `None` if it did not complete within `limit` (it is dropped then).
-async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
-    monoio::select! {
-        r = fut => Some(r),
-        _ = sleep_until(Instant::now() + limit) => None,
-    }
-}
-
-fn timed_out() -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        "the client took nothing for too long",
-    )
 }
 
 fn broken(what: &str) -> Failure {
     Failure {
         timed_out: false,
         reason: what.to_string(),
-    }
-}
-
-/// Writes `len` as a chunk-size line (`hex\r\n`) into `out`; returns its length.
-fn hex_line(len: usize, out: &mut [u8; FRONT]) -> usize {
-    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
-    for (i, slot) in out[..digits].iter_mut().enumerate() {
-        *slot = b"0123456789abcdef"[(len >> (4 * (digits - 1 - i))) & 0xf];
-    }
-    out[digits..digits + 2].copy_from_slice(b"\r\n");
-    digits + 2
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_lines() {
-        for len in [0usize, 1, 15, 16, 255, 16384, 0xabcdef] {
-            let mut out = [0u8; FRONT];
-            let n = hex_line(len, &mut out);
-            assert_eq!(&out[..n], format!("{len:x}\r\n").as_bytes());
-        }
     }
 }
