@@ -570,6 +570,71 @@ api_key_env = "SET_VAR"
     }
 
     #[test]
+    fn dialect_upstreams_and_model_names() {
+        let c = parse(
+            "[[upstreams]]\nname = \"vllm\"\nkind = \"openai\"\nbase_url = \"http://10.0.0.5:8000/v1\"\n\
+             [upstreams.model_names]\n\"claude-sonnet-4-5\" = \"Qwen/Qwen3-Coder\"\n\
+             [upstreams.openai]\nstream_options = false\ntop_k = true\n\
+             [[upstreams]]\nname = \"gemini\"\nkind = \"gemini\"\n\
+             [[upstreams.credentials]]\nname = \"g\"\napi_key_env = \"SET_VAR\"\n\
+             [[upstreams]]\nname = \"openai\"\nkind = \"openai\"\n\
+             [[upstreams.credentials]]\nname = \"o\"\napi_key = \"sk-o\"\n\
+             [[upstreams]]\nname = \"m\"\nkind = \"mock\"\n[upstreams.mock]\ndialect = \"gemini\"\n",
+        )
+        .unwrap();
+        let [vllm, gemini, openai, mock] = &c.upstreams[..] else {
+            panic!("four upstreams")
+        };
+        use crate::dialect::Dialect;
+        assert_eq!(vllm.dialect(), Dialect::OpenAi);
+        assert!(
+            vllm.credentials.is_empty(),
+            "an OpenAI-compatible server may take no key"
+        );
+        assert_eq!(vllm.model_name("claude-sonnet-4-5"), "Qwen/Qwen3-Coder");
+        assert_eq!(vllm.model_name("claude-haiku-4-5"), "claude-haiku-4-5");
+        assert!(!vllm.openai.stream_options && vllm.openai.top_k && vllm.openai.user);
+        assert_eq!(vllm.base_url.as_ref().unwrap().path_prefix, "/v1");
+        assert_eq!(gemini.dialect(), Dialect::Gemini);
+        assert_eq!(
+            gemini.base_url.as_ref().unwrap().host,
+            "generativelanguage.googleapis.com"
+        );
+        let url = openai.base_url.as_ref().unwrap();
+        assert_eq!(
+            (url.host.as_str(), url.path_prefix.as_str()),
+            ("api.openai.com", "/v1")
+        );
+        assert_eq!(mock.dialect(), Dialect::Gemini);
+        for (text, needle) in [
+            (
+                "[[upstreams]]\nname = \"g\"\nkind = \"gemini\"\n",
+                "kind \"gemini\" needs at least one",
+            ),
+            (
+                "[[upstreams]]\nname = \"m\"\nkind = \"mock\"\n[upstreams.openai]\ntop_k = true\n",
+                "upstreams[0].openai: only applies",
+            ),
+            (
+                "[[upstreams]]\nname = \"m\"\nkind = \"mock\"\n[upstreams.model_names]\n\"a\" = \"\"\n",
+                "model names must not be empty",
+            ),
+            (
+                "[[upstreams]]\nname = \"o\"\nkind = \"openai\"\n[upstreams.openai]\nstream_opts = true\n",
+                "unknown field `stream_opts`",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.contains(needle), "{text:?} -> {}", e.message);
+        }
+        // A mock speaking OpenAI may take the OpenAI switches.
+        assert!(parse(
+            "[[upstreams]]\nname = \"m\"\nkind = \"mock\"\n[upstreams.mock]\ndialect = \"openai\"\n[upstreams.openai]\nuser = false\n"
+        )
+        .is_ok());
+    }
+
+    #[test]
     fn default_config_uses_mock_without_key() {
         assert_eq!(
             Config::default_for_env(None).upstreams[0].kind,
