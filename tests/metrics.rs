@@ -232,3 +232,55 @@ fn gauges_count_what_is_open_now() {
     eventually(admin, "ringgate_active_streams", &[], 0.0);
     eventually(admin, "ringgate_active_connections", &[], 0.0);
 }
+
+#[test]
+fn translated_answers_count_their_tokens_too() {
+    // An OpenAI-compatible upstream: a streamed answer (usage in its last chunk) and a whole one.
+    let up = Upstream::start(|req| {
+        let stream = String::from_utf8_lossy(&req.body).contains("\"stream\":true");
+        if !stream {
+            let body = r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":6}}}"#;
+            return Action::Send(vec![json_response(200, body, "")], Duration::ZERO);
+        }
+        let chunks = [
+            r#"{"choices":[{"index":0,"delta":{"content":"hi"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":8,"completion_tokens":3}}"#,
+            "[DONE]",
+        ];
+        let mut pieces = vec![SSE_HEAD.to_vec()];
+        pieces.extend(
+            chunks
+                .iter()
+                .map(|c| chunk(format!("data: {c}\n\n").as_bytes())),
+        );
+        pieces.push(b"0\r\n\r\n".to_vec());
+        Action::Send(pieces, Duration::ZERO)
+    });
+    let gw = gateway(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [[upstreams]]\nname = \"vllm\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n",
+        up.addr
+    ));
+    let admin = gw.admin_addr().unwrap();
+    assert_eq!(
+        request(gw.local_addr(), &messages_request(BODY, "")).status,
+        200
+    );
+    assert_eq!(
+        request(gw.local_addr(), &messages_request(STREAM_BODY, "")).status,
+        200
+    );
+    let ok = [("route", "messages"), ("status", "200")];
+    let s = eventually(admin, "ringgate_requests_total", &ok, 2.0);
+    let tokens = |kind: &str| {
+        let labels = [("model", "claude-x"), ("kind", kind)];
+        value(&s, "ringgate_tokens_total", &labels)
+    };
+    assert_eq!(
+        [tokens("input"), tokens("output"), tokens("cache_read")],
+        [14.0 + 8.0, 4.0 + 3.0, 6.0]
+    );
+    // message_start, a block's start, delta and stop, message_delta, message_stop.
+    assert_eq!(value(&s, "ringgate_stream_events_total", &[]), 6.0);
+}
