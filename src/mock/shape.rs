@@ -24,8 +24,12 @@
 //! digits) and the time it was written to the socket (16 digits of µs since the UNIX epoch,
 //! CLOCK_REALTIME) — then `x` filler, so a client can check order and loss and measure how long
 //! each event spent on the way. The time must be the send time, not the build time: answers are
-//! built with [`PLACEHOLDER`] where it goes, at [`STAMP_OFFSET`] in each delta event, and the
+//! built with [`PLACEHOLDER`] where it goes, at the same offset in each delta event of a stream
+//! ([`STAMP_OFFSET`] in an Anthropic one; each dialect's stream says where in its own), and the
 //! server overwrites it in place ([`stamp`]) right before the write that sends the event.
+//!
+//! The same headers shape the OpenAI and Gemini answers: their events are bigger, so each
+//! dialect checks its own stream against [`MAX_STREAM_BYTES`] too ([`check_stream`]).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -52,7 +56,7 @@ pub const PLACEHOLDER: &[u8; STAMP_DIGITS] = b"????????????????";
 const DELTA_HEAD: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"";
 const DELTA_TAIL: &str = "\"}}\n\n";
 /// Where the send time sits in every shaped delta event: after the head, `#` and the index.
-pub const STAMP_OFFSET: usize = DELTA_HEAD.len() + 8;
+pub const STAMP_OFFSET: usize = DELTA_HEAD.len() + STAMP_IN_TEXT;
 /// Bytes of a shaped delta event beside its text.
 pub const DELTA_EVENT_BYTES: usize = DELTA_HEAD.len() + DELTA_TAIL.len();
 /// The most bytes the delta events of one shaped stream may add up to. A stream is built whole
@@ -103,16 +107,8 @@ impl Shape {
             deltas,
             delta_bytes: delta_bytes.unwrap_or(DEFAULT_DELTA_BYTES).max(TAG_BYTES),
         });
-        if let Some(s) = stream.filter(|s| stream_bytes(s.deltas, s.delta_bytes) > MAX_STREAM_BYTES)
-        {
-            return Err(ApiError::invalid_request(
-                format!(
-                    "{DELTAS_HEADER} × ({DELTA_BYTES_HEADER} + {DELTA_EVENT_BYTES}) must be at most \
-                     {MAX_STREAM_BYTES} bytes, not {}",
-                    stream_bytes(s.deltas, s.delta_bytes)
-                )
-                .into(),
-            ));
+        if let Some(s) = stream {
+            check_stream(s.deltas, s.delta_bytes, DELTA_EVENT_BYTES)?;
         }
         Ok(Shape {
             stream,
@@ -121,10 +117,59 @@ impl Shape {
     }
 }
 
-/// The bytes of the delta events of a stream of `deltas` deltas of `delta_bytes` bytes of text
-/// (raised to [`TAG_BYTES`]), as [`MAX_STREAM_BYTES`] bounds them.
+/// The bytes of the delta events of an Anthropic stream of `deltas` deltas of `delta_bytes`
+/// bytes of text (raised to [`TAG_BYTES`]), as [`MAX_STREAM_BYTES`] bounds them.
 pub fn stream_bytes(deltas: usize, delta_bytes: usize) -> u64 {
-    (deltas as u64).saturating_mul((delta_bytes.max(TAG_BYTES) + DELTA_EVENT_BYTES) as u64)
+    event_bytes(deltas, delta_bytes, DELTA_EVENT_BYTES)
+}
+
+fn event_bytes(deltas: usize, delta_bytes: usize, overhead: usize) -> u64 {
+    (deltas as u64).saturating_mul((delta_bytes.max(TAG_BYTES) + overhead) as u64)
+}
+
+/// Refuses (a 400 naming the headers) a shaped stream whose delta events, each `overhead` bytes
+/// beside its text, would add up to more than [`MAX_STREAM_BYTES`].
+pub fn check_stream(deltas: usize, delta_bytes: usize, overhead: usize) -> Result<(), ApiError> {
+    let bytes = event_bytes(deltas, delta_bytes, overhead);
+    if bytes <= MAX_STREAM_BYTES {
+        return Ok(());
+    }
+    Err(ApiError::invalid_request(
+        format!(
+            "{DELTAS_HEADER} × ({DELTA_BYTES_HEADER} + {overhead}) must be at most \
+             {MAX_STREAM_BYTES} bytes, not {bytes}"
+        )
+        .into(),
+    ))
+}
+
+/// The text of delta `index` of a shaped stream: `text_bytes` long (at least [`TAG_BYTES`]),
+/// the tag with [`PLACEHOLDER`] for its send time, then `x` filler. Plain ASCII with nothing to
+/// escape, so it sits in a JSON string as it is and the stamp's offset is the tag's.
+pub fn delta_text(index: usize, text_bytes: usize) -> String {
+    let text_bytes = text_bytes.max(TAG_BYTES);
+    let mut text = String::with_capacity(text_bytes);
+    push_delta_text(&mut text, index, text_bytes);
+    text
+}
+
+fn push_delta_text(out: &mut String, index: usize, text_bytes: usize) {
+    out.push('#');
+    let mut digits = [0u8; 6];
+    write_digits(&mut digits, index as u64);
+    out.push_str(std::str::from_utf8(&digits).expect("ASCII digits"));
+    out.push('@');
+    out.push_str(std::str::from_utf8(PLACEHOLDER).expect("ASCII"));
+    out.push(' ');
+    out.extend(std::iter::repeat('x').take(text_bytes - TAG_BYTES));
+}
+
+/// Where the send time sits in a delta's text: after `#` and the index.
+pub const STAMP_IN_TEXT: usize = 8;
+
+/// Whether `event` holds a placeholder at `offset`: a stamp goes there.
+pub fn has_placeholder(event: &[u8], offset: usize) -> bool {
+    event.get(offset..offset + STAMP_DIGITS) == Some(&PLACEHOLDER[..])
 }
 
 /// Delta event `index` of a shaped stream, with its text `text_bytes` long (at least
@@ -133,14 +178,7 @@ pub fn delta_event(index: usize, text_bytes: usize) -> String {
     let text_bytes = text_bytes.max(TAG_BYTES);
     let mut event = String::with_capacity(DELTA_HEAD.len() + text_bytes + DELTA_TAIL.len());
     event.push_str(DELTA_HEAD);
-    event.push('#');
-    let mut digits = [0u8; 6];
-    write_digits(&mut digits, index as u64);
-    event.push_str(std::str::from_utf8(&digits).expect("ASCII digits"));
-    event.push('@');
-    event.push_str(std::str::from_utf8(PLACEHOLDER).expect("ASCII"));
-    event.push(' ');
-    event.extend(std::iter::repeat('x').take(text_bytes - TAG_BYTES));
+    push_delta_text(&mut event, index, text_bytes);
     event.push_str(DELTA_TAIL);
     event
 }
@@ -339,6 +377,32 @@ mod tests {
         ] {
             assert_eq!(parse_tag(bad), None, "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn a_delta_text_is_the_text_of_a_delta_event() {
+        let event = delta_event(12, 40);
+        let text = delta_text(12, 40);
+        assert_eq!(&event[DELTA_HEAD.len()..DELTA_HEAD.len() + 40], text);
+        assert_eq!(delta_text(0, 3).len(), TAG_BYTES);
+        assert!(has_placeholder(event.as_bytes(), STAMP_OFFSET));
+        assert!(has_placeholder(text.as_bytes(), STAMP_IN_TEXT));
+        assert!(!has_placeholder(text.as_bytes(), STAMP_IN_TEXT + 1));
+        assert!(!has_placeholder(b"short", 2));
+    }
+
+    #[test]
+    fn each_dialect_checks_its_own_event_size() {
+        assert!(check_stream(1000, 60, DELTA_EVENT_BYTES).is_ok());
+        let fits = MAX_STREAM_BYTES / 300;
+        assert!(check_stream(fits as usize, 100, 200).is_ok());
+        let e = check_stream(fits as usize + 1, 100, 200).unwrap_err();
+        assert!(
+            e.message
+                .contains("x-mock-deltas × (x-mock-delta-bytes + 200)"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
