@@ -1,6 +1,6 @@
 //! `mock-upstream` as the separate process a gateway test runs it as: faults chosen by API key,
-//! the request log such a test counts attempts from, HTTPS through its TLS front, and the
-//! connection and request counts it prints on exit. Every wait is bounded, so a broken binary
+//! the request log such a test counts attempts from, HTTPS through its TLS front, the
+//! connection and request counts it prints on exit, and the dialects it serves. Every wait is bounded, so a broken binary
 //! fails these tests instead of hanging them.
 
 use std::io::{Read, Write};
@@ -13,6 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ringgate::mock::answers::FAULTS;
+use ringgate::mock::directives::QUIRKS;
 use ringgate::mock::server::key_fingerprint;
 use support::{Mock, WAIT};
 
@@ -412,4 +413,113 @@ fn plain_stats_count_connections_and_requests() {
         stderr.contains("mock-upstream: connections=2 requests=2"),
         "{stderr}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dialects
+
+/// Sends one POST to `target` with these extra header lines; returns the status and the body.
+fn post_to(addr: SocketAddr, target: &str, headers: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_write_timeout(Some(WAIT)).unwrap();
+    write!(
+        s,
+        "POST {target} HTTP/1.1\r\nhost: mock\r\n{headers}content-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let (status, _, body) = read_response(&mut s, &mut Vec::new());
+    (status, String::from_utf8(body).unwrap())
+}
+
+const CHAT: &str = r#"{"model":"gpt-x","messages":[{"role":"user","content":"hi"}]}"#;
+const GENERATE: &str = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
+const GEMINI_PATH: &str = "/v1beta/models/gemini-x:generateContent";
+
+#[test]
+fn dialect_serves_only_its_own_paths() {
+    let mock = Mock::start(&["--dialect", "openai", "--api-key", "k"]);
+    let bearer = "authorization: Bearer k\r\n";
+    let (status, body) = post_to(mock.addr, "/v1/chat/completions", bearer, CHAT);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"object\":\"chat.completion\""), "{body}");
+    assert_eq!(post_to(mock.addr, "/chat/completions", bearer, CHAT).0, 200);
+    let (status, body) = post_to(mock.addr, "/v1/messages", "x-api-key: k\r\n", BODY);
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = post_to(mock.addr, GEMINI_PATH, "x-goog-api-key: k\r\n", GENERATE);
+    assert_eq!(status, 404);
+    drop(mock);
+
+    // The default serves every dialect.
+    let mock = Mock::start(&[]);
+    for (target, body) in [
+        ("/v1/messages", BODY),
+        ("/v1/chat/completions", CHAT),
+        (GEMINI_PATH, GENERATE),
+    ] {
+        assert_eq!(post_to(mock.addr, target, "", body).0, 200, "{target}");
+    }
+}
+
+#[test]
+fn fault_keys_are_read_from_each_dialects_key_header() {
+    let mock = Mock::start(&["--log-requests", "--fault-for-key", "key-a=rate_limit"]);
+    let (status, body) = post_to(
+        mock.addr,
+        "/v1/chat/completions",
+        "authorization: Bearer key-a\r\n",
+        CHAT,
+    );
+    assert_eq!(status, 429);
+    assert!(body.contains("\"rate_limit_exceeded\""), "{body}");
+    let (status, body) = post_to(
+        mock.addr,
+        GEMINI_PATH,
+        "x-goog-api-key: key-a\r\n",
+        GENERATE,
+    );
+    assert_eq!(status, 429);
+    assert!(body.contains("\"RESOURCE_EXHAUSTED\""), "{body}");
+    let (status, _) = post_to(
+        mock.addr,
+        GEMINI_PATH,
+        "x-goog-api-key: key-b\r\n",
+        GENERATE,
+    );
+    assert_eq!(status, 200);
+    let log = mock.stop();
+    let fingerprint = key_fingerprint(b"key-a");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains(&format!("key={fingerprint} status=429")))
+            .count(),
+        2,
+        "{log}"
+    );
+}
+
+#[test]
+fn help_names_every_fault_quirk_and_dialect() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mock-upstream"))
+        .arg("--help")
+        .output()
+        .expect("run mock-upstream --help");
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let names = FAULTS
+        .iter()
+        .chain(QUIRKS.iter().map(|(name, _)| name))
+        .chain(&["--dialect", "anthropic", "openai", "gemini", "all"]);
+    for name in names.chain(&[
+        "x-mock-tool-calls",
+        "x-mock-finish",
+        "x-mock-quirks",
+        "x-mock-deltas",
+        "x-goog-api-key",
+        "authorization: Bearer",
+    ]) {
+        assert!(help.contains(name), "{name} missing from --help:\n{help}");
+    }
 }

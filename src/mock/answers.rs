@@ -1,20 +1,31 @@
-//! What the mock upstream answers: Anthropic-shaped responses derived from the request.
+//! What the mock upstream answers: each request routed by its path to the dialect that serves
+//! it, so one mock stands in for an Anthropic, an OpenAI-compatible and a Gemini upstream.
 //!
 //! Pure logic, shared by the gateway's built-in mock and the `mock-upstream` load-test server,
-//! so there is one idea of "what the API would say". Answers are deterministic for a given
-//! request (the same text whether streamed or not), validate the fields the real API requires,
-//! and can be told to fail through the `x-mock-fault` header (or, in [`super::server`], through
-//! the API key a request carries) so clients and tests can see every error the real API produces.
-//! A benchmark can ask for answers of a given size instead (see [`super::shape`]).
+//! so there is one idea of "what the API would say". The paths:
+//!
+//! - Anthropic ([`super::anthropic`]): `POST /v1/messages`, `POST /v1/messages/count_tokens`,
+//!   `GET /v1/models`, `GET /v1/models/{id}`;
+//! - OpenAI ([`super::openai`]): `POST /v1/chat/completions`, `POST /chat/completions`;
+//! - Gemini ([`super::gemini`]): `POST /v1beta/models/{model}:generateContent`,
+//!   `:streamGenerateContent?alt=sse`, `:countTokens`.
+//!
+//! A server may serve one dialect only (`mock-upstream --dialect`): the others' paths are then
+//! a 404. Errors are written in the shape of the dialect whose path was asked for. Answers can be
+//! told to fail ([`super::faults`]), shaped for a benchmark ([`super::shape`]) and steered by a
+//! test ([`super::directives`]).
 
 use std::ops::Range;
 
-use simd_json::prelude::*;
-use simd_json::BorrowedValue;
-
-use super::shape::{self, Shape};
+use super::directives::Directives;
+use super::faults;
+use super::shape::Shape;
+use super::{anthropic, gemini, openai};
+use crate::dialect::Dialect;
 use crate::http::{ApiError, ErrorType};
-use crate::json::write as json;
+
+pub use super::anthropic::{request_id, MODELS};
+pub use super::faults::{is_fault, BIG_EVENT_TEXT, FAULTS};
 
 /// One answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,9 +40,12 @@ pub enum Reply {
     Stream {
         events: Vec<String>,
         delivery: Delivery,
-        /// The events that carry a send time to stamp, at [`shape::STAMP_OFFSET`] (the deltas
-        /// of a shaped stream; usually none).
+        /// The events that may carry a send time to stamp (the deltas of a shaped stream;
+        /// usually none): those of them that hold [`super::shape::PLACEHOLDER`] at
+        /// `stamp_offset`. Events a quirk put between the deltas hold none there.
         stamped: Range<usize>,
+        /// Where in each stamped event its send time goes; each dialect's differs.
+        stamp_offset: usize,
     },
 }
 
@@ -46,54 +60,86 @@ pub enum Delivery {
     Fragmented,
 }
 
-/// The models the mock knows, as `(id, display name, created_at)`.
-pub const MODELS: &[(&str, &str, &str)] = &[
-    (
-        "claude-opus-4-1-20250805",
-        "Claude Opus 4.1",
-        "2025-08-05T00:00:00Z",
-    ),
-    (
-        "claude-sonnet-4-5-20250929",
-        "Claude Sonnet 4.5",
-        "2025-09-29T00:00:00Z",
-    ),
-    (
-        "claude-haiku-4-5-20251001",
-        "Claude Haiku 4.5",
-        "2025-10-01T00:00:00Z",
-    ),
-];
-
-/// Characters of text in the `big_event` fault's one large delta: more than a 16 KiB buffer.
-pub const BIG_EVENT_TEXT: usize = 20_000;
-
-/// Every `x-mock-fault` value the mock acts on: the error faults, then the stream-shaping ones.
-/// Any other value is ignored, so a tool that picks a fault up front can check it against this.
-pub const FAULTS: &[&str] = &[
-    "rate_limit",
-    "overloaded",
-    "server_error",
-    "auth",
-    "permission",
-    "drop_mid_stream",
-    "fragmented",
-    "big_event",
-    "no_message_stop",
-];
-
-/// Whether the mock acts on this `x-mock-fault` value.
-pub fn is_fault(name: &str) -> bool {
-    FAULTS.contains(&name)
-}
-
 /// A request as the mock sees it.
 pub struct Request<'a> {
     pub method: &'a str,
-    pub path: &'a str,
+    /// The path and query, as sent.
+    pub target: &'a str,
     /// The fault to apply: `x-mock-fault`, if sent, or the one tied to the request's key.
     pub fault: Option<&'a str>,
     pub body: &'a [u8],
+    /// What the request's `x-mock-*` headers asked for besides its shape.
+    pub directives: Directives,
+    /// The one dialect served, if not all.
+    pub only: Option<Dialect>,
+}
+
+impl<'a> Request<'a> {
+    /// A request with no fault or directives, to a mock that serves every dialect.
+    pub fn new(method: &'a str, target: &'a str, body: &'a [u8]) -> Request<'a> {
+        Request {
+            method,
+            target,
+            fault: None,
+            body,
+            directives: Directives::default(),
+            only: None,
+        }
+    }
+}
+
+/// Where a request goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Messages,
+    CountTokens,
+    Models,
+    Model(&'a str),
+    ChatCompletions,
+    Gemini(gemini::Call),
+    /// A path of no dialect's, or of one not served: a 404.
+    Unknown(Option<Dialect>),
+}
+
+impl Route<'_> {
+    fn dialect(&self) -> Option<Dialect> {
+        match self {
+            Route::Messages | Route::CountTokens | Route::Models | Route::Model(_) => {
+                Some(Dialect::Anthropic)
+            }
+            Route::ChatCompletions => Some(Dialect::OpenAi),
+            Route::Gemini(_) => Some(Dialect::Gemini),
+            Route::Unknown(d) => *d,
+        }
+    }
+}
+
+fn route<'a>(method: &str, target: &'a str) -> Route<'a> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    match (method, path) {
+        ("POST", "/v1/messages") => Route::Messages,
+        ("POST", "/v1/messages/count_tokens") => Route::CountTokens,
+        ("GET", "/v1/models") => Route::Models,
+        ("GET", p) if p.starts_with("/v1/models/") => Route::Model(&p["/v1/models/".len()..]),
+        ("POST", "/v1/chat/completions" | "/chat/completions") => Route::ChatCompletions,
+        (_, p) if p.ends_with("/chat/completions") => Route::Unknown(Some(Dialect::OpenAi)),
+        ("POST", p) => match gemini::Call::of(p, query) {
+            Some(call) => Route::Gemini(call),
+            None if p.starts_with("/v1beta/") => Route::Unknown(Some(Dialect::Gemini)),
+            None => Route::Unknown(None),
+        },
+        (_, p) if p.starts_with("/v1beta/") => Route::Unknown(Some(Dialect::Gemini)),
+        _ => Route::Unknown(None),
+    }
+}
+
+/// The dialect whose error shape answers a request to `target` (Anthropic's for a path of no
+/// dialect's, unless only one other is served).
+pub fn dialect_of(method: &str, target: &str, only: Option<Dialect>) -> Dialect {
+    route(method, target)
+        .dialect()
+        .or(only)
+        .unwrap_or(Dialect::Anthropic)
 }
 
 /// Answers one request.
@@ -103,50 +149,70 @@ pub fn answer(req: &Request<'_>) -> Reply {
 
 /// Answers one request in the shape a benchmark asked for (see [`super::shape`]).
 pub fn answer_shaped(req: &Request<'_>, shape: &Shape) -> Reply {
-    if let Some(reply) = req.fault.and_then(fault) {
-        return reply;
+    let route = route(req.method, req.target);
+    let dialect = (route.dialect().or(req.only)).unwrap_or(Dialect::Anthropic);
+    let served = route
+        .dialect()
+        .is_some_and(|d| req.only.map_or(true, |o| o == d));
+    if !served || matches!(route, Route::Unknown(_)) {
+        return error_in(dialect, &not_found(req.target, req.only));
     }
-    let result = match (req.method, req.path) {
-        ("POST", "/v1/messages") => messages(req.body, req.fault, shape),
-        ("POST", "/v1/messages/count_tokens") => count_tokens(req.body),
-        ("GET", "/v1/models") => Ok(ok_json(models_list())),
-        ("GET", p) if p.starts_with("/v1/models/") => model(&p["/v1/models/".len()..]),
-        (_, p) => Err(ApiError::not_found(p)),
+    if let Some(e) = req.fault.and_then(faults::error_fault) {
+        return error_in(dialect, &e);
+    }
+    let (body, fault, d) = (req.body, req.fault, &req.directives);
+    let result = match route {
+        Route::Messages => anthropic::messages(body, fault, shape),
+        Route::CountTokens => anthropic::count_tokens(body),
+        Route::Models => Ok(ok_json(anthropic::models_list())),
+        Route::Model(id) => anthropic::model(id),
+        Route::ChatCompletions => openai::chat_completions(body, fault, d, shape),
+        Route::Gemini(call) => gemini::answer(&call, body, fault, d, shape),
+        Route::Unknown(_) => unreachable!("answered above"),
     };
-    result.unwrap_or_else(|e| error(&e))
+    result.unwrap_or_else(|e| error_in(dialect, &e))
 }
 
-/// The error reply for an `x-mock-fault` value; `None` for other values (including the stream
-/// faults, which shape a normal answer: `drop_mid_stream`, `no_message_stop`, `fragmented`,
-/// `big_event`).
-fn fault(name: &str) -> Option<Reply> {
-    let (status, kind, message) = match name {
-        "rate_limit" => (429, ErrorType::RateLimit, "mock: rate limited"),
-        "overloaded" => (529, ErrorType::Overloaded, "mock: overloaded"),
-        "server_error" => (500, ErrorType::Api, "mock: internal server error"),
-        "auth" => (401, ErrorType::Authentication, "mock: invalid x-api-key"),
-        "permission" => (403, ErrorType::Permission, "mock: permission denied"),
-        _ => return None,
-    };
-    let mut reply = error(&ApiError::new(status, kind, message.into()));
-    if let Reply::Json { headers, .. } = &mut reply {
-        if status == 429 {
-            headers.push(("retry-after", "1".into()));
+/// The 404 for a path not served, naming the paths that are.
+fn not_found(target: &str, only: Option<Dialect>) -> ApiError {
+    let path: String = target
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    let served = match only {
+        Some(Dialect::Anthropic) => "/v1/messages, /v1/messages/count_tokens and /v1/models",
+        Some(Dialect::OpenAi) => "/v1/chat/completions and /chat/completions",
+        Some(Dialect::Gemini) => {
+            "/v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse and \
+             :countTokens"
         }
-    }
-    Some(reply)
+        None => "the Anthropic, OpenAI and Gemini paths",
+    };
+    ApiError::new(
+        404,
+        ErrorType::NotFound,
+        format!("mock: nothing at {path}; this mock serves {served}").into(),
+    )
 }
 
-/// An error reply in the API's shape.
+/// An error reply in the Anthropic API's shape.
 pub fn error(e: &ApiError) -> Reply {
-    Reply::Json {
-        status: e.status,
-        body: e.body(&request_id()),
-        headers: Vec::new(),
+    anthropic::error(e)
+}
+
+/// An error reply in `dialect`'s shape.
+pub fn error_in(dialect: Dialect, e: &ApiError) -> Reply {
+    match dialect {
+        Dialect::Anthropic => anthropic::error(e),
+        Dialect::OpenAi => openai::error(e),
+        Dialect::Gemini => gemini::error(e),
     }
 }
 
-fn ok_json(body: String) -> Reply {
+pub(super) fn ok_json(body: String) -> Reply {
     Reply::Json {
         status: 200,
         body,
@@ -154,277 +220,100 @@ fn ok_json(body: String) -> Reply {
     }
 }
 
-fn invalid(message: &str) -> ApiError {
-    ApiError::invalid_request(message.to_string().into())
-}
-
-/// The fields of a Messages request the mock uses.
-struct Parsed {
-    model: String,
-    max_tokens: u64,
-    stream: bool,
-    last_user_text: String,
-    input_tokens: u64,
-}
-
-fn parse(body: &[u8], need_max_tokens: bool) -> Result<Parsed, ApiError> {
-    let mut copy = body.to_vec();
-    let doc: BorrowedValue<'_> = simd_json::to_borrowed_value(&mut copy)
-        .map_err(|e| invalid(&format!("the request body is not valid JSON: {e}")))?;
-    if doc.as_object().is_none() {
-        return Err(invalid("the request body must be a JSON object"));
-    }
-    let model = match doc.get("model") {
-        None => return Err(invalid("model: Field required")),
-        Some(m) => m
-            .as_str()
-            .ok_or_else(|| invalid("model: Input should be a valid string"))?,
-    };
-    let max_tokens = match doc.get("max_tokens") {
-        None if need_max_tokens => return Err(invalid("max_tokens: Field required")),
-        None => 0,
-        Some(v) => v
-            .as_u64()
-            .filter(|&n| n >= 1)
-            .ok_or_else(|| invalid("max_tokens: Input should be a positive integer"))?,
-    };
-    let messages = match doc.get("messages") {
-        None => return Err(invalid("messages: Field required")),
-        Some(m) => m
-            .as_array()
-            .ok_or_else(|| invalid("messages: Input should be a valid list"))?,
-    };
-    if messages.is_empty() {
-        return Err(invalid("messages: at least one message is required"));
-    }
-    let mut all_text_len = doc.get("system").map_or(0, |s| text_of(s).len());
-    let mut last_user_text = String::new();
-    for m in messages {
-        let role = m.get("role").and_then(|r| r.as_str());
-        if !matches!(role, Some("user" | "assistant")) {
-            return Err(invalid(
-                "messages: each message needs a role of \"user\" or \"assistant\"",
-            ));
-        }
-        let text = m.get("content").map(text_of).unwrap_or_default();
-        all_text_len += text.len();
-        if role == Some("user") {
-            last_user_text = text;
-        }
-    }
-    Ok(Parsed {
-        model: model.to_string(),
-        max_tokens,
-        stream: doc.get("stream").and_then(|s| s.as_bool()).unwrap_or(false),
-        last_user_text,
-        input_tokens: (all_text_len as u64).div_ceil(4).max(1),
-    })
-}
-
-/// The text of a `content` value: a string, or the text blocks of a list.
-fn text_of(v: &BorrowedValue<'_>) -> String {
-    if let Some(s) = v.as_str() {
-        return s.to_string();
-    }
-    v.as_array()
-        .map(|blocks| {
-            blocks
-                .iter()
-                .filter_map(|b| b.get("text").and_then(|t| t.as_str()))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
-}
-
-/// The words of the reply: a fixed preamble and the last user message echoed back, one "token"
-/// per word, cut at `max_tokens`. Returns the words and whether the cut happened.
-fn reply_words(p: &Parsed) -> (Vec<String>, bool) {
-    let mut words: Vec<String> = format!(
-        "Hello from the ringgate mock upstream ({}). You said:",
-        p.model
-    )
-    .split_whitespace()
-    .map(str::to_string)
-    .collect();
-    words.extend(
-        p.last_user_text
-            .split_whitespace()
-            .take(256)
-            .map(str::to_string),
-    );
-    let cut = words.len() as u64 > p.max_tokens;
-    words.truncate(p.max_tokens as usize);
-    (words, cut)
-}
-
-fn messages(body: &[u8], fault: Option<&str>, shape: &Shape) -> Result<Reply, ApiError> {
-    let p = parse(body, true)?;
-    let id = format!("msg_mock{}", random_suffix(20));
-    let model = json::string(&p.model);
-    if !p.stream {
-        let (text, output_tokens, stop_reason) = match shape.reply_bytes {
-            Some(bytes) => (shape::reply_text(bytes), bytes.div_ceil(4), "end_turn"),
-            None => {
-                let (words, cut) = reply_words(&p);
-                (words.join(" "), words.len(), stop_reason(cut))
-            }
-        };
-        let text = json::string(&text);
-        return Ok(ok_json(format!(
-            "{{\"id\":\"{id}\",\"type\":\"message\",\"role\":\"assistant\",\"model\":{model},\
-             \"content\":[{{\"type\":\"text\",\"text\":{text}}}],\"stop_reason\":\"{stop_reason}\",\
-             \"stop_sequence\":null,\"usage\":{}}}",
-            usage(p.input_tokens, output_tokens)
-        )));
-    }
-    let (deltas, stop_reason, stamped) = match shape.stream {
-        Some(s) => (
-            (0..s.deltas)
-                .map(|i| shape::delta_event(i, s.delta_bytes))
-                .collect(),
-            "end_turn",
-            true,
-        ),
-        None => {
-            let (words, cut) = reply_words(&p);
-            (echo_deltas(&words), stop_reason(cut), false)
-        }
-    };
-    let output_tokens = deltas.len();
-    let mut events = Vec::with_capacity(deltas.len() + 6);
-    events.push(event(
-        "message_start",
-        format!(
-            "{{\"type\":\"message_start\",\"message\":{{\"id\":\"{id}\",\"type\":\"message\",\
-             \"role\":\"assistant\",\"model\":{model},\"content\":[],\"stop_reason\":null,\
-             \"stop_sequence\":null,\"usage\":{}}}}}",
-            usage(p.input_tokens, 1)
-        ),
-    ));
-    events.push(event(
-        "content_block_start",
-        "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}".into(),
-    ));
-    events.push(event("ping", "{\"type\": \"ping\"}".into()));
-    let first_delta = events.len();
-    events.extend(deltas);
-    let stamped = if stamped {
-        first_delta..events.len()
-    } else {
-        0..0
-    };
-    events.push(event(
-        "content_block_stop",
-        "{\"type\":\"content_block_stop\",\"index\":0}".into(),
-    ));
-    events.push(event(
-        "message_delta",
-        format!(
-            "{{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"{stop_reason}\",\"stop_sequence\":null}},\
-             \"usage\":{{\"output_tokens\":{output_tokens}}}}}"
-        ),
-    ));
-    events.push(event("message_stop", "{\"type\":\"message_stop\"}".into()));
-    let mut delivery = Delivery::Whole;
-    match fault {
-        Some("drop_mid_stream") => delivery = Delivery::DropAfter(4.min(events.len() - 1)),
-        Some("fragmented") => delivery = Delivery::Fragmented,
-        Some("no_message_stop") => {
-            events.pop();
-        }
-        Some("big_event") => {
-            // One delta larger than a relay buffer, just before the block ends.
-            let big = format!(
-                "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\" {}\"}}}}\n\n",
-                "x".repeat(BIG_EVENT_TEXT)
-            );
-            events.insert(events.len() - 3, big);
-        }
-        _ => {}
-    }
-    Ok(Reply::Stream {
-        events,
-        delivery,
-        stamped,
-    })
-}
-
-fn event(name: &str, data: String) -> String {
-    format!("event: {name}\ndata: {data}\n\n")
-}
-
-fn stop_reason(cut: bool) -> &'static str {
-    if cut {
-        "max_tokens"
-    } else {
-        "end_turn"
-    }
-}
-
-/// The delta events of an echo answer: one word each.
-fn echo_deltas(words: &[String]) -> Vec<String> {
-    words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            let piece = if i == 0 { w.clone() } else { format!(" {w}") };
-            format!(
-                "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}\n\n",
-                json::string(&piece)
-            )
-        })
-        .collect()
-}
-
-fn usage(input: u64, output: usize) -> String {
-    format!(
-        "{{\"input_tokens\":{input},\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":{output}}}"
-    )
-}
-
-fn count_tokens(body: &[u8]) -> Result<Reply, ApiError> {
-    let p = parse(body, false)?;
-    Ok(ok_json(format!("{{\"input_tokens\":{}}}", p.input_tokens)))
-}
-
-fn model_json(&(id, name, created): &(&str, &str, &str)) -> String {
-    format!("{{\"type\":\"model\",\"id\":\"{id}\",\"display_name\":\"{name}\",\"created_at\":\"{created}\"}}")
-}
-
-fn models_list() -> String {
-    let data: Vec<String> = MODELS.iter().map(model_json).collect();
-    format!(
-        "{{\"data\":[{}],\"has_more\":false,\"first_id\":\"{}\",\"last_id\":\"{}\"}}",
-        data.join(","),
-        MODELS[0].0,
-        MODELS[MODELS.len() - 1].0
-    )
-}
-
-fn model(id: &str) -> Result<Reply, ApiError> {
-    MODELS
-        .iter()
-        .find(|m| m.0 == id)
-        .map(|m| ok_json(model_json(m)))
-        .ok_or_else(|| {
-            ApiError::new(
-                404,
-                ErrorType::NotFound,
-                format!("model: {}", id.chars().take(100).collect::<String>()).into(),
-            )
-        })
-}
-
-fn random_suffix(n: usize) -> String {
-    (0..n).map(|_| fastrand::alphanumeric()).collect()
-}
-
-/// A request id in the API's style.
-pub fn request_id() -> String {
-    format!("req_mock{}", random_suffix(20))
-}
-
 #[cfg(test)]
-#[path = "answers_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_route_to_their_dialect() {
+        for (method, target, dialect) in [
+            ("POST", "/v1/messages", Some(Dialect::Anthropic)),
+            ("GET", "/v1/models/claude-x", Some(Dialect::Anthropic)),
+            ("POST", "/v1/chat/completions", Some(Dialect::OpenAi)),
+            ("POST", "/chat/completions", Some(Dialect::OpenAi)),
+            ("GET", "/v1/chat/completions", Some(Dialect::OpenAi)),
+            (
+                "POST",
+                "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse",
+                Some(Dialect::Gemini),
+            ),
+            (
+                "POST",
+                "/v1beta/models/g:countTokens",
+                Some(Dialect::Gemini),
+            ),
+            ("POST", "/v1beta/models/g:bogus", Some(Dialect::Gemini)),
+            ("POST", "/v2/else", None),
+        ] {
+            assert_eq!(
+                route(method, target).dialect(),
+                dialect,
+                "{method} {target}"
+            );
+        }
+        assert_eq!(route("POST", "/v2/else"), Route::Unknown(None));
+        assert_eq!(
+            route("GET", "/v1/chat/completions"),
+            Route::Unknown(Some(Dialect::OpenAi))
+        );
+    }
+
+    fn status_and_body(r: Reply) -> (u16, String) {
+        match r {
+            Reply::Json { status, body, .. } => (status, body),
+            Reply::Stream { .. } => (200, String::new()),
+        }
+    }
+
+    #[test]
+    fn a_dialect_not_served_is_a_404_in_its_own_shape() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        let mut req = Request::new("POST", "/v1/chat/completions", body);
+        assert_eq!(status_and_body(answer(&req)).0, 200);
+        req.only = Some(Dialect::OpenAi);
+        assert_eq!(status_and_body(answer(&req)).0, 200);
+        req.only = Some(Dialect::Anthropic);
+        let (status, body) = status_and_body(answer(&req));
+        assert_eq!(status, 404);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{body}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("nothing at /v1/chat/completions") && message.contains("/v1/messages"),
+            "{message}"
+        );
+
+        let req = Request {
+            only: Some(Dialect::Gemini),
+            ..Request::new("POST", "/v1/messages", b"{}")
+        };
+        let (status, body) = status_and_body(answer(&req));
+        assert_eq!(status, 404);
+        assert!(body.contains("\"not_found_error\""), "{body}");
+        // A path of no dialect's, on a server of one: that dialect's shape.
+        let req = Request {
+            only: Some(Dialect::Gemini),
+            ..Request::new("POST", "/nowhere", b"{}")
+        };
+        let (status, body) = status_and_body(answer(&req));
+        assert_eq!(status, 404);
+        assert!(body.contains("\"NOT_FOUND\""), "{body}");
+    }
+
+    #[test]
+    fn error_faults_answer_in_the_dialect_of_the_path() {
+        for (target, status, needle) in [
+            ("/v1/messages", 529, "\"overloaded_error\""),
+            ("/v1/chat/completions", 503, "\"overloaded\""),
+            ("/v1beta/models/g:generateContent", 503, "\"UNAVAILABLE\""),
+        ] {
+            let req = Request {
+                fault: Some("overloaded"),
+                ..Request::new("POST", target, b"{}")
+            };
+            let (got, body) = status_and_body(answer(&req));
+            assert_eq!(got, status, "{target}");
+            assert!(body.contains(needle), "{target}: {body}");
+        }
+    }
+}

@@ -1,8 +1,17 @@
-//! The mock upstream: Anthropic-shaped answers with no key and no network.
+//! The mock upstream: answers in the Anthropic, OpenAI Chat Completions and Gemini dialects,
+//! with no key and no network, so the gateway and its translations can be run and tested whole.
+//!
+//! [`answers`] routes a request by its path to its dialect ([`anthropic`], [`openai`],
+//! [`gemini`]); the OpenAI and Gemini answers are one [`script`] rendered in each wire format.
+//! Requests steer their answers with headers: [`shape`] for benchmarks, [`directives`] for
+//! tests, [`faults`] for failures. [`server`] serves it all on real sockets.
 
 pub mod answers;
+pub mod anthropic;
 pub mod directives;
 pub mod faults;
+pub mod gemini;
+pub mod openai;
 pub mod script;
 pub mod server;
 pub mod shape;

@@ -6,8 +6,11 @@
 //! [`super::shape`]); the send time of each shaped delta is stamped here, at the write that
 //! sends it.
 //!
-//! Faults can be tied to API keys, so a test can put a gateway with several credentials in front
-//! of it and have one credential fail while another works, without the gateway's help. Each
+//! A request's key is read from whichever header its dialect puts it in: `x-api-key`
+//! (Anthropic), `authorization: Bearer` (OpenAI) or `x-goog-api-key` (Gemini). Faults can be
+//! tied to keys, so a test can put a gateway with several credentials in front of it and have
+//! one credential fail while another works, without the gateway's help. A server can serve one
+//! dialect only ([`MockHandler::with_dialect`]). Each
 //! answer is logged (target `mock::requests`, at debug) with a fingerprint of its key and its
 //! status, so the same test can count from the mock's side which key was used, and when.
 //!
@@ -24,8 +27,10 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 
 use super::answers::{self, Delivery, Reply};
+use super::directives::Directives;
 use super::shape::{self, Shape};
 use crate::api::auth::{same, sha256};
+use crate::dialect::Dialect;
 use crate::http::chunked::{push_chunk, LAST_CHUNK};
 use crate::http::response::ResponseHead;
 use crate::http::{ApiError, ErrorType};
@@ -97,12 +102,14 @@ impl MockStats {
 
 pub struct MockHandler {
     event_interval: Duration,
-    /// When set, requests must carry this `x-api-key` (as a digest) or one of `key_faults`' keys.
+    /// When set, requests must carry this key (as a digest) or one of `key_faults`' keys.
     api_key: Option<[u8; 32]>,
     /// Keys (as digests) whose requests get a fault, as if they had sent `x-mock-fault`.
     key_faults: Vec<([u8; 32], String)>,
     /// Where answered requests are counted: the counters and this worker's shard.
     stats: Option<(Arc<MockStats>, usize)>,
+    /// The one dialect served, if not all.
+    only: Option<Dialect>,
 }
 
 impl MockHandler {
@@ -120,7 +127,14 @@ impl MockHandler {
                 .map(|(key, fault)| (sha256(key.as_bytes()), fault))
                 .collect(),
             stats: None,
+            only: None,
         }
+    }
+
+    /// Serves only `dialect`'s paths (the others are a 404); `None` serves every dialect.
+    pub fn with_dialect(mut self, dialect: Option<Dialect>) -> MockHandler {
+        self.only = dialect;
+        self
     }
 
     /// Counts each answered request in `stats`, in worker `shard`'s shard.
@@ -129,7 +143,7 @@ impl MockHandler {
         self
     }
 
-    /// Lets a request with this `x-api-key` in or not (a 401), and picks its fault: the
+    /// Lets a request with this key in or not (a 401), and picks its fault: the
     /// `x-mock-fault` header's, else its key's. Any header value wins, so `x-mock-fault: none`
     /// gets a normal answer even with a failing key.
     fn admit<'a>(
@@ -155,11 +169,27 @@ impl MockHandler {
             return Err(ApiError::new(
                 401,
                 ErrorType::Authentication,
-                "invalid x-api-key".into(),
+                "invalid API key (sent as x-api-key, authorization: Bearer or x-goog-api-key)"
+                    .into(),
             ));
         }
         Ok(header_fault.or(key_fault))
     }
+}
+
+/// The key a request presents, in whichever header its dialect sends it: `x-api-key`,
+/// `authorization: Bearer KEY` or `x-goog-api-key`, the first found in that order.
+pub fn presented_key<'a>(header: impl Fn(&str) -> Option<&'a [u8]>) -> Option<&'a [u8]> {
+    if let Some(key) = header("x-api-key") {
+        return Some(key);
+    }
+    let bearer = header("authorization").and_then(|v| {
+        let scheme = v.get(..7)?;
+        scheme
+            .eq_ignore_ascii_case(b"bearer ")
+            .then(|| v[7..].trim_ascii())
+    });
+    bearer.or_else(|| header("x-goog-api-key"))
 }
 
 /// Who sent a request, for the log: the first 12 hex digits of the SHA-256 of its key. Enough to
@@ -204,25 +234,33 @@ fn stamp_now(out: &mut [u8], stamps: &mut Vec<usize>) {
 
 impl Handler for MockHandler {
     async fn handle(&self, stream: &mut TcpStream, req: Request) -> io::Result<After> {
-        let key = req.head.header("x-api-key");
-        let header_fault = req
-            .head
+        let head = &req.head;
+        let key = presented_key(|name| head.header(name));
+        let header_fault = head
             .header("x-mock-fault")
             .and_then(|v| std::str::from_utf8(v).ok());
-        let admitted = self
-            .admit(key, header_fault)
-            .and_then(|fault| Ok((fault, Shape::from_headers(|name| req.head.header(name))?)));
+        let admitted = self.admit(key, header_fault).and_then(|fault| {
+            let shape = Shape::from_headers(|name| head.header(name))?;
+            Ok((
+                fault,
+                shape,
+                Directives::from_headers(|name| head.header(name))?,
+            ))
+        });
+        let (method, target) = (head.method_str(), head.target());
         let reply = match admitted {
-            Ok((fault, shape)) => answers::answer_shaped(
+            Ok((fault, shape, directives)) => answers::answer_shaped(
                 &answers::Request {
-                    method: req.head.method_str(),
-                    path: req.head.path(),
+                    method,
+                    target,
                     fault,
                     body: &req.body,
+                    directives,
+                    only: self.only,
                 },
                 &shape,
             ),
-            Err(e) => answers::error(&e),
+            Err(e) => answers::error_in(answers::dialect_of(method, target, self.only), &e),
         };
         let status = match &reply {
             Reply::Json { status, .. } => *status,
@@ -258,6 +296,7 @@ impl Handler for MockHandler {
                 events,
                 delivery,
                 stamped,
+                stamp_offset,
             } => {
                 let mut head = ResponseHead::new(200);
                 head.header("content-type", b"text/event-stream; charset=utf-8")
@@ -288,9 +327,11 @@ impl Handler for MockHandler {
                         monoio::time::sleep(interval).await;
                     }
                     push_chunk(&mut out, event.as_bytes());
-                    if stamped.contains(&i) {
+                    if stamped.contains(&i)
+                        && shape::has_placeholder(event.as_bytes(), stamp_offset)
+                    {
                         // The event ends just before the chunk's closing CRLF.
-                        stamps.push(out.len() - 2 - event.len() + shape::STAMP_OFFSET);
+                        stamps.push(out.len() - 2 - event.len() + stamp_offset);
                     }
                     if i + 1 == events.len() {
                         out.extend_from_slice(LAST_CHUNK);
@@ -318,6 +359,8 @@ pub struct MockServerOptions {
     /// Where to count accepted connections and answered requests, if anywhere (one shard per
     /// worker).
     pub stats: Option<Arc<MockStats>>,
+    /// The one dialect to serve, if not all.
+    pub dialect: Option<Dialect>,
 }
 
 /// A running standalone mock upstream.
@@ -346,7 +389,8 @@ impl MockServer {
             let (opts, limits, shutdown) = (opts.clone(), limits.clone(), shutdown.clone());
             workers.spawn(index, false, driver, move || async move {
                 let mut handler =
-                    MockHandler::new(opts.event_interval, opts.api_key, opts.key_faults);
+                    MockHandler::new(opts.event_interval, opts.api_key, opts.key_faults)
+                        .with_dialect(opts.dialect);
                 if let Some(stats) = &opts.stats {
                     handler = handler.with_stats(stats.clone(), index);
                 }
@@ -382,234 +426,5 @@ impl MockServer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn handler(api_key: Option<&str>) -> MockHandler {
-        MockHandler::new(
-            Duration::ZERO,
-            api_key.map(str::to_string),
-            vec![
-                ("key-a".into(), "rate_limit".into()),
-                ("key-o".into(), "overloaded".into()),
-            ],
-        )
-    }
-
-    #[test]
-    fn a_key_gets_its_fault_unless_the_request_names_one() {
-        let h = handler(None);
-        assert_eq!(h.admit(Some(b"key-a"), None).ok(), Some(Some("rate_limit")));
-        assert_eq!(h.admit(Some(b"key-o"), None).ok(), Some(Some("overloaded")));
-        assert_eq!(
-            h.admit(Some(b"key-a"), Some("server_error")).ok(),
-            Some(Some("server_error"))
-        );
-        assert_eq!(h.admit(Some(b"key-b"), None).ok(), Some(None));
-        assert_eq!(h.admit(Some(b"key-a "), None).ok(), Some(None));
-        assert_eq!(h.admit(Some(b""), None).ok(), Some(None));
-        assert_eq!(h.admit(None, None).ok(), Some(None));
-        assert_eq!(
-            h.admit(Some(b"key-b"), Some("auth")).ok(),
-            Some(Some("auth"))
-        );
-    }
-
-    #[test]
-    fn a_key_given_twice_gets_its_last_fault() {
-        let h = MockHandler::new(
-            Duration::ZERO,
-            None,
-            vec![
-                ("k".into(), "rate_limit".into()),
-                ("k".into(), "auth".into()),
-            ],
-        );
-        assert_eq!(h.admit(Some(b"k"), None).ok(), Some(Some("auth")));
-    }
-
-    #[test]
-    fn with_a_required_key_the_fault_keys_are_known_too() {
-        let h = handler(Some("main"));
-        assert_eq!(h.admit(Some(b"main"), None).ok(), Some(None));
-        assert_eq!(h.admit(Some(b"key-a"), None).ok(), Some(Some("rate_limit")));
-        for key in [Some(&b"key-b"[..]), Some(b""), None] {
-            let e = h.admit(key, Some("rate_limit")).unwrap_err();
-            assert_eq!(e.status, 401);
-        }
-        // Without key faults, the required key alone decides, as before.
-        let h = MockHandler::new(Duration::ZERO, Some("main".into()), Vec::new());
-        assert_eq!(
-            h.admit(Some(b"main"), Some("auth")).ok(),
-            Some(Some("auth"))
-        );
-        assert!(h.admit(Some(b"key-a"), None).is_err());
-    }
-
-    #[test]
-    fn stats_sum_their_shards() {
-        let stats = MockStats::new(2);
-        stats.shard(0).connection();
-        stats.shard(1).connection();
-        stats.shard(1).request();
-        // Past the last shard: the last one's.
-        stats.shard(7).request();
-        assert_eq!((stats.connections(), stats.requests()), (2, 2));
-        assert_eq!(MockStats::new(0).connections(), 0);
-    }
-
-    #[test]
-    fn fingerprint_is_the_sha256_prefix() {
-        assert_eq!(key_fingerprint(b"abc"), "ba7816bf8f01");
-        assert_eq!(key_fingerprint(b""), "e3b0c44298fc");
-        let fp = key_fingerprint(b"key-a");
-        assert_eq!(fp.len(), 12);
-        assert!(fp
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-        assert_ne!(fp, key_fingerprint(b"key-b"));
-    }
-
-    /// A fresh mock on a port of its own, one worker, unpaced.
-    fn mock() -> MockServer {
-        MockServer::start(MockServerOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            workers: 1,
-            event_interval: Duration::ZERO,
-            api_key: None,
-            key_faults: Vec::new(),
-            stats: None,
-        })
-        .unwrap()
-    }
-
-    /// Sends one request with these extra header lines to a fresh mock; returns the status and
-    /// the decoded body.
-    fn exchange(extra: &str, stream: bool) -> (u16, Vec<u8>) {
-        use std::io::{Read, Write};
-        let server = mock();
-        let body = format!(
-            "{{\"model\":\"m\",\"max_tokens\":9,\"stream\":{stream},\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}"
-        );
-        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "POST /v1/messages HTTP/1.1\r\nhost: m\r\nconnection: close\r\n{extra}content-length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).unwrap();
-        server.shutdown();
-        let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let status = std::str::from_utf8(&got[9..12]).unwrap().parse().unwrap();
-        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-        let mut body = got[end..].to_vec();
-        if head.contains("transfer-encoding: chunked") {
-            let mut decoder = crate::http::chunked::ChunkedDecoder::new();
-            let r = decoder.decode_in_place(&mut body);
-            assert!(decoder.is_done() && r.error.is_none(), "{head}");
-            body.truncate(r.data);
-        }
-        (status, body)
-    }
-
-    /// The (index, send time) tags of the deltas in an SSE body, in order.
-    fn tags_of(body: &[u8]) -> Vec<(u32, u64)> {
-        let text = String::from_utf8(body.to_vec()).unwrap();
-        text.split("\n\n")
-            .filter(|e| e.starts_with("event: content_block_delta"))
-            .map(|e| {
-                let at = e.find("\"text\":\"").unwrap() + 8;
-                shape::parse_tag(&e.as_bytes()[at..]).expect("a stamped tag")
-            })
-            .collect()
-    }
-
-    #[test]
-    fn shaped_deltas_carry_their_send_times() {
-        let before = shape::now_micros();
-        let (status, body) = exchange(
-            "x-mock-deltas: 6\r\nx-mock-delta-bytes: 40\r\nx-mock-event-interval-ms: 5\r\n",
-            true,
-        );
-        let after = shape::now_micros();
-        assert_eq!(status, 200);
-        let tags = tags_of(&body);
-        assert_eq!(
-            tags.iter().map(|t| t.0).collect::<Vec<_>>(),
-            [0, 1, 2, 3, 4, 5]
-        );
-        for pair in tags.windows(2) {
-            // Paced: each delta went out in its own write, about 5 ms after the one before.
-            assert!(pair[1].1 >= pair[0].1 + 4_000, "{tags:?}");
-        }
-        assert!(
-            before <= tags[0].1 && tags[5].1 <= after,
-            "{before} {tags:?} {after}"
-        );
-
-        // Unpaced, the whole answer is one write: one time for all.
-        let before = shape::now_micros();
-        let (_, body) = exchange("x-mock-deltas: 3\r\n", true);
-        let tags = tags_of(&body);
-        assert_eq!(tags.len(), 3);
-        assert!(
-            tags.iter().all(|t| t.1 == tags[0].1 && t.1 >= before),
-            "{tags:?}"
-        );
-    }
-
-    #[test]
-    fn a_huge_event_interval_pauses_the_stream_instead_of_breaking_it() {
-        use std::io::{Read, Write};
-        let server = mock();
-        let body = r#"{"model":"m","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        write!(
-            s,
-            "POST /v1/messages HTTP/1.1\r\nhost: m\r\nx-mock-event-interval-ms: {}\r\n\
-             content-length: {}\r\n\r\n{body}",
-            u64::MAX,
-            body.len()
-        )
-        .unwrap();
-        let mut got = Vec::new();
-        let end = s.read_to_end(&mut got);
-        server.shutdown();
-        // The first event, then a pause that outlasts the test, the connection still open.
-        assert!(
-            String::from_utf8_lossy(&got).contains("event: message_start"),
-            "{got:?}"
-        );
-        let e = end.expect_err("the connection was closed, not paused");
-        assert!(
-            matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn shape_headers_are_checked_and_sized() {
-        let (status, body) = exchange("x-mock-deltas: lots\r\n", true);
-        let body = String::from_utf8(body).unwrap();
-        assert_eq!(status, 400);
-        assert!(
-            body.contains("x-mock-deltas") && body.contains("invalid_request_error"),
-            "{body}"
-        );
-        let (status, body) = exchange("x-mock-reply-bytes: 5000\r\n", false);
-        assert_eq!(status, 200);
-        let body = String::from_utf8(body).unwrap();
-        assert!(
-            body.contains(&format!("\"text\":\"{}\"", "x".repeat(5000))),
-            "{body}"
-        );
-    }
-}
+#[path = "server_tests.rs"]
+mod tests;

@@ -1,8 +1,10 @@
-//! `mock-upstream`: a fast, Anthropic-shaped upstream for tests and benchmarks.
+//! `mock-upstream`: a fast upstream for tests and benchmarks, in the Anthropic, OpenAI Chat
+//! Completions and Gemini dialects.
 //!
 //! Serves the same answers as ringgate's built-in mock (one implementation, in the library) as a
 //! separate process, so the gateway can be measured and tested in front of a real upstream server.
-//! Prints `listening on ADDR` on stdout once it accepts connections.
+//! Prints `listening on ADDR` on stdout once it accepts connections. `--dialect` narrows it to
+//! one dialect's paths, so a test can check that a gateway asks the paths it should.
 //!
 //! `--fault-for-key` makes one credential fail while others work, and `--log-requests` logs each
 //! answer (key fingerprint, status, millisecond timestamp) on stderr, so a test can check from
@@ -15,7 +17,8 @@
 //! A load generator shapes each answer with request headers, which pass through any gateway in
 //! between (see `ringgate::mock::shape` and `--help`): `x-mock-deltas`, `x-mock-delta-bytes`
 //! (each delta's text tagged with its index and send time), `x-mock-reply-bytes`,
-//! `x-mock-event-interval-ms` and `x-mock-fault`.
+//! `x-mock-event-interval-ms` and `x-mock-fault`; a test steers it with `x-mock-tool-calls`,
+//! `x-mock-finish` and `x-mock-quirks` (see `ringgate::mock::directives`).
 
 #[path = "../tls_front.rs"]
 mod tls_front;
@@ -25,7 +28,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use ringgate::dialect::Dialect;
 use ringgate::mock::answers;
 use ringgate::mock::server::{MockServer, MockServerOptions, MockStats, REQUEST_LOG_TARGET};
 
@@ -35,7 +39,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(
     name = "mock-upstream",
-    about = "An Anthropic-shaped mock upstream server",
+    about = "A mock upstream server in the Anthropic, OpenAI and Gemini dialects",
     after_help = SHAPE_HELP
 )]
 struct Args {
@@ -49,11 +53,18 @@ struct Args {
     /// Pause between streamed events, in milliseconds.
     #[arg(long, default_value_t = 0)]
     event_interval_ms: u64,
-    /// Require this x-api-key (or one of the --fault-for-key keys) on every request (401
-    /// otherwise).
+    /// Serve only this dialect's paths (the others answer 404): anthropic (/v1/messages,
+    /// /v1/messages/count_tokens, /v1/models), openai (/v1/chat/completions,
+    /// /chat/completions), gemini (/v1beta/models/{model}:generateContent,
+    /// :streamGenerateContent?alt=sse, :countTokens), or all.
+    #[arg(long, value_enum, default_value_t = DialectArg::All)]
+    dialect: DialectArg,
+    /// Require this API key (or one of the --fault-for-key keys) on every request (401
+    /// otherwise; Gemini's 400 API_KEY_INVALID). Read from x-api-key, authorization: Bearer or
+    /// x-goog-api-key.
     #[arg(long)]
     api_key: Option<String>,
-    /// Answer every request carrying this x-api-key with FAULT, as if it sent `x-mock-fault:
+    /// Answer every request carrying this API key with FAULT, as if it sent `x-mock-fault:
     /// FAULT` (a request's own x-mock-fault wins). Repeatable.
     #[arg(long, value_name = "KEY=FAULT", value_parser = key_fault)]
     fault_for_key: Vec<(String, String)>,
@@ -79,19 +90,54 @@ struct Args {
     stats: bool,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DialectArg {
+    Anthropic,
+    Openai,
+    Gemini,
+    All,
+}
+
+impl DialectArg {
+    fn only(self) -> Option<Dialect> {
+        match self {
+            DialectArg::Anthropic => Some(Dialect::Anthropic),
+            DialectArg::Openai => Some(Dialect::OpenAi),
+            DialectArg::Gemini => Some(Dialect::Gemini),
+            DialectArg::All => None,
+        }
+    }
+}
+
 const SHAPE_HELP: &str = "\
-Request headers that shape one answer (a gateway in between forwards them):
+Request headers that shape one answer, in every dialect (a gateway in between forwards them):
   x-mock-deltas: N             a streaming answer of exactly N text deltas (0..=1000000),
                                with message_delta usage.output_tokens = N
   x-mock-delta-bytes: S        each delta's text is S bytes (default 60, at most 1 MiB; below 25
                                raised to 25): `#IIIIII@TTTTTTTTTTTTTTTT ` (index, send time in
                                µs since the UNIX epoch, stamped as the event is written) + `x`s;
-                               N × (S + 115) at most 64 MiB (the stream is built in memory)
+                               N × (S + 115) at most 64 MiB (the stream is built in memory;
+                               an OpenAI or Gemini event's own overhead instead of 115)
   x-mock-reply-bytes: B        a non-streaming answer with B bytes of text (at most 16 MiB)
   x-mock-event-interval-ms: I  pause between streamed events for this answer (an hour at most)
-  x-mock-fault: FAULT          one of: rate_limit, overloaded, server_error, auth, permission,
-                               drop_mid_stream, fragmented, big_event, no_message_stop
-An invalid shape value is a 400 invalid_request_error naming the header.";
+  x-mock-fault: FAULT          one of: rate_limit, overloaded, server_error, auth, permission
+                               (error answers in the dialect's shape); drop_mid_stream,
+                               fragmented, big_event, no_message_stop, error_in_stream (two
+                               deltas, then an error event), garbage (two deltas, then a data
+                               line that is not JSON)
+An invalid value of any x-mock-* header is a 400 naming the header, in the dialect's shape.
+
+Request headers that steer an OpenAI or Gemini answer:
+  x-mock-tool-calls: N         with tools in the request, N parallel calls (1..=8) of them,
+                               args {\"query\": <last user words>, \"n\": i}
+  x-mock-finish: REASON        this finish reason, verbatim (content_filter, SAFETY: a refusal)
+  x-mock-quirks: a,b,...       stream the way some real servers do (unknown names ignored):
+                               OpenAI: interleave, late-id, noise, no-done, combined-finish,
+                               usage-in-finish, reasoning-field, bytewise-args, comments;
+                               both: crlf; Gemini: signature-only
+The answer echoes the last user message; a conversation ending in tool results is answered with
+`Tool NAME returned: CONTENT`. Reasoning comes first when asked for (reasoning_effort;
+thinkingConfig.includeThoughts).";
 
 fn key_fault(arg: &str) -> Result<(String, String), String> {
     // Fault names have no `=`; a key might.
@@ -154,6 +200,7 @@ fn run(args: Args) -> Result<(), String> {
         api_key: args.api_key,
         key_faults: args.fault_for_key,
         stats: mock_stats.clone(),
+        dialect: args.dialect.only(),
     })
     .map_err(|e| e.to_string())?;
     let shutdown = server.shutdown_signal();

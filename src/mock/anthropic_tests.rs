@@ -1,14 +1,20 @@
-//! Tests of the mock's answers (kept apart: the answers file is long enough on its own).
+//! Tests of the Anthropic answers, asked through the mock's router (kept apart: the answers
+//! file is long enough on its own).
 
+use super::super::answers::{answer, answer_shaped, Delivery, Reply, Request};
+use super::super::faults::{is_fault, FAULTS};
 use super::*;
 
 fn post(path: &str, body: &str) -> Reply {
-    answer(&Request {
-        method: "POST",
-        path,
-        fault: None,
-        body: body.as_bytes(),
-    })
+    answer(&Request::new("POST", path, body.as_bytes()))
+}
+
+/// A request to `/v1/messages` with this fault.
+fn faulty<'a>(fault: &'a str, body: &'a str) -> Request<'a> {
+    Request {
+        fault: Some(fault),
+        ..Request::new("POST", "/v1/messages", body.as_bytes())
+    }
 }
 
 /// The three events before a stream's deltas and the three after them.
@@ -127,33 +133,18 @@ fn count_tokens_and_models() {
         panic!()
     };
     assert_eq!(body, "{\"input_tokens\":2}");
-    let list = answer(&Request {
-        method: "GET",
-        path: "/v1/models",
-        fault: None,
-        body: b"",
-    });
+    let list = answer(&Request::new("GET", "/v1/models", b""));
     let Reply::Json { body, .. } = list else {
         panic!()
     };
     assert!(body.contains("\"has_more\":false") && body.contains(MODELS[0].0));
-    let missing = answer(&Request {
-        method: "GET",
-        path: "/v1/models/nope",
-        fault: None,
-        body: b"",
-    });
+    let missing = answer(&Request::new("GET", "/v1/models/nope", b""));
     assert_eq!(status_of(&missing), 404);
 }
 
 #[test]
 fn faults() {
-    let r = answer(&Request {
-        method: "POST",
-        path: "/v1/messages",
-        fault: Some("rate_limit"),
-        body: HELLO.as_bytes(),
-    });
+    let r = answer(&faulty("rate_limit", HELLO));
     let Reply::Json {
         status, headers, ..
     } = r
@@ -168,32 +159,17 @@ fn faults() {
         ("auth", 401),
         ("permission", 403),
     ] {
-        let r = answer(&Request {
-            method: "POST",
-            path: "/v1/messages",
-            fault: Some(f),
-            body: HELLO.as_bytes(),
-        });
+        let r = answer(&faulty(f, HELLO));
         assert_eq!(status_of(&r), s);
     }
     let streaming = HELLO.replace("{\"model\"", "{\"stream\":true,\"model\"");
-    let r = answer(&Request {
-        method: "POST",
-        path: "/v1/messages",
-        fault: Some("drop_mid_stream"),
-        body: streaming.as_bytes(),
-    });
+    let r = answer(&faulty("drop_mid_stream", &streaming));
     let Reply::Stream { delivery, .. } = r else {
         panic!()
     };
     assert_eq!(delivery, Delivery::DropAfter(4));
     let shaped = |f| {
-        let r = answer(&Request {
-            method: "POST",
-            path: "/v1/messages",
-            fault: Some(f),
-            body: streaming.as_bytes(),
-        });
+        let r = answer(&faulty(f, &streaming));
         let Reply::Stream {
             events, delivery, ..
         } = r
@@ -219,14 +195,7 @@ fn faults() {
 #[test]
 fn every_listed_fault_changes_the_answer_and_only_those() {
     let streaming = HELLO.replace("{\"model\"", "{\"stream\":true,\"model\"");
-    let ask = |fault| {
-        answer(&Request {
-            method: "POST",
-            path: "/v1/messages",
-            fault: Some(fault),
-            body: streaming.as_bytes(),
-        })
-    };
+    let ask = |fault| answer(&faulty(fault, &streaming));
     // A plain answer: a whole stream whose length does not depend on the (unknown) fault.
     let plain = |r: &Reply, len: usize| matches!(r, Reply::Stream { events, delivery: Delivery::Whole, .. } if events.len() == len);
     let Reply::Stream { events, .. } = ask("none") else {
@@ -246,10 +215,8 @@ fn every_listed_fault_changes_the_answer_and_only_those() {
 fn shaped(body: &str, shape: Shape, fault: Option<&str>) -> Reply {
     answer_shaped(
         &Request {
-            method: "POST",
-            path: "/v1/messages",
             fault,
-            body: body.as_bytes(),
+            ..Request::new("POST", "/v1/messages", body.as_bytes())
         },
         &shape,
     )
@@ -279,13 +246,17 @@ fn a_shaped_stream_has_exactly_the_deltas_asked_for() {
         events,
         delivery,
         stamped,
+        stamp_offset,
     } = shaped(&streaming, stream_shape(150, 60), None)
     else {
         panic!()
     };
     assert_eq!(delivery, Delivery::Whole);
     assert_eq!(events.len(), 150 + 6);
-    assert_eq!(stamped, 3..153);
+    assert_eq!(
+        (stamped.clone(), stamp_offset),
+        (3..153, shape::STAMP_OFFSET)
+    );
     assert_framed(&events);
     for (i, e) in events[stamped.clone()].iter().enumerate() {
         assert_eq!(e, &shape::delta_event(i, 60));
@@ -348,4 +319,80 @@ fn a_shaped_reply_has_its_size() {
         reply_bytes: Some(10),
     };
     assert_eq!(status_of(&shaped(HELLO, shape, Some("rate_limit"))), 429);
+}
+
+#[test]
+fn system_messages_among_the_turns_are_accepted() {
+    // Newer Claude Code sends `system` messages inside `messages`.
+    let body = r#"{"model":"m","max_tokens":100,"messages":[
+        {"role":"system","content":"be brief"},
+        {"role":"user","content":"hi there"},
+        {"role":"system","content":[{"type":"text","text":"still brief"}]}]}"#;
+    let Reply::Json { status, body, .. } = post("/v1/messages", body) else {
+        panic!()
+    };
+    assert_eq!(status, 200, "{body}");
+    let v = simd_json::to_owned_value(&mut body.into_bytes()).unwrap();
+    // A system message is not what the user said; its text still counts as input.
+    assert!(v["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .ends_with("You said: hi there"));
+    assert_eq!(v["usage"]["input_tokens"], 7);
+    let Reply::Json { status, body, .. } = post(
+        "/v1/messages",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"tool","content":"x"}]}"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(status, 400);
+    assert!(body.contains("\\\"system\\\""), "{body}");
+}
+
+/// The events of a streamed answer with this fault.
+fn streamed_with(fault: &str) -> (Vec<String>, Delivery) {
+    let streaming = HELLO.replace("{\"model\"", "{\"stream\":true,\"model\"");
+    let Reply::Stream {
+        events, delivery, ..
+    } = answer(&faulty(fault, &streaming))
+    else {
+        panic!()
+    };
+    (events, delivery)
+}
+
+#[test]
+fn error_in_stream_sends_two_deltas_then_an_error_event() {
+    let (events, delivery) = streamed_with("error_in_stream");
+    assert_eq!(delivery, Delivery::Whole);
+    let names: Vec<&str> = events.iter().map(|e| e.lines().next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "event: message_start",
+            "event: content_block_start",
+            "event: ping",
+            "event: content_block_delta",
+            "event: content_block_delta",
+            "event: error"
+        ]
+    );
+    let error = data_of(&events[5]);
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["type"], "overloaded_error");
+    assert_eq!(error["error"]["message"], "mock: error in stream");
+}
+
+#[test]
+fn garbage_sends_two_deltas_then_a_line_that_is_not_json() {
+    let (events, _) = streamed_with("garbage");
+    assert_eq!(events.len(), 6);
+    assert!(events[3..5]
+        .iter()
+        .all(|e| e.starts_with("event: content_block_delta")));
+    let last = events[5].strip_prefix("data: ").unwrap().trim_end();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(last).is_err(),
+        "{last}"
+    );
 }
