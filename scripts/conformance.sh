@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SDK conformance suite: drives release builds of `ringgate` and `mock-upstream`
-# with the official Anthropic Python SDK (tests/conformance).
+# with the official Anthropic Python SDK, and the mock's OpenAI dialect with the
+# official OpenAI Python SDK (tests/conformance).
 #
 #   scripts/conformance.sh [PYTEST ARGS...]
 #
@@ -34,8 +35,8 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
     echo "$WANT" >"$STAMP"
 fi
 "$VENV/bin/python" - <<'PY'
-import anthropic, pytest
-print(f"conformance: anthropic {anthropic.__version__}, pytest {pytest.__version__}")
+import anthropic, openai, pytest
+print(f"conformance: anthropic {anthropic.__version__}, openai {openai.__version__}, pytest {pytest.__version__}")
 PY
 
 # --- binaries ----------------------------------------------------------------
