@@ -8,6 +8,8 @@ and never write a client key into its logs.
 
 from __future__ import annotations
 
+import time
+
 import anthropic
 import pytest
 
@@ -42,7 +44,12 @@ def test_client_keys_not_in_logs(keyed_gateway):
     with make_client(keyed_gateway, api_key="rg-wrong-key") as c:
         with pytest.raises(anthropic.AuthenticationError):
             create(c)
+    # Access lines reach stderr in batches, every 250 ms: wait for this one's.
+    deadline = time.monotonic() + 5
     log = keyed_gateway.output()
+    while "client=conformance" not in log and time.monotonic() < deadline:
+        time.sleep(0.05)
+        log = keyed_gateway.output()
     assert "listening on" in log  # the right file
     assert GATEWAY_CLIENT_KEY not in log
     assert "rg-wrong-key" not in log
