@@ -4,9 +4,9 @@
 //! The checks are the ones a translation can fail: turns that do not alternate user, model,
 //! user (starting with the user); a turn answering function calls with a different number of
 //! `functionResponse` parts than the model turn before had `functionCall` parts, or with other
-//! names; a `functionCall` in the history without a `thoughtSignature` (Gemini 3 refuses those;
-//! it checks the first call of each step of the current turn, the mock every call, so a
-//! translation that signs every call passes both); parts with no data; function declarations
+//! names; a model turn whose first `functionCall` has no `thoughtSignature` (Gemini 3 refuses
+//! those: it signs the first call of each step and leaves the others of a parallel set
+//! unsigned, so that is what it checks); parts with no data; function declarations
 //! without a schema. Field names are read in either of the spellings the API takes
 //! (`functionCall` or `function_call`).
 
@@ -275,7 +275,7 @@ fn read_turn(parts: &[Value], i: usize) -> Result<Turn, ApiError> {
             let signed = field(part, "thoughtSignature", "thought_signature")
                 .and_then(Value::as_str)
                 .is_some_and(|s| !s.is_empty());
-            if !signed {
+            if !signed && turn.calls.is_empty() {
                 return Err(invalid(format!(
                     "Function call is missing a thought_signature in functionCall parts. This is \
                      required for tools to work correctly, and missing thought_signature may \

@@ -148,12 +148,18 @@ fn function_responses_must_match_the_calls_before_them() {
 }
 
 #[test]
-fn every_function_call_needs_a_thought_signature() {
-    let unsigned = json!({"role": "model", "parts": [
+fn the_first_function_call_of_a_turn_needs_a_thought_signature() {
+    // Gemini signs the first call of a parallel set and leaves the others unsigned.
+    let parallel = json!({"role": "model", "parts": [
         {"functionCall": {"name": "f", "args": {}}, "thoughtSignature": "sig"},
         {"functionCall": {"name": "g", "args": {}}},
     ]});
-    let m = refused(json!({"contents": [user("a"), unsigned, responses(&["f", "g"])]}));
+    assert!(ask(json!({"contents": [user("a"), parallel, responses(&["f", "g"])]})).is_ok());
+    let unsigned = json!({"role": "model", "parts": [
+        {"text": "Let me check."},
+        {"functionCall": {"name": "g", "args": {}}},
+    ]});
+    let m = refused(json!({"contents": [user("a"), unsigned, responses(&["g"])]}));
     assert!(
         m.contains("missing a thought_signature")
             && m.contains("default_api:g")
