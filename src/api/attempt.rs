@@ -12,10 +12,10 @@ use std::time::{Instant, SystemTime};
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 
-use super::headers::{self, Outbound, Translated};
+use super::headers;
 use super::outgoing::Outgoing;
 use super::Api;
-use crate::dialect::{self, health, Context, Dialect};
+use crate::dialect::{self, health, Context};
 use crate::exchange::Ending;
 use crate::http::ApiError;
 use crate::lifecycle::phase::{self, Phase};
@@ -216,45 +216,10 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
     let upstream = &api.upstreams[credential.upstream];
     let target = &upstream.target;
     let key = credential.api_key.as_deref();
-    let (head, body, translation) = match plan.outgoing {
-        Outgoing::Translated {
-            path,
-            body,
-            context,
-            count_tokens,
-        } => {
-            let auth = key.map(|key| match upstream.dialect {
-                Dialect::Gemini => ("x-goog-api-key", "", key),
-                _ => ("authorization", "Bearer ", key),
-            });
-            let head = headers::translated_request(
-                &plan.req.head,
-                &Translated {
-                    path_prefix: &target.url.path_prefix,
-                    path,
-                    host: &target.url.host_header,
-                    auth,
-                    body_len: body.len(),
-                    stream: plan.stream,
-                },
-            );
-            (head, body, Some(((**context).clone(), *count_tokens)))
-        }
-        Outgoing::Anthropic(body) => {
-            let head = headers::upstream_request(
-                &plan.req.head,
-                &Outbound {
-                    path_prefix: &target.url.path_prefix,
-                    host: &target.url.host_header,
-                    api_key: key,
-                    default_version: &upstream.default_version,
-                    body_len: body.len(),
-                    stream: plan.stream,
-                },
-            );
-            (head, body, None)
-        }
-    };
+    let head = plan
+        .outgoing
+        .head(&plan.req.head, upstream, key, plan.stream);
+    let body = plan.outgoing.body();
     let origin = credential.upstream;
     let (limit, step) = match plan.stream {
         true => (target.timeouts.first_byte, Step::FirstByte),
@@ -298,7 +263,7 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
         head,
         leftover,
         deadline: (!plan.stream).then_some(deadline),
-        translation,
+        translation: plan.outgoing.translation(),
     };
     let now = unix_ms(SystemTime::now());
     let (status, headers) = (answer.head.status, || answer.head.headers());

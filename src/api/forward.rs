@@ -2,14 +2,14 @@
 //! from one to the next until an answer reaches the client.
 //!
 //! The body is skimmed first (bad JSON never costs an upstream call) and an alias is replaced by
-//! its model id; each upstream gets it in its own words (see `outgoing`). Then each attempt takes a credential from the pool; an attempt that fails before
-//! anything reached the client (a rate limit, an outage, a refused key, a stream that broke before
-//! its first event) is replayed from the kept body with the next credential, up to
-//! `routing.max_attempts`. Errors the request causes itself (400, 404, 413, …) are relayed at once.
+//! its model id. Then each attempt takes a credential from the pool, and its upstream gets the
+//! request in its own words (see `outgoing`); an attempt that fails before anything reached the
+//! client (a rate limit, an outage, a refused key, a stream that broke before its first event) is
+//! replayed from the kept body with the next credential, up to `routing.max_attempts`. Errors the
+//! request causes itself (400, 404, 413, …) are relayed at once.
 
 use std::borrow::Cow;
 use std::io;
-use std::rc::Rc;
 
 use monoio::net::TcpStream;
 
@@ -72,7 +72,7 @@ pub async fn forward<'a>(
     let watch_client = ClientWatch::new(req.exchange.received + WATCH_AFTER);
     let mut tried = Vec::with_capacity(api.settings.max_attempts);
     // What the last upstream was sent, kept while the next attempt goes to the same upstream.
-    let mut prepared: Option<(usize, Rc<Prepared>)> = None;
+    let mut prepared: Option<(usize, Prepared)> = None;
     let mut last: Option<(usize, Failed)> = None;
     loop {
         let ask = Ask {
@@ -119,22 +119,13 @@ pub async fn forward<'a>(
             }
         };
         let upstream = api.pool.credential(credential).upstream;
-        let prepared_now = match &prepared {
-            Some((u, o)) if *u == upstream => Rc::clone(o),
+        let now = match prepared.take() {
+            Some((u, p)) if u == upstream => p,
             _ => {
-                let route_to = &api.upstreams[upstream];
-                let range = skimmed.model.as_ref();
-                let id = req.id.as_str();
-                match prepare(
-                    route_to,
-                    route,
-                    &req.body,
-                    range,
-                    requested.as_deref(),
-                    model,
-                    id,
-                ) {
-                    Ok(o) => Rc::clone(&prepared.insert((upstream, Rc::new(o))).1),
+                let to = &api.upstreams[upstream];
+                let (range, id) = (skimmed.model.as_ref(), req.id.as_str());
+                match prepare(to, route, &req.body, range, requested.as_deref(), model, id) {
+                    Ok(p) => p,
                     Err(e) => {
                         if probe {
                             api.pool.abandon(credential, model);
@@ -144,7 +135,7 @@ pub async fn forward<'a>(
                 }
             }
         };
-        let outgoing = match &*prepared_now {
+        let outgoing = match &now {
             Prepared::Send(outgoing) => outgoing,
             Prepared::CountLocally => {
                 return local::count_tokens(api, client, req, credential, probe, model).await
@@ -171,6 +162,7 @@ pub async fn forward<'a>(
             Attempt::ClientGone => return Ok(After::Close),
             Attempt::ShuttingDown => return respond(client, req, &phase::shutting_down()).await,
         }
+        prepared = Some((upstream, now));
     }
 }
 

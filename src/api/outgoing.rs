@@ -14,8 +14,10 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use super::headers::{self, Outbound, Translated};
 use super::UpstreamRoute;
 use crate::dialect::{self, Context, Dialect};
+use crate::http::head::RequestHead;
 use crate::http::ApiError;
 use crate::server::router::Route;
 
@@ -39,6 +41,65 @@ pub enum Prepared {
     CountLocally,
     /// The gateway answers a model lookup itself.
     Model,
+}
+
+impl Outgoing {
+    /// The head of the request, with the credential `key` as the upstream's dialect sends it.
+    pub fn head(
+        &self,
+        client: &RequestHead,
+        upstream: &UpstreamRoute,
+        key: Option<&str>,
+        stream: bool,
+    ) -> Vec<u8> {
+        let url = &upstream.target.url;
+        match self {
+            Outgoing::Anthropic(body) => headers::upstream_request(
+                client,
+                &Outbound {
+                    path_prefix: &url.path_prefix,
+                    host: &url.host_header,
+                    api_key: key,
+                    default_version: &upstream.default_version,
+                    body_len: body.len(),
+                    stream,
+                },
+            ),
+            Outgoing::Translated { path, body, .. } => headers::translated_request(
+                client,
+                &Translated {
+                    path_prefix: &url.path_prefix,
+                    path,
+                    host: &url.host_header,
+                    auth: key.map(|key| match upstream.dialect {
+                        Dialect::Gemini => ("x-goog-api-key", "", key),
+                        _ => ("authorization", "Bearer ", key),
+                    }),
+                    body_len: body.len(),
+                    stream,
+                },
+            ),
+        }
+    }
+
+    pub fn body(&self) -> &Bytes {
+        match self {
+            Outgoing::Anthropic(body) | Outgoing::Translated { body, .. } => body,
+        }
+    }
+
+    /// What the decoder of the answer needs, and whether it is a token count; `None` for an
+    /// Anthropic upstream, whose answer goes as it is.
+    pub fn translation(&self) -> Option<(Context, bool)> {
+        match self {
+            Outgoing::Anthropic(_) => None,
+            Outgoing::Translated {
+                context,
+                count_tokens,
+                ..
+            } => Some(((**context).clone(), *count_tokens)),
+        }
+    }
 }
 
 /// The request as it goes to `upstream`. `requested` is the model the client wrote, `model` the
