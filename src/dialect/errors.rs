@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::events::EventWriter;
 use super::Context;
 use crate::http::ErrorType;
 use crate::stream::translate::Translate;
@@ -163,6 +164,32 @@ pub fn bounded(message: &str) -> Cow<'_, str> {
         Some((at, _)) => Cow::Owned(format!("{}…", &message[..at])),
         None => Cow::Borrowed(message),
     }
+}
+
+/// An error object an upstream sent inside a 200 stream (`data`): before anything was sent, a
+/// failure the gateway may fail over from; after, an in-band error of the matching type, which
+/// ends the client's stream.
+pub fn in_stream(events: &mut EventWriter, data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let found = read(data).unwrap_or_default();
+    let message = bounded(
+        found
+            .message
+            .as_deref()
+            .unwrap_or("the upstream reported an error"),
+    );
+    if !events.is_started() {
+        return Err(format!("sent an error before its answer began: {message}"));
+    }
+    events.error(out, type_of_stream_error(&found).as_str(), &message);
+    Ok(())
+}
+
+/// Why a whole answer that is an error object (some servers send one with a 200) cannot be
+/// translated, in words for the relay.
+pub fn whole_answer_error(body: &[u8]) -> String {
+    let found = read(body).unwrap_or_default();
+    let message = found.message.as_deref().unwrap_or("no message");
+    format!("answered with an error: {}", bounded(message))
 }
 
 /// The stage for an answer with an error status: reads the body (up to a limit) and writes the

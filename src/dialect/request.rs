@@ -195,6 +195,24 @@ impl<'a> MessagesRequest<'a> {
         Ok(texts)
     }
 
+    /// The tools, each with its input schema. Tools the Anthropic API runs itself (web search, …)
+    /// have no place in another dialect, so a request naming one is refused.
+    pub fn custom_tools(&self, dialect: &str) -> Result<Vec<(&Tool<'a>, &'a RawValue)>, Invalid> {
+        let mut tools = Vec::with_capacity(self.tools.len());
+        for (i, t) in self.tools.iter().enumerate() {
+            if let Some(kind) = t.kind.as_deref().filter(|k| *k != "custom") {
+                return Err(Invalid::new(format!(
+                    "tools[{i}]: {kind:?} is a tool the Anthropic API runs itself; an upstream of \
+                     kind {dialect:?} cannot run it"
+                )));
+            }
+            let schema = (t.input_schema)
+                .ok_or_else(|| Invalid::new(format!("tools[{i}].input_schema: Field required")))?;
+            tools.push((t, schema));
+        }
+        Ok(tools)
+    }
+
     /// Whether extended thinking is asked for, and its budget.
     pub fn thinking_budget(&self) -> Option<u64> {
         let t = self.thinking.as_ref()?;

@@ -11,6 +11,53 @@
 //! is handed on without a copy, and only an event cut by a read is kept, up to `max_event` bytes.
 //! An event longer than that is an error ([`TooLong`]), not a buffer that grows without end.
 
+use crate::stream::translate::Translate;
+
+/// What a dialect's stream decoder does with an upstream's events.
+pub trait Events {
+    /// One whole event: what the client gets of it goes to `out`.
+    fn event(&mut self, e: Event<'_>, out: &mut Vec<u8>) -> Result<(), String>;
+
+    /// The stream ended after its last event: the rest of the client's stream, or why the
+    /// upstream's stream was not whole.
+    fn end(&mut self, out: &mut Vec<u8>) -> Result<(), String>;
+}
+
+/// A translation stage for an upstream's event stream: the reader, and the decoder its events
+/// go to.
+pub struct SseStage<E> {
+    reader: SseReader,
+    events: E,
+}
+
+impl<E> SseStage<E> {
+    pub fn over(events: E, max_event: usize) -> SseStage<E> {
+        SseStage {
+            reader: SseReader::new(max_event),
+            events,
+        }
+    }
+}
+
+impl<E: Events> Translate for SseStage<E> {
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let events = &mut self.events;
+        self.reader.feed(input, |e| events.event(e, out))
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+        let events = &mut self.events;
+        self.reader.finish(|e| events.event(e, out))?;
+        self.events.end(out)
+    }
+}
+
+impl From<TooLong> for String {
+    fn from(t: TooLong) -> String {
+        format!("sent an event longer than {} bytes", t.0)
+    }
+}
+
 /// One event: its `event:` name, if it had one, and its data lines joined by `\n`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Event<'a> {

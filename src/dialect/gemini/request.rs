@@ -487,16 +487,7 @@ fn tools<'a>(
     names: &mut ToolNames,
 ) -> Result<Vec<Tools<'a>>, Invalid> {
     let mut declarations = Vec::with_capacity(req.tools.len());
-    for (i, t) in req.tools.iter().enumerate() {
-        if let Some(kind) = t.kind.as_deref().filter(|k| *k != "custom") {
-            return Err(Invalid::new(format!(
-                "tools[{i}]: {kind:?} is a tool the Anthropic API runs itself; an upstream of \
-                 kind \"gemini\" cannot run it"
-            )));
-        }
-        let schema = t
-            .input_schema
-            .ok_or_else(|| Invalid::new(format!("tools[{i}].input_schema: Field required")))?;
+    for (t, schema) in req.custom_tools("gemini")? {
         declarations.push(FunctionDeclaration {
             name: names.upstream(&t.name).into_owned(),
             description: t.description.as_deref(),

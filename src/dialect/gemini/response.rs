@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::super::errors::{bounded, read, string_of};
+use super::super::errors::{string_of, whole_answer_error};
 use super::super::events::{lit, Lit, Stop};
 use super::super::message::{tool_input, MessageWriter};
 use super::super::openai::response::collect;
@@ -37,9 +37,7 @@ impl Translate for MessageDecoder {
         let answer: Response<'_> = serde_json::from_slice(&self.body)
             .map_err(|e| format!("sent an answer that is not JSON ({e})"))?;
         if answer.error.is_some() {
-            let found = read(&self.body).unwrap_or_default();
-            let message = found.message.as_deref().unwrap_or("no message");
-            return Err(format!("answered with an error: {}", bounded(message)));
+            return Err(whole_answer_error(&self.body));
         }
         let mut m = MessageWriter::new();
         let mut thinking: Vec<u8> = Vec::new();

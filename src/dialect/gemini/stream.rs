@@ -10,22 +10,20 @@
 //! usage it carries; Gemini sends no `[DONE]`, and a stream that ends before a `finishReason`
 //! was cut short.
 
-use super::super::errors::{bounded, read, string_of, type_of_stream_error};
+use super::super::errors::{in_stream, string_of};
 use super::super::events::{lit, EventWriter, Lit, Stop};
-use super::super::sse::{Event, SseReader};
+use super::super::sse::{Event, Events, SseStage};
 use super::super::tools::{client_id, made_up_id};
 use super::super::{Context, MAX_HELD};
 use super::wire::{stop_reason, Part, Response};
 use crate::json::write::push_str_bytes;
 use crate::stream::tally::Usage;
-use crate::stream::translate::Translate;
 
-pub struct StreamDecoder {
-    sse: SseReader,
-    state: State,
-}
+/// The translation stage of a Gemini stream.
+pub type StreamDecoder = SseStage<ResponseDecoder>;
 
-struct State {
+/// What the responses of a Gemini stream have said so far, and the events they made.
+pub struct ResponseDecoder {
     events: EventWriter,
     context: Context,
     usage: Option<Usage>,
@@ -37,29 +35,26 @@ struct State {
 
 impl StreamDecoder {
     pub fn new(context: Context) -> StreamDecoder {
-        StreamDecoder {
-            sse: SseReader::new(MAX_HELD),
-            state: State {
+        SseStage::over(
+            ResponseDecoder {
                 events: EventWriter::new(context.head.clone()),
                 context,
                 usage: None,
                 calls: 0,
                 output_bytes: 0,
             },
-        }
+            MAX_HELD,
+        )
     }
 }
 
-impl Translate for StreamDecoder {
-    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        let state = &mut self.state;
-        self.sse.feed(input, |e| state.event(e, out))
+impl Events for ResponseDecoder {
+    fn event(&mut self, e: Event<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        self.response(e, out)
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
-        let state = &mut self.state;
-        self.sse.finish(|e| state.event(e, out))?;
-        match (state.events.is_ended(), state.events.is_started()) {
+    fn end(&mut self, _out: &mut Vec<u8>) -> Result<(), String> {
+        match (self.events.is_ended(), self.events.is_started()) {
             (true, _) => Ok(()),
             (false, true) => Err("ended the stream before its finishReason".into()),
             (false, false) => Err("ended the stream without sending any event".into()),
@@ -67,8 +62,8 @@ impl Translate for StreamDecoder {
     }
 }
 
-impl State {
-    fn event(&mut self, e: Event<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+impl ResponseDecoder {
+    fn response(&mut self, e: Event<'_>, out: &mut Vec<u8>) -> Result<(), String> {
         let data = e.data.trim_ascii();
         if self.events.is_ended() || data.is_empty() {
             return Ok(());
@@ -76,18 +71,7 @@ impl State {
         let response: Response<'_> = serde_json::from_slice(data)
             .map_err(|e| format!("sent an event that is not JSON ({e})"))?;
         if response.error.is_some() {
-            let found = read(data).unwrap_or_default();
-            let message = found
-                .message
-                .as_deref()
-                .unwrap_or("the upstream reported an error");
-            if !self.events.is_started() {
-                let message = bounded(message);
-                return Err(format!("sent an error before its answer began: {message}"));
-            }
-            let kind = type_of_stream_error(&found);
-            self.events.error(out, kind.as_str(), &bounded(message));
-            return Ok(());
+            return in_stream(&mut self.events, data, out);
         }
         self.events.start(out);
         if let Some(u) = &response.usage_metadata {
@@ -98,7 +82,7 @@ impl State {
                 (response.prompt_feedback.as_ref()).and_then(|f| f.block_reason.as_deref())
             {
                 log::debug!("gemini blocked the prompt: {reason}");
-                self.end(out, "refusal");
+                self.finish_message(out, "refusal");
             }
             return Ok(());
         };
@@ -110,7 +94,7 @@ impl State {
                 (true, "end_turn") => "tool_use",
                 (_, reason) => reason,
             };
-            self.end(out, reason);
+            self.finish_message(out, reason);
         }
         Ok(())
     }
@@ -154,7 +138,7 @@ impl State {
         }
     }
 
-    fn end(&mut self, out: &mut Vec<u8>, reason: &'static str) {
+    fn finish_message(&mut self, out: &mut Vec<u8>, reason: &'static str) {
         let usage = self.usage.unwrap_or(Usage {
             input_tokens: self.context.head.input_tokens,
             output_tokens: self.output_bytes.div_ceil(4),

@@ -13,6 +13,7 @@ use crate::dialect::events::MessageHead;
 use crate::dialect::grammar::{check, Accumulated, Content};
 use crate::dialect::tools::ToolNames;
 use crate::dialect::Dialect;
+use crate::stream::translate::Translate;
 
 const LONG: &str = "mcp__a_server_with_a_long_name__a_tool_with_an_even_longer_name_x";
 

@@ -233,16 +233,7 @@ pub fn encode(
         }
     }
     let mut tools = Vec::with_capacity(req.tools.len());
-    for (i, t) in req.tools.iter().enumerate() {
-        if let Some(kind) = t.kind.as_deref().filter(|k| *k != "custom") {
-            return Err(Invalid::new(format!(
-                "tools[{i}]: {kind:?} is a tool the Anthropic API runs itself; an upstream of \
-                 kind \"openai\" cannot run it"
-            )));
-        }
-        let schema = t
-            .input_schema
-            .ok_or_else(|| Invalid::new(format!("tools[{i}].input_schema: Field required")))?;
+    for (t, schema) in req.custom_tools("openai")? {
         tools.push(ChatTool {
             kind: "function",
             function: ChatFunction {

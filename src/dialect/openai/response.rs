@@ -5,7 +5,7 @@
 //! a JSON object). Any tool call makes the stop reason `tool_use`, whatever `finish_reason` says:
 //! Ollama and others say `stop` when they call a tool.
 
-use super::super::errors::{bounded, read, string_of};
+use super::super::errors::{string_of, whole_answer_error};
 use super::super::events::lit;
 use super::super::message::{tool_input, MessageWriter};
 use super::super::tools::{client_id, made_up_id};
@@ -47,9 +47,7 @@ impl Translate for MessageDecoder {
         let answer: Chunk<'_> = serde_json::from_slice(&self.body)
             .map_err(|e| format!("sent an answer that is not JSON ({e})"))?;
         if answer.error.is_some() {
-            let found = read(&self.body).unwrap_or_default();
-            let message = found.message.as_deref().unwrap_or("no message");
-            return Err(format!("answered with an error: {}", bounded(message)));
+            return Err(whole_answer_error(&self.body));
         }
         let choice = (answer.choices.iter().flatten())
             .find(|c| c.is_first())

@@ -20,26 +20,24 @@
 
 use std::collections::VecDeque;
 
-use super::super::errors::{bounded, read, string_of, type_of_stream_error};
+use super::super::errors::{in_stream, string_of};
 use super::super::events::{lit, EventWriter, Lit, Stop};
-use super::super::sse::{Event, SseReader, TooLong};
+use super::super::sse::{Event, Events, SseStage};
 use super::super::tools::{client_id, made_up_id};
 use super::super::{Context, MAX_HELD};
 use super::wire::{stop, Chunk, ToolCall};
 use crate::json::prefix::JsonPrefix;
 use crate::json::write::push_str_bytes;
 use crate::stream::tally::Usage;
-use crate::stream::translate::Translate;
 
 /// The name given to a call whose name never came.
 const NO_NAME: &str = "unnamed_tool";
 
-pub struct StreamDecoder {
-    sse: SseReader,
-    state: State,
-}
+/// The translation stage of an OpenAI stream.
+pub type StreamDecoder = SseStage<ChunkDecoder>;
 
-struct State {
+/// What the chunks of an OpenAI stream have said so far, and the events they made.
+pub struct ChunkDecoder {
     events: EventWriter,
     context: Context,
     calls: Vec<Call>,
@@ -77,9 +75,8 @@ enum Queued {
 
 impl StreamDecoder {
     pub fn new(context: Context) -> StreamDecoder {
-        StreamDecoder {
-            sse: SseReader::new(MAX_HELD),
-            state: State {
+        SseStage::over(
+            ChunkDecoder {
                 events: EventWriter::new(context.head.clone()),
                 context,
                 calls: Vec::new(),
@@ -93,42 +90,34 @@ impl StreamDecoder {
                 output_bytes: 0,
                 refused: false,
             },
-        }
+            MAX_HELD,
+        )
     }
 }
 
-impl From<TooLong> for String {
-    fn from(t: TooLong) -> String {
-        format!("sent an event longer than {} bytes", t.0)
-    }
-}
-
-impl Translate for StreamDecoder {
-    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        let state = &mut self.state;
-        self.sse.feed(input, |e| state.event(e, out))
+impl Events for ChunkDecoder {
+    fn event(&mut self, e: Event<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        self.chunk(e, out)
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
-        let state = &mut self.state;
-        self.sse.finish(|e| state.event(e, out))?;
-        if state.events.is_ended() {
+    fn end(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+        if self.events.is_ended() {
             return Ok(());
         }
-        if state.stop.is_none() {
-            return Err(if state.events.is_started() {
+        if self.stop.is_none() {
+            return Err(if self.events.is_started() {
                 "ended the stream before its finish_reason".into()
             } else {
                 "ended the stream without sending any chunk".into()
             });
         }
-        state.end(out);
+        self.finish_message(out);
         Ok(())
     }
 }
 
-impl State {
-    fn event(&mut self, e: Event<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+impl ChunkDecoder {
+    fn chunk(&mut self, e: Event<'_>, out: &mut Vec<u8>) -> Result<(), String> {
         if self.events.is_ended() {
             return Ok(());
         }
@@ -146,7 +135,7 @@ impl State {
         let top_level_error =
             chunk.choices.is_none() && chunk.message.is_some() && chunk.code.is_some();
         if e.name == Some(b"error") || chunk.error.is_some() || top_level_error {
-            return self.upstream_error(data, out);
+            return in_stream(&mut self.events, data, out);
         }
         self.events.start(out);
         if let Some(u) = chunk.usage {
@@ -176,26 +165,8 @@ impl State {
             }
         }
         if self.stop.is_some() && chunk.usage.is_some() {
-            self.end(out);
+            self.finish_message(out);
         }
-        Ok(())
-    }
-
-    /// An error object inside the stream.
-    fn upstream_error(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        let found = read(data).unwrap_or_default();
-        let message = found
-            .message
-            .as_deref()
-            .unwrap_or("the upstream reported an error");
-        if !self.events.is_started() {
-            return Err(format!(
-                "sent an error before its answer began: {}",
-                bounded(message)
-            ));
-        }
-        let kind = type_of_stream_error(&found);
-        self.events.error(out, kind.as_str(), &bounded(message));
         Ok(())
     }
 
@@ -400,11 +371,11 @@ impl State {
             };
             self.finish_reason(reason, None, out);
         }
-        self.end(out);
+        self.finish_message(out);
     }
 
     /// `message_delta` with the usage (estimated where the upstream gave none), `message_stop`.
-    fn end(&mut self, out: &mut Vec<u8>) {
+    fn finish_message(&mut self, out: &mut Vec<u8>) {
         let stop = (self.stop.clone()).unwrap_or_else(|| Stop::new("end_turn"));
         let usage = self.usage.unwrap_or(Usage {
             input_tokens: self.context.head.input_tokens,

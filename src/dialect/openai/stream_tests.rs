@@ -6,6 +6,7 @@ use serde_json::json;
 use super::*;
 use crate::dialect::events::MessageHead;
 use crate::dialect::grammar::{check, Accumulated, Content};
+use crate::stream::translate::Translate;
 
 fn context() -> Context {
     let mut tools = crate::dialect::tools::ToolNames::default();
