@@ -15,6 +15,7 @@
 use serde_json::Value;
 
 use crate::json::prefix::JsonPrefix;
+use crate::stream::translate::Translate;
 
 /// The message a stream carried, as a client accumulates it.
 #[derive(Debug, Default, PartialEq)]
@@ -192,6 +193,25 @@ pub fn check(stream: &[u8]) -> Result<Accumulated, String> {
         return Err("the stream ends without message_stop or an error".into());
     }
     Ok(acc)
+}
+
+/// Runs a translation stage over `input` cut at `cuts` (ascending offsets): its output, and
+/// how it ended (a failure stops the feeding, as it stops the relay).
+pub fn translate_cut(
+    stage: &mut dyn Translate,
+    input: &[u8],
+    cuts: &[usize],
+) -> (Vec<u8>, Result<(), String>) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for &cut in cuts.iter().chain([input.len()].iter()) {
+        if let Err(e) = stage.feed(&input[at..cut], &mut out) {
+            return (out, Err(e));
+        }
+        at = cut;
+    }
+    let end = stage.finish(&mut out);
+    (out, end)
 }
 
 /// An event's name and its data, which must be JSON with a matching `type`.

@@ -10,10 +10,9 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::dialect::events::MessageHead;
-use crate::dialect::grammar::{check, Accumulated, Content};
+use crate::dialect::grammar::{check, translate_cut, Accumulated, Content};
 use crate::dialect::tools::ToolNames;
 use crate::dialect::Dialect;
-use crate::stream::translate::Translate;
 
 const LONG: &str = "mcp__a_server_with_a_long_name__a_tool_with_an_even_longer_name_x";
 
@@ -87,17 +86,7 @@ fn thought(t: &str) -> Value {
 
 /// Decodes `input` fed in the pieces `cuts` makes: the output and how it ended.
 fn decode_cut(input: &[u8], cuts: &[usize]) -> (Vec<u8>, Result<(), String>) {
-    let mut d = StreamDecoder::new(context());
-    let mut out = Vec::new();
-    let mut at = 0;
-    for &cut in cuts.iter().chain([input.len()].iter()) {
-        if let Err(e) = d.feed(&input[at..cut], &mut out) {
-            return (out, Err(e));
-        }
-        at = cut;
-    }
-    let end = d.finish(&mut out);
-    (out, end)
+    translate_cut(&mut StreamDecoder::new(context()), input, cuts)
 }
 
 /// Decodes `input` whole and cut at every byte; all must agree. Returns the accumulated message.
