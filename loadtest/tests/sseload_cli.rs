@@ -127,6 +127,7 @@ fn closed_loop_without_streams() {
     assert_eq!(v["cpu"]["pids"][0].to_string(), pid);
     let per_request = f(&v["cpu"]["cpu_us_per_request"]);
     assert!((per_request - n(&v["cpu"]["cpu_us"]) as f64 / requests as f64).abs() < 0.01);
+    assert!(v["cpu"]["cpu_us_per_event"].is_null(), "{v}");
     assert!(
         table.contains("plain") && table.contains("latency"),
         "{table}"
@@ -164,9 +165,12 @@ fn a_request_budget_is_counted_exactly() {
 #[test]
 fn closed_loop_streams_are_checked_event_by_event() {
     let mock = Mock::start(&[]);
+    let pid = mock.pid();
     let (v, table) = run(
         &mock,
         &[
+            "--cpu-pid",
+            &pid,
             "--stream",
             "--deltas",
             "8",
@@ -217,6 +221,13 @@ fn closed_loop_streams_are_checked_event_by_event() {
         (n(&s["reads"]) as f64 / n(&s["events"]) as f64 * 1000.0).round() / 1000.0
     );
     assert!(n(&s["body_bytes"]) > requests * 8 * 60, "{s}");
+    // The process's CPU over the events the client received.
+    let per_event = f(&v["cpu"]["cpu_us_per_event"]);
+    assert!(
+        (per_event - n(&v["cpu"]["cpu_us"]) as f64 / n(&s["events"]) as f64).abs() < 0.001,
+        "{v}"
+    );
+    assert!(table.contains("µs/event"), "{table}");
     // Each stream lasts 13 pauses of 5 ms.
     assert!(n(&v["latency_us"]["p50"]) >= 60_000, "{v}");
     assert!(table.contains("event delay"), "{table}");

@@ -58,6 +58,9 @@ pub struct CpuReport {
     pub pids: Vec<u32>,
     pub cpu_us: u64,
     pub cpu_us_per_request: f64,
+    /// Stream runs: `cpu_us` over the complete events the client received (every event of the
+    /// stream, frame and pings included); null otherwise.
+    pub cpu_us_per_event: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -134,6 +137,9 @@ impl Report {
                 pids: plan.cpu_pids.clone(),
                 cpu_us,
                 cpu_us_per_request: round(per(cpu_us as f64, stats.requests as f64), 2),
+                cpu_us_per_event: plan
+                    .stream
+                    .then(|| round(per(cpu_us as f64, s.counts.events as f64), 3)),
             }),
             rss: m.rss_kib.map(|(baseline_kib, peak_kib)| RssReport {
                 pids: plan.rss_pids.clone(),
@@ -218,9 +224,12 @@ impl Report {
             }
         }
         if let Some(c) = &self.cpu {
+            let per_event = c
+                .cpu_us_per_event
+                .map_or(String::new(), |e| format!(", {e:.3} µs/event"));
             let _ = writeln!(
                 t,
-                "  cpu {} µs over pids {:?}: {:.2} µs/request",
+                "  cpu {} µs over pids {:?}: {:.2} µs/request{per_event}",
                 c.cpu_us, c.pids, c.cpu_us_per_request
             );
         }
@@ -306,7 +315,7 @@ mod tests {
         {
             want.push(format!("stream_stats.{k}"));
         }
-        for k in ["pids", "cpu_us", "cpu_us_per_request"] {
+        for k in ["pids", "cpu_us", "cpu_us_per_request", "cpu_us_per_event"] {
             want.push(format!("cpu.{k}"));
         }
         for k in ["pids", "baseline_kib", "peak_kib", "per_stream_kib"] {
@@ -323,6 +332,7 @@ mod tests {
         assert_eq!(v["stream_stats"]["reads_per_event"], 1.5);
         assert_eq!(v["stream_stats"]["held_max"], 4);
         assert_eq!(v["cpu"]["cpu_us_per_request"], 100.0);
+        assert_eq!(v["cpu"]["cpu_us_per_event"], 50.0);
         assert_eq!(v["rss"]["per_stream_kib"], 10.0);
         assert!(r.table().contains("status_502=1"), "{}", r.table());
     }
@@ -345,5 +355,18 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
         assert!(v["stream_stats"]["held_max"].is_null());
         assert_eq!(v["target_rate"], serde_json::Value::Null);
+        // CPU per event is a stream run's figure only.
+        let m = Measured {
+            cpu_us: Some(500),
+            ..m
+        };
+        let stats = Stats {
+            requests: 5,
+            ..Stats::default()
+        };
+        let r = Report::new(&plan(&["--rate", "50"]), &stats, &m);
+        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(v["cpu"]["cpu_us_per_request"], 100.0);
+        assert!(v["cpu"]["cpu_us_per_event"].is_null());
     }
 }
