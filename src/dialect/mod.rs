@@ -23,6 +23,7 @@ pub mod openai;
 pub mod request;
 pub mod sse;
 pub mod tools;
+pub mod whole;
 
 use serde::{Deserialize, Serialize};
 
@@ -132,7 +133,9 @@ pub fn translator(context: Context, status: u16, count_tokens: bool) -> Box<dyn 
     let ok = (200..300).contains(&status);
     match (context.dialect, ok) {
         (_, false) => Box::new(errors::ErrorDecoder::new(context, status)),
-        (Dialect::Gemini, true) if count_tokens => Box::new(gemini::response::CountDecoder::new()),
+        (Dialect::Gemini, true) if count_tokens => {
+            Box::new(gemini::response::CountDecoder::of(gemini::response::Count))
+        }
         (Dialect::OpenAi, true) if context.stream => {
             Box::new(openai::stream::StreamDecoder::new(context))
         }

@@ -6,38 +6,32 @@ use serde::Deserialize;
 use super::super::errors::{string_of, whole_answer_error};
 use super::super::events::{lit, Lit, Stop};
 use super::super::message::{tool_input, MessageWriter};
-use super::super::openai::response::collect;
 use super::super::tools::{client_id, made_up_id};
+use super::super::whole::{Whole, WholeStage};
 use super::super::Context;
 use super::wire::{stop_reason, Response};
 use crate::stream::tally::Usage;
-use crate::stream::translate::Translate;
 
-/// Reads the whole answer, then writes the message.
-pub struct MessageDecoder {
+/// The translation stage of a whole Gemini answer.
+pub type MessageDecoder = WholeStage<Message>;
+
+/// What a whole `GenerateContentResponse` says, as an Anthropic message.
+pub struct Message {
     context: Context,
-    body: Vec<u8>,
 }
 
 impl MessageDecoder {
     pub fn new(context: Context) -> MessageDecoder {
-        MessageDecoder {
-            context,
-            body: Vec::new(),
-        }
+        WholeStage::of(Message { context })
     }
 }
 
-impl Translate for MessageDecoder {
-    fn feed(&mut self, input: &[u8], _out: &mut Vec<u8>) -> Result<(), String> {
-        collect(&mut self.body, input)
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
-        let answer: Response<'_> = serde_json::from_slice(&self.body)
+impl Whole for Message {
+    fn translate(&self, body: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let answer: Response<'_> = serde_json::from_slice(body)
             .map_err(|e| format!("sent an answer that is not JSON ({e})"))?;
         if answer.error.is_some() {
-            return Err(whole_answer_error(&self.body));
+            return Err(whole_answer_error(body));
         }
         let mut m = MessageWriter::new();
         let mut thinking: Vec<u8> = Vec::new();
@@ -120,31 +114,21 @@ fn closed(open: &[u8]) -> Vec<u8> {
     literal
 }
 
-/// Reads a `countTokens` answer, then writes `{"input_tokens": N}`.
-#[derive(Default)]
-pub struct CountDecoder {
-    body: Vec<u8>,
-}
+/// The translation stage of a `countTokens` answer: `{"input_tokens": N}`.
+pub type CountDecoder = WholeStage<Count>;
 
-impl CountDecoder {
-    pub fn new() -> CountDecoder {
-        CountDecoder::default()
-    }
-}
+/// What a `countTokens` answer says.
+pub struct Count;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Count {
+struct Counted {
     total_tokens: u64,
 }
 
-impl Translate for CountDecoder {
-    fn feed(&mut self, input: &[u8], _out: &mut Vec<u8>) -> Result<(), String> {
-        collect(&mut self.body, input)
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
-        let count: Count = serde_json::from_slice(&self.body)
+impl Whole for Count {
+    fn translate(&self, body: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let count: Counted = serde_json::from_slice(body)
             .map_err(|e| format!("sent a token count that cannot be read ({e})"))?;
         out.extend_from_slice(b"{\"input_tokens\":");
         super::super::events::push_u64(out, count.total_tokens);

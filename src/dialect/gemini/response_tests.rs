@@ -8,6 +8,7 @@ use super::*;
 use crate::dialect::events::MessageHead;
 use crate::dialect::tools::ToolNames;
 use crate::dialect::Dialect;
+use crate::stream::translate::Translate;
 
 const LONG: &str = "mcp__a_server_with_a_long_name__a_tool_with_an_even_longer_name_x";
 
@@ -234,7 +235,7 @@ fn bodies_that_are_no_answer_are_errors() {
 
 #[test]
 fn a_token_count_is_an_input_token_count() {
-    let count = |body: &str, size: usize| run(CountDecoder::new(), body, size);
+    let count = |body: &str, size: usize| run(CountDecoder::of(Count), body, size);
     for body in [
         r#"{"totalTokens": 42}"#,
         r#"{"totalTokens":42,"cachedContentTokenCount":0,"promptTokensDetails":[{"modality":"TEXT","tokenCount":42}]}"#,

@@ -9,45 +9,31 @@ use super::super::errors::{string_of, whole_answer_error};
 use super::super::events::lit;
 use super::super::message::{tool_input, MessageWriter};
 use super::super::tools::{client_id, made_up_id};
-use super::super::{Context, MAX_HELD};
+use super::super::whole::{Whole, WholeStage};
+use super::super::Context;
 use super::wire::{stop, Chunk};
 use crate::stream::tally::Usage;
-use crate::stream::translate::Translate;
 
-/// Reads the whole answer, then writes the message.
-pub struct MessageDecoder {
+/// The translation stage of a whole OpenAI answer.
+pub type MessageDecoder = WholeStage<Message>;
+
+/// What a whole `chat.completion` says, as an Anthropic message.
+pub struct Message {
     context: Context,
-    body: Vec<u8>,
 }
 
 impl MessageDecoder {
     pub fn new(context: Context) -> MessageDecoder {
-        MessageDecoder {
-            context,
-            body: Vec::new(),
-        }
+        WholeStage::of(Message { context })
     }
 }
 
-/// Takes a piece of a body read whole, up to [`MAX_HELD`].
-pub fn collect(body: &mut Vec<u8>, input: &[u8]) -> Result<(), String> {
-    if body.len() + input.len() > MAX_HELD {
-        return Err(format!("sent an answer larger than {MAX_HELD} bytes"));
-    }
-    body.extend_from_slice(input);
-    Ok(())
-}
-
-impl Translate for MessageDecoder {
-    fn feed(&mut self, input: &[u8], _out: &mut Vec<u8>) -> Result<(), String> {
-        collect(&mut self.body, input)
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
-        let answer: Chunk<'_> = serde_json::from_slice(&self.body)
+impl Whole for Message {
+    fn translate(&self, body: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let answer: Chunk<'_> = serde_json::from_slice(body)
             .map_err(|e| format!("sent an answer that is not JSON ({e})"))?;
         if answer.error.is_some() {
-            return Err(whole_answer_error(&self.body));
+            return Err(whole_answer_error(body));
         }
         let choice = (answer.choices.iter().flatten())
             .find(|c| c.is_first())

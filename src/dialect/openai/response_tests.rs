@@ -7,6 +7,8 @@ use super::*;
 use crate::dialect::events::MessageHead;
 use crate::dialect::tools::ToolNames;
 use crate::dialect::Dialect;
+use crate::dialect::MAX_HELD;
+use crate::stream::translate::Translate;
 
 const LONG: &str = "mcp__a_server_with_a_long_name__a_tool_with_an_even_longer_name_x";
 
