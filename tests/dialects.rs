@@ -478,3 +478,28 @@ fn a_gemini_key_that_is_not_valid_disables_the_credential() {
     }
     assert_eq!(up.requests().len(), 1);
 }
+
+#[test]
+fn a_translated_stream_still_running_at_the_drain_timeout_ends_in_band() {
+    let up = Upstream::start(|_| {
+        let chunks: Vec<Value> = (0..40).map(|i| text_chunk(&format!("w{i} "))).collect();
+        Action::Send(openai_stream(&chunks), Duration::from_millis(50))
+    });
+    let gw = gateway(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\ndrain_timeout_ms = 300\n\
+         [[upstreams]]\nname = \"vllm\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n",
+        up.addr
+    ));
+    let mut c = Client::connect(gw.local_addr());
+    c.send(&messages_request(STREAM, ""));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(gw.control().drain());
+    let r = c.response();
+    assert_eq!(r.status, 200);
+    assert!(r.complete, "ended properly");
+    let acc = accumulated(&r);
+    assert!(acc.text().starts_with("w0 w1 "), "{}", acc.text());
+    let (kind, message) = acc.error.expect("an in-band error at the drain timeout");
+    assert_eq!(kind, "overloaded_error");
+    assert!(message.contains("shutting down"), "{message}");
+}
