@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
 # ringgate side by side with nginx and HAProxy, in front of the same mock upstream, in one run.
 #
-#   scripts/bench.sh [--quick | --smoke] [--scenarios "1 2 3 4 5"] [--with-litellm]
+#   scripts/bench.sh [--quick | --smoke] [--scenarios "1 2 3 4 5"] [--with-litellm] [--with-ccr]
 #                    [--skip-build] [--keep-tmp]
 #
 # Builds release, installs nginx and HAProxy from the distribution's packages when missing
 # (apt-get; sudo when not root), then starts, each with one worker or thread:
 #   mock-upstream (the upstream of every target), ringgate (coalescing, the default),
-#   ringgate in immediate mode (scenario 3 only), nginx (proxy_buffering off, HTTP/1.1
-#   keep-alive upstream), HAProxy (HTTP mode, its defaults)
+#   ringgate in immediate mode (scenario 3 only), ringgate-openai (ringgate with a
+#   `kind = "openai"` upstream: the same mock spoken to in the OpenAI Chat Completions dialect,
+#   so every request and every event is translated; scenarios 1, 3, 4 and 5), nginx
+#   (proxy_buffering off, HTTP/1.1 keep-alive upstream), HAProxy (HTTP mode, its defaults)
 # and drives each with sseload, target after target, scenario after scenario:
 #   1. non-stream throughput, closed loop: requests/s, and the proxy's CPU µs per request
-#      (utime+stime from /proc over the measured window);
+#      (its CPU-time clock, all threads and processes, over the measured window);
 #   2. non-stream latency at a fixed open-loop rate: p50/p99 added over direct;
 #   3. the stream lane (64 deltas x 60 B every 20 ms): time to first event, added delay per
-#      event, client reads per event, lost events;
+#      event, client reads per event, the proxy's CPU µs per event, lost events;
 #   4. concurrent long-lived streams on one worker: held, lost, resident KiB per stream;
 #   5. bulk: 2 KiB events back to back, bytes/s and CPU per MB.
 # --with-litellm adds LiteLLM's proxy (installed into <target>/litellm-venv by
 # scripts/bench-litellm.sh, one uvicorn worker) to scenarios 1-3. It serves about a hundred small
 # requests a second on one core, so scenario 2 offers it LITELLM_RATE requests/s instead of the
-# others' rate (the table shows each target's offered rate).
+# others' rate (the table shows each target's offered rate). It also starts litellm-openai, a
+# second LiteLLM whose model is the mock's OpenAI endpoint (scenarios 1 and 3): LiteLLM
+# translating, as ringgate-openai does.
+# --with-ccr adds claude-code-router (installed into <target>/ccr by scripts/bench-ccr.sh; one
+# Node process) routing every request to the mock's OpenAI endpoint: scenarios 1 and 3, and 4
+# with CCR_HOLD streams (fewer than the others). The report's "Translated lane" section puts
+# the translating targets side by side.
 # The proxy gets a core of its own (CPU 0); the mock and sseload share the rest. "direct" is
 # sseload against the mock itself: the baseline every added latency is measured from.
 #
@@ -46,12 +54,14 @@ PROFILE=full
 SCENARIOS="1 2 3 4 5"
 BUILD=1
 WITH_LITELLM=0
+WITH_CCR=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) PROFILE=quick; shift ;;
         --smoke) PROFILE=smoke; shift ;;
         --scenarios) SCENARIOS=${2:?--scenarios needs a list, e.g. "1 3"}; shift 2 ;;
         --with-litellm) WITH_LITELLM=1; shift ;;
+        --with-ccr) WITH_CCR=1; shift ;;
         --skip-build) BUILD=0; shift ;;
         --keep-tmp) export KEEP_TMP=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -63,20 +73,21 @@ for s in $SCENARIOS; do
 done
 
 # The parameters of each profile. HOLD_* is scenario 4: streams, and a stream length well past
-# the time to open them all at RAMP per second.
+# the time to open them all at RAMP per second. CCR_HOLD is claude-code-router's scenario 4:
+# it opens a stream in 2-3 ms of its one thread, so 2,000 take it about 6 s.
 case "$PROFILE" in
     full)
         DURATION=10 WARMUP=1 CONCURRENCY=16 RATE=5000 STREAMS=32
         LANE_DELTAS=64 HOLD=20000 HOLD_DELTAS=20 HOLD_INTERVAL_MS=1000 RAMP=2000 BULK_DELTAS=1000
-        LITELLM_RATE=50 ;;
+        LITELLM_RATE=50 CCR_HOLD=2000 ;;
     quick)
         DURATION=3 WARMUP=0.5 CONCURRENCY=16 RATE=2000 STREAMS=16
         LANE_DELTAS=64 HOLD=2000 HOLD_DELTAS=5 HOLD_INTERVAL_MS=1000 RAMP=2000 BULK_DELTAS=500
-        LITELLM_RATE=50 ;;
+        LITELLM_RATE=50 CCR_HOLD=1000 ;;
     smoke)
         DURATION=1 WARMUP=0.2 CONCURRENCY=4 RATE=200 STREAMS=4
         LANE_DELTAS=8 HOLD=50 HOLD_DELTAS=3 HOLD_INTERVAL_MS=200 RAMP=2000 BULK_DELTAS=50
-        LITELLM_RATE=10 ;;
+        LITELLM_RATE=10 CCR_HOLD=50 ;;
 esac
 # sseload's own I/O driver: epoll keeps up with wrk on loopback where io_uring's receive path
 # costs the client ~20% (docs/BENCHMARKS.md); the proxies' drivers are their own business.
@@ -91,6 +102,10 @@ SSELOAD=$TARGET_DIR/release/sseload
 if [ "$WITH_LITELLM" = 1 ]; then
     LITELLM=$(bash "$ROOT/scripts/bench-litellm.sh" "$TARGET_DIR/litellm-venv")
     LITELLM_VERSION=$(sed -n 's/^litellm\[proxy\]==//p' "$ROOT/scripts/bench/litellm-requirements.txt")
+fi
+if [ "$WITH_CCR" = 1 ]; then
+    CCR_CLI=$(bash "$ROOT/scripts/bench-ccr.sh" "$TARGET_DIR/ccr")
+    CCR_VERSION=$(node -p "require('$(dirname "$CCR_CLI")/../package.json').version")
 fi
 OUT=$TARGET_DIR/bench
 mkdir -p "$OUT"
@@ -112,6 +127,7 @@ if [ "$HOLD" -gt "$HOLD_CAP" ]; then
     say "open files hard limit $NOFILE: scenario 4 holds $HOLD_CAP streams instead of $HOLD"
     HOLD=$HOLD_CAP
 fi
+[ "$CCR_HOLD" -le "$HOLD" ] || CCR_HOLD=$HOLD
 PROXY_CONNECTIONS=$((NOFILE - 100))
 
 bench_init
@@ -162,6 +178,16 @@ for mode in coalesce immediate; do
     PIDS_OF[$name]=$STARTED_PID
 done
 
+# The translated lane: the same gateway and flush settings, its upstream the mock's /v1 as an
+# OpenAI-compatible server.
+port=$(free_port)
+fill "$ROOT/scripts/bench/ringgate-openai.toml" "$TMP/ringgate-openai.toml" \
+    PORT="$port" UPSTREAM_PORT="$UPSTREAM_PORT"
+RUST_LOG=${RUST_LOG:-info} start_server ringgate-openai "$PROXY_CPU" "$TMP/ringgate-openai" err \
+    "$GATEWAY" serve --config "$TMP/ringgate-openai.toml"
+URL[ringgate-openai]=http://127.0.0.1:$port
+PIDS_OF[ringgate-openai]=$STARTED_PID
+
 mkdir -p "$TMP/nginx"
 port=$(free_port)
 fill "$ROOT/scripts/bench/nginx.conf" "$TMP/nginx/nginx.conf" DIR="$TMP/nginx" \
@@ -194,22 +220,51 @@ PROXIES="ringgate nginx haproxy"
 # Scenarios 1-3 only: LiteLLM cannot hold thousands of streams or move bulk bytes in a run
 # of bounded length.
 LANE_PROXIES=$PROXIES
-if [ "$WITH_LITELLM" = 1 ]; then
+# The translating targets besides ringgate-openai (scenarios 1 and 3; ccr in 4 too).
+TRANSLATORS=""
+
+# start_litellm NAME CONFIG: a LiteLLM proxy with the CONFIG template, pinned to the proxy core.
+start_litellm() {
+    local name=$1 config=$2 port pid
     port=$(free_port)
-    fill "$ROOT/scripts/bench/litellm.yaml" "$TMP/litellm.yaml" UPSTREAM_PORT="$UPSTREAM_PORT"
+    fill "$config" "$TMP/$name.yaml" UPSTREAM_PORT="$UPSTREAM_PORT"
     # The local copy of its model price list: the remote one is not reachable from everywhere,
     # and fetching it is not what is measured.
-    LITELLM_LOCAL_MODEL_COST_MAP=True taskset -c "$PROXY_CPU" "$LITELLM" --config "$TMP/litellm.yaml" \
-        --host 127.0.0.1 --port "$port" --num_workers 1 >"$TMP/litellm.out" 2>&1 </dev/null &
-    LITELLM_PID=$!
-    PIDS+=("$LITELLM_PID")
-    await_port "$port" "$LITELLM_PID" 120 || die "litellm did not start: $(tail -n 20 "$TMP/litellm.out")"
-    URL[litellm]=http://127.0.0.1:$port
-    PIDS_OF[litellm]="$LITELLM_PID $(pgrep -P "$LITELLM_PID" | tr '\n' ' ' || true)"
+    LITELLM_LOCAL_MODEL_COST_MAP=True taskset -c "$PROXY_CPU" "$LITELLM" --config "$TMP/$name.yaml" \
+        --host 127.0.0.1 --port "$port" --num_workers 1 >"$TMP/$name.out" 2>&1 </dev/null &
+    pid=$!
+    PIDS+=("$pid")
+    await_port "$port" "$pid" 120 || die "$name did not start: $(tail -n 20 "$TMP/$name.out")"
+    URL[$name]=http://127.0.0.1:$port
+    PIDS_OF[$name]="$pid $(pgrep -P "$pid" | tr '\n' ' ' || true)"
+}
+if [ "$WITH_LITELLM" = 1 ]; then
+    start_litellm litellm "$ROOT/scripts/bench/litellm.yaml"
     LANE_PROXIES="$PROXIES litellm"
+    start_litellm litellm-openai "$ROOT/scripts/bench/litellm-openai.yaml"
+    TRANSLATORS="litellm-openai"
+fi
+if [ "$WITH_CCR" = 1 ]; then
+    # A HOME of its own: ccr reads HOME/.claude-code-router/config.json and keeps its PID file
+    # there. The config routes every request to the mock's OpenAI endpoint, checks the client
+    # key as the others do, and turns its log files off; nothing in it reaches past loopback
+    # (ccr's update check runs only when its web UI asks for it).
+    mkdir -p "$TMP/ccr-home/.claude-code-router"
+    port=$(free_port)
+    cp "$ROOT/scripts/bench/ccr-forward-headers.js" "$TMP/ccr-home/forward-mock-headers.js"
+    fill "$ROOT/scripts/bench/ccr-config.json" "$TMP/ccr-home/.claude-code-router/config.json" \
+        PORT="$port" UPSTREAM_PORT="$UPSTREAM_PORT" DIR="$TMP/ccr-home"
+    HOME="$TMP/ccr-home" taskset -c "$PROXY_CPU" node "$CCR_CLI" start \
+        >"$TMP/ccr.out" 2>&1 </dev/null &
+    CCR_PID=$!
+    PIDS+=("$CCR_PID")
+    await_port "$port" "$CCR_PID" 60 || die "ccr did not start: $(tail -n 20 "$TMP/ccr.out")"
+    URL[ccr]=http://127.0.0.1:$port
+    PIDS_OF[ccr]="$CCR_PID $(pgrep -P "$CCR_PID" | tr '\n' ' ' || true)"
+    TRANSLATORS="$TRANSLATORS ccr"
 fi
 # One streamed and one plain answer through each target, so a broken setup fails here.
-for target in direct $LANE_PROXIES ringgate-immediate; do
+for target in direct $LANE_PROXIES ringgate-immediate ringgate-openai $TRANSLATORS; do
     timeout 30 "$SSELOAD" --url "${URL[$target]}" --requests 3 --warmup 0 --concurrency 1 \
         --io-driver "$SSELOAD_IO_DRIVER" --json "$TMP/check.json" >"$TMP/check.out" 2>&1 ||
         die "$target: the check run failed: $(cat "$TMP/check.out")"
@@ -235,7 +290,7 @@ load() {
 
 for scenario in $SCENARIOS; do
     case "$scenario" in
-        1) for t in direct $LANE_PROXIES; do
+        1) for t in direct $LANE_PROXIES ringgate-openai $TRANSLATORS; do
                load 1 "$t" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP"
            done ;;
         2) for t in direct $LANE_PROXIES; do
@@ -243,15 +298,18 @@ for scenario in $SCENARIOS; do
                [ "$t" = litellm ] && rate=$LITELLM_RATE
                load 2 "$t" --rate "$rate" --duration "$DURATION" --warmup "$WARMUP"
            done ;;
-        3) for t in direct ringgate ringgate-immediate nginx haproxy ${LITELLM:+litellm}; do
+        3) for t in direct ringgate ringgate-immediate ringgate-openai nginx haproxy \
+               ${LITELLM:+litellm} $TRANSLATORS; do
                load 3 "$t" --stream --concurrency "$STREAMS" --deltas "$LANE_DELTAS" \
                    --delta-bytes 60 --interval-ms 20 --duration "$DURATION" --warmup "$WARMUP"
            done ;;
-        4) for t in direct $PROXIES; do
-               load 4 "$t" --hold "$HOLD" --ramp "$RAMP" --deltas "$HOLD_DELTAS" \
+        4) for t in direct $PROXIES ringgate-openai ${CCR_CLI:+ccr}; do
+               hold=$HOLD
+               [ "$t" = ccr ] && hold=$CCR_HOLD
+               load 4 "$t" --hold "$hold" --ramp "$RAMP" --deltas "$HOLD_DELTAS" \
                    --interval-ms "$HOLD_INTERVAL_MS"
            done ;;
-        5) for t in direct $PROXIES; do
+        5) for t in direct $PROXIES ringgate-openai; do
                load 5 "$t" --stream --concurrency 4 --deltas "$BULK_DELTAS" --delta-bytes 2048 \
                    --interval-ms 0 --duration "$DURATION" --warmup "$WARMUP"
            done ;;
@@ -265,7 +323,7 @@ cat >"$OUT/meta.json" <<EOF
  "open_files": $NOFILE, "duration_s": $DURATION, "concurrency": $CONCURRENCY, "rate": $RATE,
  "streams": $STREAMS, "hold": $HOLD, "hold_deltas": $HOLD_DELTAS, "hold_interval_ms": $HOLD_INTERVAL_MS,
  "bulk_deltas": $BULK_DELTAS, "lane_deltas": $LANE_DELTAS, "sseload_io_driver": "$SSELOAD_IO_DRIVER",
- "litellm": "${LITELLM_VERSION:-}"}
+ "litellm": "${LITELLM_VERSION:-}", "ccr": "${CCR_VERSION:-}", "ccr_hold": $CCR_HOLD}
 EOF
 python3 "$ROOT/scripts/bench/report.py" --out "$OUT" | tee "$OUT/results.md"
 say "wrote $OUT/results.md and the runs' JSON in $OUT"

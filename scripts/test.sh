@@ -25,5 +25,5 @@ cargo test --workspace
 section "conformance: Anthropic Python SDK against ringgate (scripts/conformance.sh)"
 bash scripts/conformance.sh
 
-section "benchmark harness smoke: ringgate, nginx, HAProxy (scripts/bench.sh --smoke)"
+section "benchmark harness smoke: ringgate (pass-through and kind = openai), nginx, HAProxy (scripts/bench.sh --smoke)"
 bash scripts/bench.sh --smoke

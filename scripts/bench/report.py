@@ -5,8 +5,10 @@
     report.py --check FILE...    exit 1 unless every run succeeded without an error or lost event
 
 Ratios are what a run on a shared machine can say: every target ran in the same run, against
-the same upstream, one after the other. The targets section checks the figures against issue 6's
-goals.
+the same upstream, one after the other. The translated-lane section puts the targets that
+translate the Messages API to OpenAI Chat Completions (ringgate-openai, litellm-openai, ccr)
+beside ringgate's pass-through. The targets section checks the figures against issue 6's and
+issue 15's goals.
 """
 
 import argparse
@@ -14,7 +16,12 @@ import json
 import os
 import sys
 
-TARGETS = ["direct", "ringgate", "ringgate-immediate", "nginx", "haproxy", "litellm"]
+TARGETS = ["direct", "ringgate", "ringgate-immediate", "ringgate-openai", "nginx", "haproxy",
+           "litellm", "litellm-openai", "ccr"]
+# The upstream dialect of each target of the translated-lane section: what it speaks to the mock.
+DIALECT = {"ringgate": "anthropic", "ringgate-openai": "openai", "litellm": "anthropic",
+           "litellm-openai": "openai", "ccr": "openai"}
+FLUSH_INTERVAL_US = 120_000
 
 
 def load(out, scenario):
@@ -53,6 +60,23 @@ def cpu_per_request(run):
 
 def stream(run):
     return run.get("stream_stats") or {}
+
+
+def cpu_per_event(run):
+    """Stream runs: the proxy's CPU over the events the client received."""
+    cpu = run.get("cpu") if run else None
+    return cpu.get("cpu_us_per_event") if cpu else None
+
+
+def cpu_per_mb(run):
+    """The proxy's CPU ms per MB of streamed body (scenario 5)."""
+    if not run or not run.get("cpu") or not stream(run).get("body_bytes"):
+        return None
+    return (run["cpu"]["cpu_us"] / 1000) / (stream(run)["body_bytes"] / 1e6)
+
+
+def per_stream_kib(run):
+    return (run.get("rss") or {}).get("per_stream_kib") if run else None
 
 
 def table(header, rows):
@@ -119,27 +143,30 @@ def scenario3(runs, meta):
             t, num(ttfe.get("p50")), num(ttfe.get("p99")), num(added("ttfe_us", "p99")),
             num(delay.get("p50")), num(delay.get("p99")), num(delay.get("max")),
             num(added("event_delay_us", "p99")), num(s.get("reads_per_event"), 3),
-            s.get("lost_events"), s.get("garbled_events"), errors(r),
+            num(cpu_per_event(r), 2), s.get("lost_events"), s.get("garbled_events"), errors(r),
         ])
     return (
         f"### 3. Stream lane (closed loop, {meta['streams']} streams of {meta['lane_deltas']} deltas × 60 B every "
         f"20 ms, {meta['duration_s']} s)\n\n"
         + table(["target", "TTFE p50 µs", "TTFE p99 µs", "added TTFE p99 µs", "event delay p50 µs",
-                 "p99 µs", "max µs", "added delay p99 µs", "reads/event", "lost", "garbled",
-                 "errors"], rows)
+                 "p99 µs", "max µs", "added delay p99 µs", "reads/event", "CPU µs/event", "lost",
+                 "garbled", "errors"], rows)
         + "\n\nEvent delay: arrival at the client minus the mock's send stamp. ringgate "
-          "coalesces (flush_interval_ms = 120, flush_threshold_bytes = 8192) unless immediate."
+          "coalesces (flush_interval_ms = 120, flush_threshold_bytes = 8192) unless immediate; "
+          "ringgate-openai coalesces likewise. CPU µs/event: the proxy's CPU over the events "
+          "its clients received (for direct, the mock's)."
     )
 
 
 def scenario4(runs, meta):
     n = runs.get("nginx")
-    per = lambda r: (r.get("rss") or {}).get("per_stream_kib")
+    per = per_stream_kib
     rows = []
     for t, r in runs.items():
         s, rss = stream(r), r.get("rss") or {}
         rows.append([
-            t, meta["hold"], s.get("held_max"), r["requests"] - r["errors"], s.get("lost_events"),
+            t, r.get("concurrency", meta["hold"]), s.get("held_max"), r["requests"] - r["errors"],
+            s.get("lost_events"),
             errors(r), num((rss.get("baseline_kib") or 0) / 1024, 1),
             num((rss.get("peak_kib") or 0) / 1024, 1), num(per(r), 1), ratio(per(r), n and per(n)),
         ])
@@ -150,14 +177,15 @@ def scenario4(runs, meta):
                  "RSS idle MiB", "RSS peak MiB", "KiB/stream", "× nginx"], rows)
         + "\n\nRSS: the proxy's resident memory (nginx: master and worker); for direct, the "
           "mock's. KiB/stream = (peak − idle) / held."
+        + (f" ccr is offered {runs['ccr'].get('concurrency')} streams: its one thread opens one "
+           "in a few milliseconds." if "ccr" in runs else "")
     )
 
 
 def scenario5(runs, meta):
     d, n = runs.get("direct"), runs.get("nginx")
     mbps = lambda r: stream(r).get("body_bytes_per_s", 0) / 1e6 if r else None
-    cpu_mb = lambda r: (r["cpu"]["cpu_us"] / 1000) / (stream(r)["body_bytes"] / 1e6) \
-        if r and r.get("cpu") and stream(r).get("body_bytes") else None
+    cpu_mb = cpu_per_mb
     rows = []
     for t, r in runs.items():
         rows.append([
@@ -170,6 +198,104 @@ def scenario5(runs, meta):
         + table(["target", "MB/s", "× direct", "× nginx", "CPU ms/MB", "CPU × nginx", "lost",
                  "errors"], rows)
     )
+
+
+def added_ttfe_p99(s3, target):
+    if target not in s3 or "direct" not in s3:
+        return None
+    return stream(s3[target])["ttfe_us"]["p99"] - stream(s3["direct"])["ttfe_us"]["p99"]
+
+
+def lost_garbled(run):
+    if not run:
+        return "–"
+    s = stream(run)
+    return f"{s.get('lost_events')} / {s.get('garbled_events')}"
+
+
+def translated(all_runs, meta):
+    """The translated lane (issue 15): ringgate's pass-through and ringgate-openai side by side,
+    then every target that translates, from the same run."""
+    s1, s3, s4, s5 = (all_runs.get(k, {}) for k in (1, 3, 4, 5))
+    if not any("ringgate-openai" in runs for runs in (s1, s3, s4, s5)):
+        return None
+    pt, tr = "ringgate", "ringgate-openai"
+    get = lambda runs, t: runs.get(t)
+
+    def row(name, f, runs, digits=0, ratio_too=False):
+        a, b = f(get(runs, pt)), f(get(runs, tr))
+        fmt = lambda v: v if isinstance(v, str) else num(v, digits)
+        return [name, fmt(a), fmt(b), ratio(b, a) if ratio_too else ""]
+
+    delay = lambda k: lambda r: stream(r)["event_delay_us"][k] if r else None
+    rows = []
+    if s3:
+        rows += [
+            ["3: added TTFE p99 µs", num(added_ttfe_p99(s3, pt)), num(added_ttfe_p99(s3, tr)), ""],
+            row("3: event delay p99 µs", delay("p99"), s3),
+            row("3: event delay max µs", delay("max"), s3),
+            row("3: reads/event", lambda r: stream(r)["reads_per_event"] if r else None, s3, 3),
+            row("3: lost / garbled events", lost_garbled, s3),
+            row("3: CPU µs/event", cpu_per_event, s3, 2, True),
+        ]
+    if s1:
+        rows.append(row("1: CPU µs/request (non-stream)", cpu_per_request_or_none, s1, 1, True))
+    if s5:
+        rows += [
+            row("5: CPU ms/MB (bulk)", cpu_per_mb, s5, 2, True),
+            row("5: MB/s", lambda r: stream(r)["body_bytes_per_s"] / 1e6 if r else None, s5, 1),
+            row("5: lost / garbled events", lost_garbled, s5),
+        ]
+    if s4:
+        rows += [
+            row("4: KiB resident per held stream", per_stream_kib, s4, 1, True),
+            row("4: held / lost events",
+                lambda r: f"{stream(r).get('held_max')} / {stream(r).get('lost_events')}" if r else "–",
+                s4),
+        ]
+    out = ("### Translated lane (kind = openai)\n\n"
+           "ringgate relaying the mock's Anthropic stream (pass-through) and ringgate-openai "
+           "translating the request to OpenAI Chat Completions and the mock's OpenAI stream back to "
+           "Anthropic events, same flush settings, same run:\n\n"
+           + table(["figure", "ringgate", "ringgate-openai", "openai / pass-through"], rows))
+
+    # Every target that translates, beside the pass-through ones of the same run.
+    names = [t for t in ("ringgate", "ringgate-openai", "litellm", "litellm-openai", "ccr")
+             if t in s3 or t in s1]
+    ref3, ref1 = cpu_per_event(s3.get(tr)), cpu_per_request_or_none(s1.get(tr))
+    rows = []
+    for t in names:
+        r3, r1, r4 = s3.get(t), s1.get(t), s4.get(t)
+        st = stream(r3) if r3 else {}
+        if r4 and per_stream_kib(r4) is not None:
+            memory = f"{per_stream_kib(r4):,.1f} ({stream(r4).get('held_max'):,} held)"
+        else:
+            memory = "not measured"
+        rows.append([
+            t, DIALECT[t], num(added_ttfe_p99(s3, t)),
+            num((st.get("event_delay_us") or {}).get("p50")),
+            num((st.get("event_delay_us") or {}).get("p99")),
+            num((st.get("event_delay_us") or {}).get("max")),
+            num(cpu_per_event(r3), 2), ratio(cpu_per_event(r3), ref3),
+            num(cpu_per_request_or_none(r1), 1), ratio(cpu_per_request_or_none(r1), ref1),
+            memory, lost_garbled(r3), errors(r3) if r3 else "–",
+        ])
+    out += ("\n\nEvery target that translates (upstream dialect openai), with the pass-through "
+            "ones for reference; event delays from scenario 3, CPU per request from scenario 1, "
+            "memory from scenario 4 where the target ran it:\n\n"
+            + table(["target", "upstream", "added TTFE p99 µs", "event delay p50 µs", "p99 µs",
+                     "max µs", "CPU µs/event", "× ringgate-openai", "CPU µs/request",
+                     "× ringgate-openai", "KiB/held stream", "lost / garbled", "errors"], rows)
+            + "\n\nCPU µs/event: the proxy's CPU over the events its clients received (each "
+              "stream: the deltas and the frame events around them). KiB/held stream: "
+              "(peak − idle) / held in scenario 4; \"not measured\" where the target did not run it. "
+              "ccr and litellm-openai relay each event as it comes (no coalescing); ringgate-openai "
+              "coalesces as ringgate does, so its event delays include the flush interval.")
+    return out
+
+
+def cpu_per_request_or_none(run):
+    return cpu_per_request(run) if run else None
 
 
 def goals(all_runs, meta):
@@ -199,7 +325,7 @@ def goals(all_runs, meta):
             added = s["ttfe_us"]["p99"] - d["ttfe_us"]["p99"]
             add("3: added TTFE p99 ≤ 1 ms", f"{added:,.0f} µs", added <= 1000)
             add("3: event delay max ≤ flush interval (coalesce)",
-                f"{s['event_delay_us']['max']:,} µs", s["event_delay_us"]["max"] <= 120_000)
+                f"{s['event_delay_us']['max']:,} µs", s["event_delay_us"]["max"] <= FLUSH_INTERVAL_US)
             add("3: ≤ 0.25 client writes per event (coalesce; reads at the client)",
                 f"{s['reads_per_event']:.3f}", s["reads_per_event"] <= 0.25)
         if "ringgate-immediate" in s3:
@@ -220,17 +346,37 @@ def goals(all_runs, meta):
             s["held_max"] >= 20000 and s["lost_events"] == 0 and r["errors"] == 0)
         if per is not None:
             add("4: ≤ 20 KiB resident per stream", f"{per:.1f} KiB", per <= 20)
-    return "### Targets (issue 6)\n\n" + table(["target", "measured", ""], rows)
+    # Issue 15: the translated lane.
+    tr = "ringgate-openai"
+    runs = [(k, all_runs[k][tr]) for k in (3, 4, 5) if tr in all_runs.get(k, {})]
+    if runs:
+        lost = sum(stream(r).get("lost_events") or 0 for _, r in runs)
+        garbled = sum(stream(r).get("garbled_events") or 0 for _, r in runs)
+        errs = sum(r["errors"] for _, r in runs)
+        add("3-5: translated lane: lost events 0",
+            f"{lost} lost, {garbled} garbled, {errs} errors (scenarios "
+            f"{', '.join(str(k) for k, _ in runs)})", lost == 0 and garbled == 0)
+    if tr in s3:
+        worst = stream(s3[tr])["event_delay_us"]["max"]
+        add("3: translated lane: event delay max ≤ flush interval", f"{worst:,} µs",
+            worst <= FLUSH_INTERVAL_US)
+        a, b = cpu_per_event(s3.get("ringgate")), cpu_per_event(s3[tr])
+        if a and b:
+            add("3: translated CPU per event ≤ 2× pass-through",
+                f"{b:.2f} vs {a:.2f} µs ({b / a:.2f}×)", b <= 2 * a)
+    return "### Targets (issues 6 and 15)\n\n" + table(["target", "measured", ""], rows)
 
 
 def report(out):
     with open(os.path.join(out, "meta.json")) as f:
         meta = json.load(f)
-    litellm = meta.get("litellm")
-    print(f"## ringgate vs nginx vs HAProxy{' vs LiteLLM' if litellm else ''} ({meta['profile']} run)\n")
+    litellm, ccr = meta.get("litellm"), meta.get("ccr")
+    print(f"## ringgate vs nginx vs HAProxy{' vs LiteLLM' if litellm else ''}"
+          f"{' vs claude-code-router' if ccr else ''} ({meta['profile']} run)\n")
     print(f"{meta['cpus']} CPUs ({meta['cpu_model']}), Linux {meta['kernel']}; ringgate "
           f"{meta['ringgate']}, nginx {meta['nginx']}, HAProxy {meta['haproxy']}"
-          f"{f', LiteLLM {litellm}' if litellm else ''}; one worker each, "
+          f"{f', LiteLLM {litellm}' if litellm else ''}"
+          f"{f', claude-code-router {ccr}' if ccr else ''}; one worker (or process) each, "
           f"proxy pinned to CPU 0; sseload ({meta['sseload_io_driver']}) and mock-upstream on the "
           f"other core(s).\n")
     all_runs = {}
@@ -239,6 +385,9 @@ def report(out):
         if runs:
             all_runs[scenario] = runs
             print(render(runs, meta) + "\n")
+    section = translated(all_runs, meta)
+    if section:
+        print(section + "\n")
     print(goals(all_runs, meta))
 
 
