@@ -34,8 +34,9 @@
 #
 # Prints a markdown table per scenario, with ratios to direct and to nginx, and writes every
 # run's JSON and the tables to <cargo target dir>/bench/. The full run takes about 8 minutes,
-# --quick (shorter runs, 2,000 held streams) under 2 minutes after the build, and --smoke
-# (seconds; CI's check that the harness works, not of the numbers) under a minute.
+# --quick (shorter runs, 2,000 held streams) about 2 minutes after the build (3 with
+# --with-ccr --with-litellm), and --smoke (seconds; CI's check that the harness works, not of
+# the numbers) under a minute.
 #
 # Scenario 4 holds 20,000 streams, or fewer where the open-files hard limit (`ulimit -Hn`)
 # cannot give a proxy two descriptors per stream; the table says how many.
