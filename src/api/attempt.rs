@@ -216,10 +216,8 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
     let upstream = &api.upstreams[credential.upstream];
     let target = &upstream.target;
     let key = credential.api_key.as_deref();
-    let head = plan
-        .outgoing
-        .head(&plan.req.head, upstream, key, plan.stream);
-    let body = plan.outgoing.body();
+    let head = plan.outgoing.head(plan.req, upstream, key, plan.stream);
+    let body = plan.outgoing.body(plan.req);
     let origin = credential.upstream;
     let (limit, step) = match plan.stream {
         true => (target.timeouts.first_byte, Step::FirstByte),

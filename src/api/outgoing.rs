@@ -17,14 +17,14 @@ use bytes::Bytes;
 use super::headers::{self, Outbound, Translated};
 use super::UpstreamRoute;
 use crate::dialect::{self, Context, Dialect};
-use crate::http::head::RequestHead;
 use crate::http::ApiError;
+use crate::server::conn::Request;
 use crate::server::router::Route;
 
 /// What an upstream is sent.
 pub enum Outgoing {
-    /// To an Anthropic upstream: the body as it goes.
-    Anthropic(Bytes),
+    /// To an Anthropic upstream: the client's body, or a copy with the model renamed.
+    Anthropic(Option<Bytes>),
     /// To an upstream of another dialect.
     Translated {
         path: String,
@@ -47,26 +47,26 @@ impl Outgoing {
     /// The head of the request, with the credential `key` as the upstream's dialect sends it.
     pub fn head(
         &self,
-        client: &RequestHead,
+        req: &Request,
         upstream: &UpstreamRoute,
         key: Option<&str>,
         stream: bool,
     ) -> Vec<u8> {
         let url = &upstream.target.url;
         match self {
-            Outgoing::Anthropic(body) => headers::upstream_request(
-                client,
+            Outgoing::Anthropic(_) => headers::upstream_request(
+                &req.head,
                 &Outbound {
                     path_prefix: &url.path_prefix,
                     host: &url.host_header,
                     api_key: key,
                     default_version: &upstream.default_version,
-                    body_len: body.len(),
+                    body_len: self.body(req).len(),
                     stream,
                 },
             ),
             Outgoing::Translated { path, body, .. } => headers::translated_request(
-                client,
+                &req.head,
                 &Translated {
                     path_prefix: &url.path_prefix,
                     path,
@@ -82,9 +82,11 @@ impl Outgoing {
         }
     }
 
-    pub fn body(&self) -> &Bytes {
+    /// The body that goes, `req`'s own where nothing needed changing.
+    pub fn body<'a>(&'a self, req: &'a Request) -> &'a Bytes {
         match self {
-            Outgoing::Anthropic(body) | Outgoing::Translated { body, .. } => body,
+            Outgoing::Anthropic(None) => &req.body,
+            Outgoing::Anthropic(Some(body)) | Outgoing::Translated { body, .. } => body,
         }
     }
 
@@ -116,11 +118,11 @@ pub fn prepare(
 ) -> Result<Prepared, ApiError> {
     let target = model.map(|m| upstream.model_names.get(m).map_or(m, String::as_str));
     if upstream.dialect == Dialect::Anthropic {
-        let body = match (range, target) {
-            (Some(range), Some(id)) if Some(id) != requested => splice(body, range, id),
-            _ => body.clone(),
+        let renamed = match (range, target) {
+            (Some(range), Some(id)) if Some(id) != requested => Some(splice(body, range, id)),
+            _ => None,
         };
-        return Ok(Prepared::Send(Outgoing::Anthropic(body)));
+        return Ok(Prepared::Send(Outgoing::Anthropic(renamed)));
     }
     let count_tokens = match route {
         Route::Messages => false,
@@ -199,27 +201,21 @@ mod tests {
 
     #[test]
     fn anthropic_bodies_are_renamed_only_when_needed() {
+        let renamed = |u: &UpstreamRoute, model: &str| match prepared(u, Route::Messages, model) {
+            Prepared::Send(Outgoing::Anthropic(b)) => b,
+            _ => panic!("an Anthropic upstream gets an Anthropic body"),
+        };
         let plain = route(Dialect::Anthropic, &[]);
-        let Prepared::Send(Outgoing::Anthropic(b)) = prepared(&plain, Route::Messages, "sonnet")
-        else {
-            panic!()
-        };
-        assert_eq!(b.as_ptr(), BODY.as_ptr(), "the client's bytes, not a copy");
-        let Prepared::Send(Outgoing::Anthropic(b)) =
-            prepared(&plain, Route::Messages, "claude-sonnet-4-5")
-        else {
-            panic!()
-        };
-        assert!(b.starts_with(br#"{"model":"claude-sonnet-4-5","max_tokens":5"#));
-        let named = route(
-            Dialect::Anthropic,
-            &[("claude-sonnet-4-5", "us.anthropic.claude-sonnet-4-5-v1:0")],
+        assert_eq!(
+            renamed(&plain, "sonnet"),
+            None,
+            "the client's bytes go as they are"
         );
-        let Prepared::Send(Outgoing::Anthropic(b)) =
-            prepared(&named, Route::Messages, "claude-sonnet-4-5")
-        else {
-            panic!()
-        };
+        let aliased = renamed(&plain, "claude-sonnet-4-5").unwrap();
+        assert!(aliased.starts_with(br#"{"model":"claude-sonnet-4-5","max_tokens":5"#));
+        let names = [("claude-sonnet-4-5", "us.anthropic.claude-sonnet-4-5-v1:0")];
+        let named = route(Dialect::Anthropic, &names);
+        let b = renamed(&named, "claude-sonnet-4-5").unwrap();
         assert!(b.starts_with(br#"{"model":"us.anthropic.claude-sonnet-4-5-v1:0","#));
     }
 
