@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod credentials;
 pub mod dialect;
 pub mod exchange;
 pub mod gateway;
