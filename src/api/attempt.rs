@@ -15,6 +15,7 @@ use monoio::net::TcpStream;
 use super::headers;
 use super::outgoing::Outgoing;
 use super::Api;
+use crate::credentials::cell::Refusal;
 use crate::dialect::{self, health, Context};
 use crate::exchange::Ending;
 use crate::http::ApiError;
@@ -76,6 +77,9 @@ pub enum Failed {
     },
     /// A good status, but the body failed before its first byte (or event) was relayed.
     Body(Failure),
+    /// The credential has no value to send: a fetched one not fetched yet, or expired with its
+    /// refresh failing (why, naming where it comes from, never a secret).
+    NoCredential(String),
 }
 
 /// An upstream's answer whose body has not been read yet.
@@ -118,6 +122,8 @@ impl Failed {
             // or one slow generation, so only this credential × model cools.
             Failed::Transport(UpstreamError::TimedOut(Step::FirstByte | Step::Response, _))
             | Failed::Body(_) => Outcome::Transient,
+            // Until the refresher gets a value; other credentials serve meanwhile.
+            Failed::NoCredential(_) => Outcome::Transient,
             // It could not be reached or spoke no HTTP: no other key would fare better there.
             Failed::Transport(_) => Outcome::Unreachable,
         }
@@ -129,6 +135,7 @@ impl Failed {
             Failed::Transport(e) => e.to_string(),
             Failed::Status { answer, .. } => format!("answered {}", answer.head.status),
             Failed::Body(f) => f.reason.clone(),
+            Failed::NoCredential(why) => format!("its credential {why}"),
         }
     }
 
@@ -154,6 +161,10 @@ impl Failed {
             Failed::Status { answer, .. } => return LastAnswer::Upstream(answer),
             Failed::Transport(e) => e.to_api_error(upstream),
             Failed::Body(f) => body_failure(upstream, &f),
+            Failed::NoCredential(_) => ApiError::bad_gateway(format!(
+                "the gateway has no usable credential for the upstream {upstream:?} now; its \
+                 log says why"
+            )),
         })
     }
 }
@@ -215,8 +226,14 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
     let credential = api.pool.credential(plan.credential);
     let upstream = &api.upstreams[credential.upstream];
     let target = &upstream.target;
-    let key = credential.api_key.as_deref();
-    let head = plan.outgoing.head(plan.req, upstream, key, plan.stream);
+    let now = SystemTime::now();
+    let held = match credential.auth.hold(now) {
+        Ok(held) => held,
+        Err(why) => return Attempt::Failed(Failed::NoCredential(why)),
+    };
+    let head = plan
+        .outgoing
+        .head(plan.req, upstream, &held, plan.stream, now);
     let body = plan.outgoing.body(plan.req);
     let origin = credential.upstream;
     let (limit, step) = match plan.stream {
@@ -263,10 +280,15 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
         deadline: (!plan.stream).then_some(deadline),
         translation: plan.outgoing.translation(),
     };
-    let now = unix_ms(SystemTime::now());
+    let now = unix_ms(now);
     let (status, headers) = (answer.head.status, || answer.head.headers());
     if let Some(outcome) = health::outcome(upstream.dialect, status, headers, &answer.leftover, now)
     {
+        // A fetched credential that was refused is fetched again before it is blamed.
+        let outcome = match outcome {
+            Outcome::AuthFailed if held.refused() == Refusal::Refreshing => Outcome::Transient,
+            outcome => outcome,
+        };
         let answer = Box::new(answer);
         return Attempt::Failed(Failed::Status { outcome, answer });
     }
@@ -303,6 +325,7 @@ fn outcome_label(attempt: &Attempt) -> &'static str {
             Failed::Transport(_) => "unreachable",
             Failed::Body(f) if f.timed_out => "timeout",
             Failed::Body(_) => "upstream_error",
+            Failed::NoCredential(_) => "no_credential",
         },
     }
 }
@@ -353,16 +376,23 @@ pub async fn relay_answer(
     let http11 = req.head.minor_version == 1;
     // A drain that began while the upstream was answering closes the connection after it.
     let keep_alive = req.head.keep_alive && !phase::draining();
+    let id = req.id.as_str();
     let side = match translation {
-        None => as_is(&up, req.id.as_str(), http11, keep_alive),
-        Some((context, count_tokens)) => translated(
-            &up,
-            req.id.as_str(),
-            http11,
-            keep_alive,
-            context,
-            count_tokens,
-        ),
+        None => as_is(&up, id, http11, keep_alive),
+        Some((context, count_tokens)) => {
+            let event_stream = (200..300).contains(&up.status) && context.stream && !count_tokens;
+            let answered = dialect::Answered {
+                status: up.status,
+                count_tokens,
+                error_type: (up.header("x-amzn-errortype"))
+                    .and_then(|v| std::str::from_utf8(v).ok()),
+            };
+            match dialect::translator(context, &answered) {
+                // Claude on a cloud provider: the answer is the Anthropic API's own.
+                None => as_is(&up, id, http11, keep_alive),
+                Some(stage) => translated(&up, id, http11, keep_alive, event_stream, stage),
+            }
+        }
     };
     let ClientSide {
         head: client_head,
@@ -477,18 +507,16 @@ fn as_is(up: &ResponseHead, request_id: &str, http11: bool, keep_alive: bool) ->
     }
 }
 
-/// An answer of another dialect: a head of the gateway's own, and the body translated, so its
-/// length is not known in advance (chunks, or for HTTP/1.0 the connection's end).
+/// An answer of another dialect: a head of the gateway's own, and the body translated by
+/// `stage`, so its length is not known in advance (chunks, or for HTTP/1.0 the connection's end).
 fn translated(
     up: &ResponseHead,
     request_id: &str,
     http11: bool,
     keep_alive: bool,
-    context: Context,
-    count_tokens: bool,
+    event_stream: bool,
+    stage: Box<dyn Translate>,
 ) -> ClientSide {
-    let status = up.status;
-    let event_stream = (200..300).contains(&status) && context.stream && !count_tokens;
     let (out, close) = match http11 {
         true => (ClientFraming::Chunked, !keep_alive),
         false => (ClientFraming::Passthrough, true),
@@ -503,6 +531,6 @@ fn translated(
         out,
         close,
         event_stream,
-        translate: Some(dialect::translator(context, status, count_tokens)),
+        translate: Some(stage),
     }
 }

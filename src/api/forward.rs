@@ -16,7 +16,7 @@ use monoio::net::TcpStream;
 use super::attempt::{
     attempt, body_failure, relay_answer, Attempt, Failed, LastAnswer, Plan, Relayed,
 };
-use super::outgoing::{prepare, Prepared};
+use super::outgoing::{betas, prepare, Asked, Prepared};
 use super::{local, respond, Api, Seen};
 use crate::http::{ApiError, ErrorType};
 use crate::json::skim::{skim, Skim};
@@ -69,6 +69,7 @@ pub async fn forward<'a>(
         .or_else(|| skimmed.user_id(&req.body))
         .map(affinity_key);
 
+    let beta = betas(&req.head);
     let watch_client = ClientWatch::new(req.exchange.received + WATCH_AFTER);
     let mut tried = Vec::with_capacity(api.settings.max_attempts);
     // What the last upstream was sent, kept while the next attempt goes to the same upstream.
@@ -122,9 +123,17 @@ pub async fn forward<'a>(
         let now = match prepared.take() {
             Some((u, p)) if u == upstream => p,
             _ => {
-                let to = &api.upstreams[upstream];
-                let (range, id) = (skimmed.model.as_ref(), req.id.as_str());
-                match prepare(to, route, &req.body, range, requested.as_deref(), model, id) {
+                let asked = Asked {
+                    route,
+                    body: &req.body,
+                    range: skimmed.model.as_ref(),
+                    requested: requested.as_deref(),
+                    model,
+                    stream,
+                    beta: beta.as_deref(),
+                    request_id: req.id.as_str(),
+                };
+                match prepare(&api.upstreams[upstream], &asked) {
                     Ok(p) => p,
                     Err(e) => {
                         if probe {

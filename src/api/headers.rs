@@ -109,16 +109,18 @@ pub struct Translated<'a> {
     /// The dialect's path (and query) after the prefix.
     pub path: &'a str,
     pub host: &'a str,
-    /// The credential as the dialect sends it: header name and value.
-    pub auth: Option<(&'static str, &'a str, &'a str)>,
+    /// The dialect's own headers: the credential as it sends it, a signature, a beta list.
+    pub extra: &'a [(&'a str, &'a str)],
+    /// What the answer is asked to be.
+    pub accept: &'a str,
     pub body_len: usize,
-    pub stream: bool,
 }
 
 /// The head of a request translated for an upstream of another dialect. Of the client's headers
 /// only those that mean something end to end go (custom `x-` headers, the user agent): not its
 /// credentials, not the Anthropic API's own headers, not the framing and content headers the
-/// translation replaces.
+/// translation replaces, not a cloud provider's own (`x-amz-*`, `x-goog-*`), which would
+/// change what the gateway signs or bills.
 pub fn translated_request(req: &RequestHead, out: &Translated<'_>) -> Vec<u8> {
     let mut h = Vec::with_capacity(256 + out.path.len());
     h.extend_from_slice(b"POST ");
@@ -142,31 +144,26 @@ pub fn translated_request(req: &RequestHead, out: &Translated<'_>) -> Vec<u8> {
         ]
         .iter()
         .any(|n| name.eq_ignore_ascii_case(n));
-        let anthropic = name.len() > 10 && name[..10].eq_ignore_ascii_case("anthropic-");
-        if replaced || anthropic || is_hop_by_hop(name) || listed(name, &listed_names) {
+        let prefixed = |p: &str| name.len() > p.len() && name[..p.len()].eq_ignore_ascii_case(p);
+        let foreign = prefixed("anthropic-") || prefixed("x-amz-") || prefixed("x-goog-");
+        if replaced || foreign || is_hop_by_hop(name) || listed(name, &listed_names) {
             continue;
         }
         push_header(&mut h, name, value);
     }
-    if let Some((name, prefix, key)) = out.auth {
-        h.extend_from_slice(name.as_bytes());
-        h.extend_from_slice(b": ");
-        h.extend_from_slice(prefix.as_bytes());
-        h.extend_from_slice(key.as_bytes());
-        h.extend_from_slice(b"\r\n");
+    for (name, value) in out.extra {
+        push_header(&mut h, name, value.as_bytes());
     }
-    let accept: &[u8] = if out.stream {
-        b"text/event-stream"
-    } else {
-        b"application/json"
-    };
-    push_header(&mut h, "accept", accept);
-    push_header(&mut h, "content-type", b"application/json");
+    push_header(&mut h, "accept", out.accept.as_bytes());
+    push_header(&mut h, "content-type", CONTENT_TYPE.as_bytes());
     h.extend_from_slice(b"content-length: ");
     h.extend_from_slice(itoa::Buffer::new().format(out.body_len).as_bytes());
     h.extend_from_slice(b"\r\n\r\n");
     h
 }
+
+/// What every translated request body is.
+pub const CONTENT_TYPE: &str = "application/json";
 
 fn push_header(h: &mut Vec<u8>, name: &str, value: &[u8]) {
     h.extend_from_slice(name.as_bytes());
@@ -309,16 +306,17 @@ mod tests {
         let r = req("POST /v1/messages?beta=true HTTP/1.1\r\nHost: gw\r\nX-Api-Key: client-key\r\n\
                      anthropic-version: 2023-06-01\r\nanthropic-beta: tools\r\nAccept-Encoding: gzip\r\n\
                      Content-Length: 42\r\nContent-Type: application/json\r\nx-mock-deltas: 3\r\n\
-                     User-Agent: claude-cli/2\r\nConnection: keep-alive\r\n\r\n");
+                     User-Agent: claude-cli/2\r\nConnection: keep-alive\r\n\
+                     X-Amz-Security-Token: theirs\r\nx-goog-user-project: theirs\r\n\r\n");
         let h = String::from_utf8(translated_request(
             &r,
             &Translated {
                 path_prefix: "/v1",
                 path: "/chat/completions",
                 host: "up:8000",
-                auth: Some(("authorization", "Bearer ", "sk-up")),
+                extra: &[("authorization", "Bearer sk-up")],
+                accept: "text/event-stream",
                 body_len: 7,
-                stream: true,
             },
         ))
         .unwrap();
@@ -344,6 +342,7 @@ mod tests {
             "keep-alive",
             "host: gw",
             "?beta",
+            "theirs",
         ] {
             assert!(!lower.contains(gone), "{gone} in {h}");
         }

@@ -11,6 +11,7 @@ pub mod headers;
 pub mod local;
 pub mod models;
 pub mod outgoing;
+pub mod proof;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -53,6 +54,9 @@ pub struct UpstreamRoute {
     /// The client-facing model → this upstream's id for it.
     pub model_names: BTreeMap<String, String>,
     pub openai: crate::dialect::openai::Options,
+    /// Bedrock's and Vertex's region, and Vertex's project (empty for other kinds).
+    pub region: String,
+    pub project: String,
 }
 
 impl UpstreamRoute {
@@ -71,6 +75,8 @@ impl UpstreamRoute {
             dialect,
             model_names,
             openai: crate::dialect::openai::Options::default(),
+            region: "us-east-1".into(),
+            project: "test-project".into(),
         }
     }
 }
@@ -132,6 +138,8 @@ impl Api {
                 dialect: u.dialect(),
                 model_names: u.model_names.clone(),
                 openai: u.openai,
+                region: u.region.clone().unwrap_or_default(),
+                project: u.project.clone().unwrap_or_default(),
             })
             .collect();
         Api {

@@ -11,11 +11,13 @@
 //! anything is sent.
 
 use std::ops::Range;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
 use super::headers::{self, Outbound, Translated};
-use super::UpstreamRoute;
+use super::{proof, UpstreamRoute};
+use crate::credentials::Held;
 use crate::dialect::{self, Context, Dialect};
 use crate::http::ApiError;
 use crate::server::conn::Request;
@@ -44,42 +46,66 @@ pub enum Prepared {
 }
 
 impl Outgoing {
-    /// The head of the request, with the credential `key` as the upstream's dialect sends it.
+    /// The head of the request, with the credential's value `held` as the upstream's dialect
+    /// takes it (signed at `now` where it signs).
     pub fn head(
         &self,
         req: &Request,
         upstream: &UpstreamRoute,
-        key: Option<&str>,
+        held: &Held<'_>,
         stream: bool,
+        now: SystemTime,
     ) -> Vec<u8> {
         let url = &upstream.target.url;
-        match self {
-            Outgoing::Anthropic(_) => headers::upstream_request(
+        let dialect = upstream.dialect;
+        let Outgoing::Translated { path, body, .. } = self else {
+            return headers::upstream_request(
                 &req.head,
                 &Outbound {
                     path_prefix: &url.path_prefix,
                     host: &url.host_header,
-                    api_key: key,
+                    api_key: held.bearer(),
                     default_version: &upstream.default_version,
                     body_len: self.body(req).len(),
                     stream,
                 },
-            ),
-            Outgoing::Translated { path, body, .. } => headers::translated_request(
-                &req.head,
-                &Translated {
-                    path_prefix: &url.path_prefix,
-                    path,
-                    host: &url.host_header,
-                    auth: key.map(|key| match upstream.dialect {
-                        Dialect::Gemini => ("x-goog-api-key", "", key),
-                        _ => ("authorization", "Bearer ", key),
-                    }),
-                    body_len: body.len(),
-                    stream,
-                },
-            ),
+            );
+        };
+        let accept = match (dialect, stream) {
+            (Dialect::Bedrock, true) => "application/vnd.amazon.eventstream",
+            (_, true) => "text/event-stream",
+            (_, false) => "application/json",
+        };
+        let signed = [("accept", accept), ("content-type", headers::CONTENT_TYPE)];
+        let target = format!("{}{path}", url.path_prefix);
+        let signing = proof::Signing {
+            host: &url.host_header,
+            target: &target,
+            headers: &signed,
+            body,
+            region: &upstream.region,
+            now,
+        };
+        let mut extra = proof::headers(dialect, held, &signing);
+        // Vertex takes the client's betas as the header they came in; Bedrock has them in the
+        // body, the other dialects have no such thing.
+        if dialect == Dialect::Vertex {
+            if let Some(beta) = req.head.header("anthropic-beta") {
+                extra.push(("anthropic-beta", String::from_utf8_lossy(beta).into_owned()));
+            }
         }
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        headers::translated_request(
+            &req.head,
+            &Translated {
+                path_prefix: &url.path_prefix,
+                path,
+                host: &url.host_header,
+                extra: &extra,
+                accept,
+                body_len: body.len(),
+            },
+        )
     }
 
     /// The body that goes, `req`'s own where nothing needed changing.
@@ -104,27 +130,35 @@ impl Outgoing {
     }
 }
 
-/// The request as it goes to `upstream`. `requested` is the model the client wrote, `model` the
-/// model it resolves to (an alias replaced), `range` where the client's model string lies in
-/// the body.
-pub fn prepare(
-    upstream: &UpstreamRoute,
-    route: Route,
-    body: &Bytes,
-    range: Option<&Range<usize>>,
-    requested: Option<&str>,
-    model: Option<&str>,
-    request_id: &str,
-) -> Result<Prepared, ApiError> {
+/// What the client asked, as far as what an upstream is sent depends on it.
+#[derive(Clone, Copy)]
+pub struct Asked<'a> {
+    pub route: Route,
+    pub body: &'a Bytes,
+    /// Where the client's model string lies in the body.
+    pub range: Option<&'a Range<usize>>,
+    /// The model the client wrote.
+    pub requested: Option<&'a str>,
+    /// The model it resolves to (an alias replaced).
+    pub model: Option<&'a str>,
+    pub stream: bool,
+    /// The client's `anthropic-beta` headers, joined.
+    pub beta: Option<&'a str>,
+    pub request_id: &'a str,
+}
+
+/// The request as it goes to `upstream`.
+pub fn prepare(upstream: &UpstreamRoute, asked: &Asked<'_>) -> Result<Prepared, ApiError> {
+    let (body, model) = (asked.body, asked.model);
     let target = model.map(|m| upstream.model_names.get(m).map_or(m, String::as_str));
     if upstream.dialect == Dialect::Anthropic {
-        let renamed = match (range, target) {
-            (Some(range), Some(id)) if Some(id) != requested => Some(splice(body, range, id)),
+        let renamed = match (asked.range, target) {
+            (Some(range), Some(id)) if Some(id) != asked.requested => Some(splice(body, range, id)),
             _ => None,
         };
         return Ok(Prepared::Send(Outgoing::Anthropic(renamed)));
     }
-    let count_tokens = match route {
+    let count_tokens = match asked.route {
         Route::Messages => false,
         Route::CountTokens if upstream.dialect == Dialect::OpenAi => {
             return Ok(Prepared::CountLocally)
@@ -137,23 +171,36 @@ pub fn prepare(
         .ok_or_else(|| ApiError::invalid_request("model: Field required (a string)".into()))?;
     let settings = dialect::Settings {
         openai: upstream.openai,
+        project: &upstream.project,
+        region: &upstream.region,
     };
-    let encoded = dialect::encode(
-        upstream.dialect,
+    let ask = dialect::Ask {
         body,
-        target,
-        model,
+        model: target,
+        client_model: model,
+        stream: asked.stream,
         count_tokens,
-        &settings,
-        request_id,
-    )
-    .map_err(|e| ApiError::invalid_request(e.0.into()))?;
+        beta: asked.beta,
+        request_id: asked.request_id,
+    };
+    let encoded = dialect::encode(upstream.dialect, &ask, &settings)
+        .map_err(|e| ApiError::invalid_request(e.0.into()))?;
     Ok(Prepared::Send(Outgoing::Translated {
         path: encoded.path,
         body: Bytes::from(encoded.body),
         context: Box::new(encoded.context),
         count_tokens,
     }))
+}
+
+/// The values of a request's `anthropic-beta` headers, as one comma-separated list.
+pub fn betas(head: &crate::http::head::RequestHead) -> Option<String> {
+    let values: Vec<&str> = head
+        .headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("anthropic-beta"))
+        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
 }
 
 /// The body with the model string (between its quotes at `range`) replaced by `id`.
@@ -185,18 +232,22 @@ mod tests {
     const BODY: &[u8] =
         br#"{"model":"sonnet","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
 
+    fn asked<'a>(body: &'a Bytes, route: Route, model: &'a str) -> Asked<'a> {
+        Asked {
+            route,
+            body,
+            range: Some(&(10..16)),
+            requested: Some("sonnet"),
+            model: Some(model),
+            stream: false,
+            beta: None,
+            request_id: "req_1",
+        }
+    }
+
     fn prepared(u: &UpstreamRoute, r: Route, model: &str) -> Prepared {
         let body = Bytes::from_static(BODY);
-        prepare(
-            u,
-            r,
-            &body,
-            Some(&(10..16)),
-            Some("sonnet"),
-            Some(model),
-            "req_1",
-        )
-        .unwrap()
+        prepare(u, &asked(&body, r, model)).unwrap()
     }
 
     #[test]
@@ -251,15 +302,8 @@ mod tests {
             ("/v1beta/models/gemini-2.5-pro:countTokens", true)
         );
         assert!(matches!(prepared(&g, Route::Models, "x"), Prepared::Model));
-        let bad = prepare(
-            &u,
-            Route::Messages,
-            &Bytes::from_static(b"{\"model\":\"m\"}"),
-            None,
-            None,
-            Some("m"),
-            "r",
-        );
+        let body = Bytes::from_static(b"{\"model\":\"m\"}");
+        let bad = prepare(&u, &asked(&body, Route::Messages, "m"));
         assert_eq!(bad.err().unwrap().status, 400);
     }
 }

@@ -26,7 +26,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.stream.buffer_bytes, 16_384);
     let u = &c.upstreams[0];
     assert_eq!(u.base_url.as_ref().unwrap().host, "api.anthropic.com");
-    assert_eq!(u.credentials[0].api_key, "sk-from-env");
+    assert_eq!(u.credentials[0].secret.identity(), "key:sk-from-env");
     assert_eq!(u.models, vec!["*"]);
 }
 
@@ -333,5 +333,8 @@ fn default_config_uses_mock_without_key() {
     );
     let with_key = Config::default_for_env(Some("sk-x".into()));
     assert_eq!(with_key.upstreams[0].kind, UpstreamKind::Anthropic);
-    assert_eq!(with_key.upstreams[0].credentials[0].api_key, "sk-x");
+    assert_eq!(
+        with_key.upstreams[0].credentials[0].secret.identity(),
+        "key:sk-x"
+    );
 }

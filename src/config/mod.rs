@@ -8,6 +8,7 @@
 mod access;
 mod admin;
 mod connections;
+mod credentials;
 mod logging;
 mod routing;
 mod server;
@@ -24,11 +25,12 @@ use toml::Spanned;
 pub use access::{check_exposure, ApiKey};
 pub use admin::AdminConfig;
 pub use connections::{DnsConfig, PoolConfig};
+pub use credentials::Credential;
 pub use logging::{check_directives, LogConfig, LogFormat};
 pub use routing::{ModelsConfig, RoutingConfig, Strategy};
 pub use server::{IoDriver, Listen, ServerConfig};
 pub use stream::StreamConfig;
-pub use upstreams::{Credential, MockSettings, Upstream, UpstreamKind, ANTHROPIC_API_URL};
+pub use upstreams::{MockSettings, Upstream, UpstreamKind, ANTHROPIC_API_URL};
 
 use crate::upstream::url::BaseUrl;
 use access::FileApiKey;
@@ -181,7 +183,7 @@ impl Config {
                 base_url: Some(BaseUrl::parse(ANTHROPIC_API_URL).expect("constant URL parses")),
                 credentials: vec![Credential {
                     name: "ANTHROPIC_API_KEY".into(),
-                    api_key: key,
+                    secret: crate::credentials::Secret::Key(key),
                     weight: 1,
                 }],
                 ..Upstream::mock("mock")

@@ -1,14 +1,14 @@
 //! `[[upstreams]]` and their credentials: where requests go and with which keys.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 use toml::Spanned;
 
-use super::{check_name, secret, secret_value, ConfigError};
+use super::credentials::{Credential, FileCredential};
+use super::{check_name, secret_value, ConfigError};
 use crate::dialect::{self, Dialect};
 use crate::routing::pool::MAX_UPSTREAMS_PER_TIER;
 use crate::upstream::client::Timeouts;
@@ -29,6 +29,10 @@ pub enum UpstreamKind {
     OpenAi,
     /// The Gemini API.
     Gemini,
+    /// Claude on AWS Bedrock.
+    Bedrock,
+    /// Claude on Google Vertex AI.
+    Vertex,
 }
 
 /// A validated upstream. Its `Serialize` (the admin view) shows no secret.
@@ -40,6 +44,10 @@ pub struct Upstream {
     #[serde(serialize_with = "super::display")]
     pub base_url: Option<BaseUrl>,
     pub models: Vec<String>,
+    /// Bedrock's and Vertex's region (`global` for Vertex's global endpoint).
+    pub region: Option<String>,
+    /// Vertex's project.
+    pub project: Option<String>,
     /// The client-facing model (aliases resolved) → this upstream's id for it.
     pub model_names: BTreeMap<String, String>,
     pub priority: i32,
@@ -91,41 +99,6 @@ fn proxy_view<S: Serializer>(p: &Option<Proxy>, s: S) -> Result<S::Ok, S::Error>
         .serialize(s)
 }
 
-impl Serialize for Credential {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct View<'a> {
-            name: &'a str,
-            api_key: &'static str,
-            weight: u32,
-        }
-        View {
-            name: &self.name,
-            api_key: super::REDACTED,
-            weight: self.weight,
-        }
-        .serialize(s)
-    }
-}
-
-/// A credential with its secret resolved. `Debug` never shows the key.
-#[derive(Clone)]
-pub struct Credential {
-    pub name: String,
-    pub api_key: String,
-    pub weight: u32,
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credential")
-            .field("name", &self.name)
-            .field("api_key", &"<redacted>")
-            .field("weight", &self.weight)
-            .finish()
-    }
-}
-
 /// `[upstreams.mock]`: how the built-in mock paces its answers.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -173,6 +146,10 @@ pub(super) struct FileUpstream {
     priority: i32,
     #[serde(default)]
     credentials: Vec<Spanned<FileCredential>>,
+    /// Bedrock's and Vertex's region.
+    region: Option<String>,
+    /// Vertex's project.
+    project: Option<String>,
     #[serde(default = "default_connect_timeout")]
     connect_timeout_ms: u64,
     #[serde(default = "default_tls_handshake_timeout")]
@@ -192,22 +169,14 @@ pub(super) struct FileUpstream {
     proxy_auth_env: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileCredential {
-    name: String,
-    api_key: Option<String>,
-    api_key_env: Option<String>,
-    #[serde(default = "default_weight")]
-    weight: u32,
-}
-
 fn dialect_of(kind: UpstreamKind, mock: &MockSettings) -> Dialect {
     match kind {
         UpstreamKind::Anthropic => Dialect::Anthropic,
         UpstreamKind::Mock => mock.dialect,
         UpstreamKind::OpenAi => Dialect::OpenAi,
         UpstreamKind::Gemini => Dialect::Gemini,
+        UpstreamKind::Bedrock => Dialect::Bedrock,
+        UpstreamKind::Vertex => Dialect::Vertex,
     }
 }
 
@@ -218,6 +187,21 @@ fn kind_name(kind: UpstreamKind) -> &'static str {
         UpstreamKind::Mock => "mock",
         UpstreamKind::OpenAi => "openai",
         UpstreamKind::Gemini => "gemini",
+        UpstreamKind::Bedrock => "bedrock",
+        UpstreamKind::Vertex => "vertex",
+    }
+}
+
+/// Bedrock's runtime endpoint in `region`.
+fn bedrock_url(region: &str) -> String {
+    format!("https://bedrock-runtime.{region}.amazonaws.com")
+}
+
+/// Vertex AI's endpoint for `region` (`global` has one without a region in its host).
+fn vertex_url(region: &str) -> String {
+    match region {
+        "global" => "https://aiplatform.googleapis.com".into(),
+        r => format!("https://{r}-aiplatform.googleapis.com"),
     }
 }
 
@@ -243,10 +227,6 @@ fn default_response_timeout() -> u64 {
 fn default_anthropic_version() -> String {
     "2023-06-01".into()
 }
-fn default_weight() -> u32 {
-    1
-}
-
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -288,6 +268,53 @@ pub(super) fn parse_all(
                 "timeouts must be greater than 0".into(),
             ));
         }
+        // A mock that plays Bedrock or Vertex gets a region and a project of its own.
+        let dialect = dialect_of(u.kind, &u.mock);
+        let mock_of = |d: Dialect| u.kind == UpstreamKind::Mock && dialect == d;
+        let region = match (u.kind, &u.region) {
+            (UpstreamKind::Bedrock | UpstreamKind::Vertex, Some(r)) if !r.trim().is_empty() => {
+                r.trim().to_string()
+            }
+            (UpstreamKind::Bedrock | UpstreamKind::Vertex, _) => {
+                return Err(fail(
+                    at,
+                    &key("region"),
+                    "required for this kind (e.g. \"us-east-1\", or \"global\" for Vertex)".into(),
+                ))
+            }
+            _ if mock_of(Dialect::Bedrock) || mock_of(Dialect::Vertex) => {
+                u.region.clone().unwrap_or_else(|| "us-east-1".into())
+            }
+            (_, Some(_)) => {
+                return Err(fail(
+                    at,
+                    &key("region"),
+                    "only applies to kind = \"bedrock\" or \"vertex\"".into(),
+                ))
+            }
+            (_, None) => String::new(),
+        };
+        let project = match (u.kind, &u.project) {
+            (UpstreamKind::Vertex, Some(p)) if !p.trim().is_empty() => Some(p.trim().to_string()),
+            (UpstreamKind::Vertex, _) => {
+                return Err(fail(
+                    at,
+                    &key("project"),
+                    "required for kind = \"vertex\"".into(),
+                ))
+            }
+            _ if mock_of(Dialect::Vertex) => {
+                Some(u.project.clone().unwrap_or_else(|| "ringgate-mock".into()))
+            }
+            (_, Some(_)) => {
+                return Err(fail(
+                    at,
+                    &key("project"),
+                    "only applies to kind = \"vertex\"".into(),
+                ))
+            }
+            (_, None) => None,
+        };
         let base_url = match (u.kind, &u.base_url) {
             (UpstreamKind::Mock, None) => None,
             (UpstreamKind::Mock, Some(_)) => {
@@ -295,11 +322,13 @@ pub(super) fn parse_all(
             }
             (kind, url) => {
                 let default = match kind {
-                    UpstreamKind::OpenAi => OPENAI_API_URL,
-                    UpstreamKind::Gemini => dialect::gemini::DEFAULT_BASE_URL,
-                    _ => ANTHROPIC_API_URL,
+                    UpstreamKind::OpenAi => OPENAI_API_URL.to_string(),
+                    UpstreamKind::Gemini => dialect::gemini::DEFAULT_BASE_URL.to_string(),
+                    UpstreamKind::Bedrock => bedrock_url(&region),
+                    UpstreamKind::Vertex => vertex_url(&region),
+                    _ => ANTHROPIC_API_URL.to_string(),
                 };
-                let url = url.as_deref().unwrap_or(default);
+                let url = url.as_deref().unwrap_or(&default);
                 let parsed = BaseUrl::parse(url).map_err(|e| fail(at, &key("base_url"), e))?;
                 if u.ca_file.is_some() && parsed.scheme != Scheme::Https {
                     return Err(fail(at, &key("ca_file"), "only applies to https:// upstreams".into()));
@@ -344,20 +373,20 @@ pub(super) fn parse_all(
             let names = credentials.iter().map(|x: &Credential| x.name.as_str());
             check_name(&c.name, names, "credential name")
                 .map_err(|what| fail(cat, &ckey("name"), what))?;
-            let api_key = secret(&c.api_key, &c.api_key_env, env, "api_key")
+            let region = (!region.is_empty()).then_some(region.as_str());
+            let secret = (c.secret(u.kind, region, env))
                 .map_err(|(field, what)| fail(cat, &ckey(&field), what))?;
             if c.weight == 0 {
                 return Err(fail(cat, &ckey("weight"), "must be at least 1".into()));
             }
             credentials.push(Credential {
                 name: c.name.clone(),
-                api_key,
+                secret,
                 weight: c.weight,
             });
         }
-        if matches!(u.kind, UpstreamKind::Anthropic | UpstreamKind::Gemini)
-            && credentials.is_empty()
-        {
+        let keyless = matches!(u.kind, UpstreamKind::Mock | UpstreamKind::OpenAi);
+        if !keyless && credentials.is_empty() {
             return Err(fail(
                 at,
                 &key("credentials"),
@@ -404,6 +433,8 @@ pub(super) fn parse_all(
             kind: u.kind,
             base_url,
             models: u.models.clone(),
+            region: (!region.is_empty()).then_some(region),
+            project,
             model_names: u.model_names.clone(),
             priority: u.priority,
             credentials,
@@ -431,6 +462,8 @@ impl Upstream {
             kind: UpstreamKind::Mock,
             base_url: None,
             models: all_models(),
+            region: None,
+            project: None,
             model_names: BTreeMap::new(),
             priority: 0,
             credentials: Vec::new(),

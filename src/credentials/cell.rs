@@ -57,13 +57,6 @@ impl<T> Default for Cell<T> {
 }
 
 impl<T> Cell<T> {
-    /// A cell holding a value that never expires (credentials given in the configuration).
-    pub fn fixed(value: T) -> Cell<T> {
-        let cell = Cell::default();
-        cell.store(value, None);
-        cell
-    }
-
     /// The current value, if one was fetched and has not expired at `now`.
     pub fn current(&self, now: SystemTime) -> Option<Arc<Fetched<T>>> {
         self.current
@@ -151,7 +144,6 @@ mod tests {
                 .generation,
             2
         );
-        assert_eq!(Cell::fixed(7).current(t0).unwrap().value, 7);
     }
 
     #[test]

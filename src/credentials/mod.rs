@@ -20,9 +20,10 @@ pub mod schedule;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use aws::{AwsKeys, AwsSource};
-use cell::Cell;
+use cell::{Cell, Fetched, Refusal};
 use google::ServiceAccount;
 use refresher::TokenSource;
 
@@ -83,9 +84,9 @@ impl Secret {
     pub fn auth(&self, name: &str) -> Auth {
         match self {
             Secret::Key(key) => Auth::Key(key.clone()),
-            Secret::AwsKeys(keys) => Auth::Aws(Arc::new(Cell::fixed(keys.clone()))),
+            Secret::AwsKeys(keys) => Auth::AwsKeys(Arc::new(keys.clone())),
             Secret::AwsFetched(source) => {
-                Auth::Aws(refresher::aws(&self.identity(), name, source.clone()))
+                Auth::AwsFetched(refresher::aws(&self.identity(), name, source.clone()))
             }
             Secret::ServiceAccount(_, sa) => Auth::Token(refresher::token(
                 &self.identity(),
@@ -107,9 +108,11 @@ pub enum Auth {
     /// None at all (a keyless upstream).
     None,
     Key(String),
-    /// AWS keys that sign each request.
-    Aws(Arc<Cell<AwsKeys>>),
-    /// An access token, sent as `Authorization: Bearer`.
+    /// AWS keys, given, that sign each request.
+    AwsKeys(Arc<AwsKeys>),
+    /// AWS keys, fetched, that sign each request.
+    AwsFetched(Arc<Cell<AwsKeys>>),
+    /// An access token, fetched, sent as `Authorization: Bearer`.
     Token(Arc<Cell<String>>),
 }
 
@@ -118,8 +121,74 @@ impl fmt::Debug for Auth {
         f.write_str(match self {
             Auth::None => "None",
             Auth::Key(_) => "Key(<redacted>)",
-            Auth::Aws(_) => "Aws(<redacted>)",
+            Auth::AwsKeys(_) => "AwsKeys(<redacted>)",
+            Auth::AwsFetched(_) => "AwsFetched(<redacted>)",
             Auth::Token(_) => "Token(<redacted>)",
         })
+    }
+}
+
+/// A credential's value as one request holds it: borrowed where it is fixed, the fetched value
+/// itself where it changes, so that an upstream's refusal can be tied to what it refused.
+pub enum Held<'a> {
+    None,
+    Key(&'a str),
+    AwsKeys(&'a AwsKeys),
+    AwsFetched(&'a Cell<AwsKeys>, Arc<Fetched<AwsKeys>>),
+    Token(&'a Cell<String>, Arc<Fetched<String>>),
+}
+
+impl Auth {
+    /// The value a request sent at `now` goes with; for a fetched credential with no valid
+    /// value, why not (the last fetch's failure, which names where, never what).
+    pub fn hold(&self, now: SystemTime) -> Result<Held<'_>, String> {
+        fn fetched<T>(cell: &Cell<T>, now: SystemTime) -> Result<Arc<Fetched<T>>, String> {
+            cell.current(now).ok_or_else(|| match cell.failure() {
+                Some(why) => format!("has no valid credential: {why}"),
+                None => "has no credential fetched yet".to_string(),
+            })
+        }
+        Ok(match self {
+            Auth::None => Held::None,
+            Auth::Key(key) => Held::Key(key),
+            Auth::AwsKeys(keys) => Held::AwsKeys(keys),
+            Auth::AwsFetched(cell) => Held::AwsFetched(cell, fetched(cell, now)?),
+            Auth::Token(cell) => Held::Token(cell, fetched(cell, now)?),
+        })
+    }
+}
+
+impl Held<'_> {
+    /// An upstream refused this value (401 or 403). A fixed one is to blame at once; a fetched
+    /// one is fetched again first (the refresher is woken), and blamed only if the value
+    /// fetched for that is refused too.
+    pub fn refused(&self) -> Refusal {
+        let refusal = match self {
+            Held::None | Held::Key(_) | Held::AwsKeys(_) => return Refusal::Blame,
+            Held::AwsFetched(cell, value) => cell.refused(value),
+            Held::Token(cell, value) => cell.refused(value),
+        };
+        if refusal == Refusal::Refreshing {
+            refresher::wake();
+        }
+        refusal
+    }
+
+    /// The AWS keys that sign the request, if it is signed.
+    pub fn aws(&self) -> Option<&AwsKeys> {
+        match self {
+            Held::AwsKeys(keys) => Some(keys),
+            Held::AwsFetched(_, fetched) => Some(&fetched.value),
+            _ => None,
+        }
+    }
+
+    /// The key or token sent as it is, if it is one.
+    pub fn bearer(&self) -> Option<&str> {
+        match self {
+            Held::Key(key) => Some(key),
+            Held::Token(_, fetched) => Some(&fetched.value),
+            _ => None,
+        }
     }
 }

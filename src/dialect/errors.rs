@@ -197,6 +197,8 @@ pub fn whole_answer_error(body: &[u8]) -> String {
 pub struct ErrorDecoder {
     context: Context,
     status: u16,
+    /// The type the upstream named outside the body (Bedrock's `X-Amzn-ErrorType`).
+    named: Option<ErrorType>,
     body: Vec<u8>,
 }
 
@@ -205,8 +207,15 @@ impl ErrorDecoder {
         ErrorDecoder {
             context,
             status,
+            named: None,
             body: Vec::new(),
         }
+    }
+
+    /// The decoder of an answer whose type the upstream named in a header.
+    pub fn named(mut self, named: Option<ErrorType>) -> ErrorDecoder {
+        self.named = named;
+        self
     }
 }
 
@@ -219,10 +228,8 @@ impl Translate for ErrorDecoder {
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
         let found = read(&self.body).unwrap_or_default();
-        let kind = found
-            .status
-            .as_deref()
-            .and_then(type_of_google_status)
+        let kind = (self.named)
+            .or_else(|| found.status.as_deref().and_then(type_of_google_status))
             .unwrap_or_else(|| type_of_status(self.status));
         let message = match &found.message {
             Some(m) if !m.trim().is_empty() => bounded(m),

@@ -5,7 +5,9 @@
 //! servers give the time to a limit's reset in `x-ratelimit-reset-requests` / `-tokens` (Go
 //! durations such as `6m0s`); Gemini puts it in the body (`RetryInfo.retryDelay`, `"17s"`), and
 //! answers a wrong key with a 400 that says `API_KEY_INVALID`, which must disable the key like a
-//! 401 rather than go back to the client as its own mistake.
+//! 401 rather than go back to the client as its own mistake. Vertex may say the delay the same
+//! way; Bedrock says a model that timed out with a 408 (`ModelTimeoutException`), a passing
+//! fault rather than the client's.
 
 use super::Dialect;
 use crate::routing::health::{outcome_of, Outcome};
@@ -32,8 +34,11 @@ pub fn outcome<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
         ) => Some(Outcome::RateLimited {
             retry_after_ms: openai_reset(headers()),
         }),
+        // Bedrock's model did not answer in time: a passing fault, another credential may fare
+        // better.
+        (Dialect::Bedrock, None) if status == 408 => Some(Outcome::Transient),
         (
-            Dialect::Gemini,
+            Dialect::Gemini | Dialect::Vertex,
             Some(Outcome::RateLimited {
                 retry_after_ms: None,
             }),

@@ -121,7 +121,7 @@ pub fn build(
                 mocks.push(mock);
                 url.map_err(invalid)?
             }
-            UpstreamKind::Anthropic | UpstreamKind::OpenAi | UpstreamKind::Gemini => u
+            _ => u
                 .base_url
                 .clone()
                 .ok_or_else(|| invalid(format!("upstream {:?}: no base_url", u.name)))?,

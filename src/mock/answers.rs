@@ -8,7 +8,11 @@
 //!   `GET /v1/models`, `GET /v1/models/{id}`;
 //! - OpenAI ([`super::openai`]): `POST /v1/chat/completions`, `POST /chat/completions`;
 //! - Gemini ([`super::gemini`]): `POST /v1beta/models/{model}:generateContent`,
-//!   `:streamGenerateContent?alt=sse`, `:countTokens`.
+//!   `:streamGenerateContent?alt=sse`, `:countTokens`;
+//! - Bedrock ([`super::bedrock`]): `POST /model/{id}/invoke`, `/invoke-with-response-stream`,
+//!   `/count-tokens`;
+//! - Vertex ([`super::vertex`]): `POST /v1/projects/{p}/locations/{r}/publishers/anthropic/models/
+//!   {model}:rawPredict`, `:streamRawPredict`.
 //!
 //! A server may serve one dialect only (`mock-upstream --dialect`): the others' paths are then
 //! a 404. Errors are written in the shape of the dialect whose path was asked for. Answers can be
@@ -20,7 +24,7 @@ use std::ops::Range;
 use super::directives::Directives;
 use super::faults;
 use super::shape::Shape;
-use super::{anthropic, gemini, openai};
+use super::{anthropic, bedrock, gemini, openai, vertex};
 use crate::dialect::Dialect;
 use crate::http::{ApiError, ErrorType};
 
@@ -46,6 +50,11 @@ pub enum Reply {
         stamped: Range<usize>,
         /// Where in each stamped event its send time goes; each dialect's differs.
         stamp_offset: usize,
+    },
+    /// An `application/vnd.amazon.eventstream` of binary frames (Bedrock's streams).
+    Frames {
+        frames: Vec<Vec<u8>>,
+        delivery: Delivery,
     },
 }
 
@@ -97,6 +106,8 @@ enum Route<'a> {
     Model(&'a str),
     ChatCompletions,
     Gemini(gemini::Call),
+    Bedrock(bedrock::Call),
+    Vertex(vertex::Call),
     /// A path of no dialect's, or of one not served: a 404.
     Unknown(Option<Dialect>),
 }
@@ -109,6 +120,8 @@ impl Route<'_> {
             }
             Route::ChatCompletions => Some(Dialect::OpenAi),
             Route::Gemini(_) => Some(Dialect::Gemini),
+            Route::Bedrock(_) => Some(Dialect::Bedrock),
+            Route::Vertex(_) => Some(Dialect::Vertex),
             Route::Unknown(d) => *d,
         }
     }
@@ -123,12 +136,22 @@ fn route<'a>(method: &str, target: &'a str) -> Route<'a> {
         ("GET", p) if p.starts_with("/v1/models/") => Route::Model(&p["/v1/models/".len()..]),
         ("POST", "/v1/chat/completions" | "/chat/completions") => Route::ChatCompletions,
         (_, p) if p.ends_with("/chat/completions") => Route::Unknown(Some(Dialect::OpenAi)),
+        ("POST", p) if p.starts_with("/model/") => match bedrock::Call::of(p) {
+            Some(call) => Route::Bedrock(call),
+            None => Route::Unknown(Some(Dialect::Bedrock)),
+        },
+        ("POST", p) if p.starts_with("/v1/projects/") => match vertex::Call::of(p) {
+            Some(call) => Route::Vertex(call),
+            None => Route::Unknown(Some(Dialect::Vertex)),
+        },
         ("POST", p) => match gemini::Call::of(p, query) {
             Some(call) => Route::Gemini(call),
             None if p.starts_with("/v1beta/") => Route::Unknown(Some(Dialect::Gemini)),
             None => Route::Unknown(None),
         },
         (_, p) if p.starts_with("/v1beta/") => Route::Unknown(Some(Dialect::Gemini)),
+        (_, p) if p.starts_with("/model/") => Route::Unknown(Some(Dialect::Bedrock)),
+        (_, p) if p.starts_with("/v1/projects/") => Route::Unknown(Some(Dialect::Vertex)),
         _ => Route::Unknown(None),
     }
 }
@@ -168,6 +191,8 @@ pub fn answer_shaped(req: &Request<'_>, shape: &Shape) -> Reply {
         Route::Model(id) => anthropic::model(id),
         Route::ChatCompletions => openai::chat_completions(body, fault, d, shape),
         Route::Gemini(call) => gemini::answer(&call, body, fault, d, shape),
+        Route::Bedrock(call) => bedrock::answer(&call, body, fault, shape),
+        Route::Vertex(call) => vertex::answer(&call, body, fault, shape),
         Route::Unknown(_) => unreachable!("answered above"),
     };
     result.unwrap_or_else(|e| error_in(dialect, &e))
@@ -189,7 +214,15 @@ fn not_found(target: &str, only: Option<Dialect>) -> ApiError {
             "/v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse and \
              :countTokens"
         }
-        None => "the Anthropic, OpenAI and Gemini paths",
+        Some(Dialect::Bedrock) => {
+            "/model/{id}/invoke, /model/{id}/invoke-with-response-stream and \
+             /model/{id}/count-tokens"
+        }
+        Some(Dialect::Vertex) => {
+            "/v1/projects/{p}/locations/{r}/publishers/anthropic/models/{model}:rawPredict and \
+             :streamRawPredict"
+        }
+        None => "the Anthropic, OpenAI, Gemini, Bedrock and Vertex paths",
     };
     ApiError::new(
         404,
@@ -209,6 +242,8 @@ pub fn error_in(dialect: Dialect, e: &ApiError) -> Reply {
         Dialect::Anthropic => anthropic::error(e),
         Dialect::OpenAi => openai::error(e),
         Dialect::Gemini => gemini::error(e),
+        Dialect::Bedrock => bedrock::error(e),
+        Dialect::Vertex => vertex::error(e),
     }
 }
 
@@ -244,6 +279,17 @@ mod tests {
             ),
             ("POST", "/v1beta/models/g:bogus", Some(Dialect::Gemini)),
             ("POST", "/v2/else", None),
+            (
+                "POST",
+                "/model/anthropic.claude-x-v1%3A0/invoke",
+                Some(Dialect::Bedrock),
+            ),
+            ("POST", "/model/m/converse", Some(Dialect::Bedrock)),
+            (
+                "POST",
+                "/v1/projects/p/locations/global/publishers/anthropic/models/m:rawPredict",
+                Some(Dialect::Vertex),
+            ),
         ] {
             assert_eq!(
                 route(method, target).dialect(),
@@ -261,7 +307,7 @@ mod tests {
     fn status_and_body(r: Reply) -> (u16, String) {
         match r {
             Reply::Json { status, body, .. } => (status, body),
-            Reply::Stream { .. } => (200, String::new()),
+            Reply::Stream { .. } | Reply::Frames { .. } => (200, String::new()),
         }
     }
 

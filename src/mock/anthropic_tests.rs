@@ -41,7 +41,7 @@ fn assert_framed(events: &[String]) {
 fn status_of(r: &Reply) -> u16 {
     match r {
         Reply::Json { status, .. } => *status,
-        Reply::Stream { .. } => 200,
+        Reply::Stream { .. } | Reply::Frames { .. } => 200,
     }
 }
 

@@ -19,6 +19,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -264,7 +265,7 @@ impl Handler for MockHandler {
         };
         let status = match &reply {
             Reply::Json { status, .. } => *status,
-            Reply::Stream { .. } => 200,
+            Reply::Stream { .. } | Reply::Frames { .. } => 200,
         };
         if let Some((stats, shard)) = &self.stats {
             stats.shard(*shard).request();
@@ -298,52 +299,76 @@ impl Handler for MockHandler {
                 stamped,
                 stamp_offset,
             } => {
-                let mut head = ResponseHead::new(200);
-                head.header("content-type", b"text/event-stream; charset=utf-8")
-                    .header("cache-control", b"no-cache")
-                    .header("request-id", answers::request_id().as_bytes());
-                let mut out = head.finish_chunked();
-                // `x-mock-event-interval-ms` paces one answer differently from the default.
-                let interval = req
-                    .head
-                    .header("x-mock-event-interval-ms")
-                    .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-                    .map_or(self.event_interval, |ms| {
-                        Duration::from_millis(ms).min(MAX_EVENT_INTERVAL)
-                    });
-                let paced = !interval.is_zero() && delivery != Delivery::Fragmented;
-                // Where in `out` the send times of the events about to be written go; stays
-                // empty (and unallocated) for answers without stamps.
-                let mut stamps = Vec::new();
-                for (i, event) in events.iter().enumerate() {
-                    if delivery == Delivery::DropAfter(i) {
-                        // Simulated crash: what was sent so far goes out, then the stream stops
-                        // without its end.
-                        stamp_now(&mut out, &mut stamps);
-                        write_all(stream, out).await?;
-                        return Ok(After::Close);
-                    }
-                    if i > 0 && paced {
-                        monoio::time::sleep(interval).await;
-                    }
-                    push_chunk(&mut out, event.as_bytes());
-                    if stamped.contains(&i)
-                        && shape::has_placeholder(event.as_bytes(), stamp_offset)
-                    {
-                        // The event ends just before the chunk's closing CRLF.
-                        stamps.push(out.len() - 2 - event.len() + stamp_offset);
-                    }
-                    if i + 1 == events.len() {
-                        out.extend_from_slice(LAST_CHUNK);
-                    }
-                    if (paced && delivery == Delivery::Whole) || i + 1 == events.len() {
-                        stamp_now(&mut out, &mut stamps);
-                        out = write_out(stream, out, delivery).await?;
-                    }
-                }
-                Ok(After::KeepAlive)
+                let events: Vec<&[u8]> = events.iter().map(|e| e.as_bytes()).collect();
+                let stamps = (stamped, stamp_offset);
+                let kind = b"text/event-stream; charset=utf-8";
+                self.stream(stream, &req, kind, &events, delivery, stamps)
+                    .await
+            }
+            Reply::Frames { frames, delivery } => {
+                let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+                let kind = b"application/vnd.amazon.eventstream";
+                self.stream(stream, &req, kind, &frames, delivery, (0..0, 0))
+                    .await
             }
         }
+    }
+}
+
+impl MockHandler {
+    /// Writes a stream of `events` of `content_type`, paced and delivered as asked; the events
+    /// in `stamped.0` get their send time at offset `stamped.1`.
+    async fn stream(
+        &self,
+        stream: &mut TcpStream,
+        req: &Request,
+        content_type: &[u8],
+        events: &[&[u8]],
+        delivery: Delivery,
+        (stamped, stamp_offset): (Range<usize>, usize),
+    ) -> io::Result<After> {
+        let mut head = ResponseHead::new(200);
+        head.header("content-type", content_type)
+            .header("cache-control", b"no-cache")
+            .header("request-id", answers::request_id().as_bytes());
+        let mut out = head.finish_chunked();
+        // `x-mock-event-interval-ms` paces one answer differently from the default.
+        let interval = req
+            .head
+            .header("x-mock-event-interval-ms")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+            .map_or(self.event_interval, |ms| {
+                Duration::from_millis(ms).min(MAX_EVENT_INTERVAL)
+            });
+        let paced = !interval.is_zero() && delivery != Delivery::Fragmented;
+        // Where in `out` the send times of the events about to be written go; stays
+        // empty (and unallocated) for answers without stamps.
+        let mut stamps = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            if delivery == Delivery::DropAfter(i) {
+                // Simulated crash: what was sent so far goes out, then the stream stops
+                // without its end.
+                stamp_now(&mut out, &mut stamps);
+                write_all(stream, out).await?;
+                return Ok(After::Close);
+            }
+            if i > 0 && paced {
+                monoio::time::sleep(interval).await;
+            }
+            push_chunk(&mut out, event);
+            if stamped.contains(&i) && shape::has_placeholder(event, stamp_offset) {
+                // The event ends just before the chunk's closing CRLF.
+                stamps.push(out.len() - 2 - event.len() + stamp_offset);
+            }
+            if i + 1 == events.len() {
+                out.extend_from_slice(LAST_CHUNK);
+            }
+            if (paced && delivery == Delivery::Whole) || i + 1 == events.len() {
+                stamp_now(&mut out, &mut stamps);
+                out = write_out(stream, out, delivery).await?;
+            }
+        }
+        Ok(After::KeepAlive)
     }
 }
 

@@ -17,8 +17,8 @@
 pub struct CredentialKey<'a> {
     pub upstream: &'a str,
     pub credential: &'a str,
-    /// The key it sends (`None` for a keyless upstream): compared, never logged.
-    pub api_key: Option<&'a str>,
+    /// What identifies its secret (`None` for a keyless upstream): compared, never logged.
+    pub secret: Option<&'a str>,
 }
 
 /// How an upstream is recognised across a reload.
@@ -51,7 +51,7 @@ mod tests {
         CredentialKey {
             upstream,
             credential,
-            api_key: Some(key),
+            secret: Some(key),
         }
     }
 
@@ -85,7 +85,7 @@ mod tests {
         let keyless = CredentialKey {
             upstream: "mock",
             credential: "default",
-            api_key: None,
+            secret: None,
         };
         assert_eq!(carry_over(&[keyless], &[keyless]), [Some(0)]);
     }

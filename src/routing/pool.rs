@@ -25,6 +25,7 @@ use super::health::{
 use super::models::serves;
 use super::select::{affine, fill_first, round_robin, Schedule};
 use crate::config::{Config, RoutingConfig, Strategy};
+use crate::credentials::Auth;
 
 /// Upstreams sharing one priority; their groups are indexed by a bitmask of them.
 pub const MAX_UPSTREAMS_PER_TIER: usize = 10;
@@ -40,8 +41,10 @@ pub struct Credential {
     /// Index of its upstream in the configuration.
     pub upstream: usize,
     pub name: String,
-    /// `None` for an upstream that takes no key (the built-in mock).
-    pub api_key: Option<String>,
+    /// What proves the gateway to the upstream; `Auth::None` for one that takes no key.
+    pub auth: Auth,
+    /// What identifies the secret across a reload (compared, never shown); `None` for none.
+    identity: Option<String>,
     pub weight: u32,
     health: Arc<CredentialHealth>,
 }
@@ -187,18 +190,25 @@ impl Pool {
                 endpoint,
                 health: Arc::default(),
             });
-            let credential = |name: &str, api_key, weight| Credential {
-                upstream: u,
-                name: name.into(),
-                api_key,
-                weight,
-                health: Arc::new(CredentialHealth::new()),
-            };
             if upstream.credentials.is_empty() {
-                credentials.push(credential(KEYLESS, None, 1));
+                credentials.push(Credential {
+                    upstream: u,
+                    name: KEYLESS.into(),
+                    auth: Auth::None,
+                    identity: None,
+                    weight: 1,
+                    health: Arc::new(CredentialHealth::new()),
+                });
             }
             for c in &upstream.credentials {
-                credentials.push(credential(&c.name, Some(c.api_key.clone()), c.weight));
+                credentials.push(Credential {
+                    upstream: u,
+                    name: c.name.clone(),
+                    auth: c.secret.auth(&format!("{}/{}", upstream.name, c.name)),
+                    identity: Some(c.secret.identity()),
+                    weight: c.weight,
+                    health: Arc::new(CredentialHealth::new()),
+                });
             }
         }
         let mut priorities: Vec<i32> = config.upstreams.iter().map(|u| u.priority).collect();
@@ -265,7 +275,7 @@ impl Pool {
             .map(|c| CredentialKey {
                 upstream: &self.upstreams[c.upstream].name,
                 credential: &c.name,
-                api_key: c.api_key.as_deref(),
+                secret: c.identity.as_deref(),
             })
             .collect()
     }

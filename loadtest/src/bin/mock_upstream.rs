@@ -1,5 +1,5 @@
 //! `mock-upstream`: a fast upstream for tests and benchmarks, in the Anthropic, OpenAI Chat
-//! Completions and Gemini dialects.
+//! Completions, Gemini, Bedrock and Vertex dialects.
 //!
 //! Serves the same answers as ringgate's built-in mock (one implementation, in the library) as a
 //! separate process, so the gateway can be measured and tested in front of a real upstream server.
@@ -39,7 +39,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(
     name = "mock-upstream",
-    about = "A mock upstream server in the Anthropic, OpenAI and Gemini dialects",
+    about = "A mock upstream server in the Anthropic, OpenAI, Gemini, Bedrock and Vertex dialects",
     after_help = SHAPE_HELP
 )]
 struct Args {
@@ -56,7 +56,9 @@ struct Args {
     /// Serve only this dialect's paths (the others answer 404): anthropic (/v1/messages,
     /// /v1/messages/count_tokens, /v1/models), openai (/v1/chat/completions,
     /// /chat/completions), gemini (/v1beta/models/{model}:generateContent,
-    /// :streamGenerateContent?alt=sse, :countTokens), or all.
+    /// :streamGenerateContent?alt=sse, :countTokens), bedrock (/model/{id}/invoke,
+    /// /invoke-with-response-stream, /count-tokens), vertex (/v1/projects/{p}/locations/{r}/
+    /// publishers/anthropic/models/{model}:rawPredict, :streamRawPredict), or all.
     #[arg(long, value_enum, default_value_t = DialectArg::All)]
     dialect: DialectArg,
     /// Require this API key (or one of the --fault-for-key keys) on every request (401
@@ -95,6 +97,8 @@ enum DialectArg {
     Anthropic,
     Openai,
     Gemini,
+    Bedrock,
+    Vertex,
     All,
 }
 
@@ -104,6 +108,8 @@ impl DialectArg {
             DialectArg::Anthropic => Some(Dialect::Anthropic),
             DialectArg::Openai => Some(Dialect::OpenAi),
             DialectArg::Gemini => Some(Dialect::Gemini),
+            DialectArg::Bedrock => Some(Dialect::Bedrock),
+            DialectArg::Vertex => Some(Dialect::Vertex),
             DialectArg::All => None,
         }
     }

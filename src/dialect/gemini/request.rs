@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 
 use super::super::request::{content, unsupported, Block, Invalid, MessagesRequest};
 use super::super::tools::ToolNames;
+use super::super::SEGMENT;
 use crate::json::skim;
 use crate::json::write::push_str;
 
@@ -263,13 +264,6 @@ pub fn encode(
     };
     Ok((path, serde_json::to_vec(&body).map_err(encoded)?))
 }
-
-/// Characters a model id keeps in the path: letters, digits, `-._~`.
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// The turns of the conversation. Instructions in its middle (`role: "system"`, which newer
 /// clients send) join the system instruction: Gemini has no place for them between turns.

@@ -1,0 +1,47 @@
+//! Bedrock's `CountTokens` answer (`{"inputTokens": N}`) as a count_tokens one.
+
+use serde::Deserialize;
+
+use crate::dialect::events::push_u64;
+use crate::dialect::whole::{Whole, WholeStage};
+
+/// The translation stage of a `CountTokens` answer.
+pub type CountDecoder = WholeStage<Count>;
+
+pub struct Count;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Counted {
+    input_tokens: u64,
+}
+
+impl Whole for Count {
+    fn translate(&self, body: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let count: Counted = serde_json::from_slice(body)
+            .map_err(|e| format!("sent a token count that cannot be read ({e})"))?;
+        out.extend_from_slice(b"{\"input_tokens\":");
+        push_u64(out, count.input_tokens);
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::translate::Translate;
+
+    #[test]
+    fn counts_are_renamed() {
+        let mut stage = CountDecoder::of(Count);
+        let mut out = Vec::new();
+        stage.feed(br#"{"inputTok"#, &mut out).unwrap();
+        stage.feed(br#"ens": 42}"#, &mut out).unwrap();
+        stage.finish(&mut out).unwrap();
+        assert_eq!(out, br#"{"input_tokens":42}"#);
+        let mut bad = CountDecoder::of(Count);
+        bad.feed(b"{}", &mut out).unwrap();
+        assert!(bad.finish(&mut out).unwrap_err().contains("token count"));
+    }
+}
