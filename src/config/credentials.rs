@@ -1,7 +1,8 @@
 //! `[[upstreams.credentials]]`: the secret of each credential, in the forms its upstream's kind
 //! takes.
 //!
-//! Every kind takes a key (`api_key`, or `api_key_env` naming the variable that holds it). Bedrock
+//! Every kind but Vertex takes a key (`api_key`, or `api_key_env` naming the variable that holds
+//! it). Bedrock
 //! also takes AWS keys (`aws_access_key_id` / `aws_secret_access_key` / `aws_session_token`, each
 //! also as `*_env`) or fetched ones (`aws_credentials = "web-identity"` or `"instance"`); Vertex
 //! takes a service account's key file, the metadata server (`gcp_credentials = "metadata"`) or

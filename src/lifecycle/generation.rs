@@ -175,6 +175,10 @@ pub fn build(
         Some(p) => Pool::succeeding(&config, &p.pool),
         None => Pool::new(&config),
     };
+    // Fetched credentials are fetched as the pool registers them: the first requests need not
+    // fail over for want of a token that is a round trip away. A source that does not answer in
+    // time is retried in the background, and requests fail over from it meanwhile.
+    crate::credentials::refresher::settle(FIRST_FETCH);
     let catalog = Catalog::new(&config, started).map(Arc::new);
     Ok(Generation {
         id,
@@ -188,6 +192,9 @@ pub fn build(
         mocks,
     })
 }
+
+/// How long a new generation waits for its fetched credentials' first values.
+const FIRST_FETCH: Duration = Duration::from_secs(5);
 
 /// Resolves an upstream's host name on the calling thread, so the workers begin with its
 /// addresses. A failure is not fatal (DNS may come up after the gateway, as on a booting host):
