@@ -2,9 +2,8 @@
 //! takes.
 //!
 //! Every kind but Vertex takes a key (`api_key`, or `api_key_env` naming the variable that holds
-//! it). Bedrock
-//! also takes AWS keys (`aws_access_key_id` / `aws_secret_access_key` / `aws_session_token`, each
-//! also as `*_env`) or fetched ones (`aws_credentials = "web-identity"` or `"instance"`); Vertex
+//! it). Bedrock also takes AWS keys (`aws_access_key_id` / `aws_secret_access_key` /
+//! `aws_session_token`, each also as `*_env`) or fetched ones (`aws_credentials = "web-identity"` or `"instance"`); Vertex
 //! takes a service account's key file, the metadata server (`gcp_credentials = "metadata"`) or
 //! an access token someone else refreshes (`access_token` / `access_token_env`). A credential
 //! states exactly one of the forms its kind takes; errors name the key at fault, never a value.
