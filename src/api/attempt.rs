@@ -150,14 +150,16 @@ impl Failed {
     /// problem, never shown to the client as its own 401 or 403.
     pub fn into_answer(self, upstream: &str) -> LastAnswer {
         LastAnswer::Error(match self {
-            Failed::Status {
-                outcome: Outcome::AuthFailed,
-                answer,
-            } => ApiError::bad_gateway(format!(
-                "the upstream {upstream:?} refused the gateway's credential ({}); the gateway's \
-                 log names it",
-                answer.head.status
-            )),
+            // A fetched credential's first refusal is a passing fault, but still a refusal.
+            Failed::Status { outcome, answer }
+                if outcome == Outcome::AuthFailed || matches!(answer.head.status, 401 | 403) =>
+            {
+                ApiError::bad_gateway(format!(
+                    "the upstream {upstream:?} refused the gateway's credential ({}); the gateway's \
+                     log names it",
+                    answer.head.status
+                ))
+            }
             Failed::Status { answer, .. } => return LastAnswer::Upstream(answer),
             Failed::Transport(e) => e.to_api_error(upstream),
             Failed::Body(f) => body_failure(upstream, &f),
@@ -320,6 +322,9 @@ fn outcome_label(attempt: &Attempt) -> &'static str {
                 outcome: Outcome::AuthFailed,
                 ..
             } => "key_refused",
+            Failed::Status { answer, .. } if matches!(answer.head.status, 401 | 403) => {
+                "key_refused"
+            }
             Failed::Status { .. } => "upstream_error",
             Failed::Transport(UpstreamError::TimedOut(..)) => "timeout",
             Failed::Transport(_) => "unreachable",

@@ -1,5 +1,6 @@
 """Claude Code (`claude -p`, pinned and installed by scripts/claude-code.sh) through ringgate to
-an upstream of each dialect: it completes a prompt, and, through the OpenAI and Gemini dialects,
+an upstream of each dialect (Claude on Bedrock and on Vertex included, with a Bedrock API key and
+a Vertex access token): it completes a prompt, and, through the OpenAI and Gemini dialects,
 a turn in which the model calls one of its tools (the mock's `x-mock-tool-calls`, which Claude
 Code sends through ANTHROPIC_CUSTOM_HEADERS): Claude Code checks the call's input, sends the
 result back, and the mock's answer to that result ends the turn.
@@ -14,10 +15,24 @@ import subprocess
 
 import pytest
 
-from conftest import REPO_ROOT, gateway_config, start_gateway
+from conftest import REPO_ROOT, UPSTREAM_SECRET, gateway_config, start_gateway
 
 SCRIPT = REPO_ROOT / "scripts" / "claude-code.sh"
-DIALECTS = ["anthropic", "openai", "gemini"]
+DIALECTS = ["anthropic", "openai", "gemini", "bedrock", "vertex"]
+
+
+def config_for(name: str, base: str) -> str:
+    """A gateway in front of the mock speaking `name`; the cloud kinds take their region (and
+    project) in the upstream's table, and a bearer credential the mock checks."""
+    if name not in ("bedrock", "vertex"):
+        return gateway_config(kind=name, base_url=base)
+    config = gateway_config(kind=name, base_url=base, api_key=None)
+    config += 'region = "us-east-1"\n'
+    secret = f'api_key = "{UPSTREAM_SECRET}"'
+    if name == "vertex":
+        config += 'project = "ringgate-test"\n'
+        secret = f'access_token = "{UPSTREAM_SECRET}"'
+    return config + f'\n[[upstreams.credentials]]\nname = "primary"\n{secret}\n'
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +51,7 @@ def gateways(mock_upstream, log_dir):
     try:
         for name in DIALECTS:
             base = mock_upstream.base_url + ("/v1" if name == "openai" else "")
-            config = gateway_config(kind=name, base_url=base)
+            config = config_for(name, base)
             started[name] = start_gateway(f"claude-code-{name}-gateway", config, log_dir)
         yield {name: gw for name, (gw, _) in started.items()}
     finally:
