@@ -1,9 +1,10 @@
 //! What translation costs per upstream chunk: the OpenAI and Gemini stream decoders turning a
 //! streamed answer of 64 text deltas of 60 bytes into Anthropic events (one upstream event per
 //! read, as a live stream arrives), the OpenAI decoder on parallel tool calls with interleaved
-//! argument fragments, and the request encoders on a Claude Code-sized request (a long system
-//! prompt, twenty tools, a conversation with tool results). The target: a translated 60-byte text
-//! delta costs under 1 µs.
+//! argument fragments, the Bedrock decoder unwrapping the same answer from event-stream frames
+//! (and one of 2 KiB deltas), and the request encoders on a Claude Code-sized request (a long
+//! system prompt, twenty tools, a conversation with tool results), Bedrock's with its SigV4
+//! signature. The target: a translated 60-byte text delta costs under 1 µs.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ringgate::dialect::events::MessageHead;
 use ringgate::dialect::request::MessagesRequest;
 use ringgate::dialect::tools::ToolNames;
-use ringgate::dialect::{gemini, openai, Context};
+use ringgate::dialect::{bedrock, gemini, openai, Context};
 use ringgate::stream::translate::Translate;
 use serde_json::json;
 
@@ -105,6 +106,37 @@ fn gemini_text() -> Vec<Vec<u8>> {
     }))
 }
 
+/// An Anthropic stream of `DELTAS` text deltas of `bytes` bytes, one event-stream frame per
+/// event (one frame per read), as Bedrock sends it.
+fn bedrock_text(bytes: usize) -> Vec<Vec<u8>> {
+    let event =
+        |v: serde_json::Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
+    let mut events = vec![
+        event(
+            json!({"type":"message_start","message":{"id":"msg_bdrk_bench","type":"message","role":"assistant",
+            "model":"claude-sonnet-4-5-20250929","content":[],"stop_reason":null,"stop_sequence":null,
+            "usage":{"input_tokens":1000,"output_tokens":1}}}),
+        ),
+        event(
+            json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+        ),
+    ];
+    events.extend((0..DELTAS).map(|i| {
+        let text = text(i).repeat(bytes.div_ceil(60))[..bytes].to_string();
+        event(json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":text}}))
+    }));
+    events.push(event(json!({"type":"content_block_stop","index":0})));
+    events.push(event(
+        json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},
+        "usage":{"output_tokens":64}}),
+    ));
+    events.push(event(json!({"type":"message_stop"})));
+    events
+        .iter()
+        .map(|e| ringgate::mock::bedrock::frame_of(e))
+        .collect()
+}
+
 /// Decodes a whole stream, one read at a time; returns the bytes written.
 fn decode(mut d: Box<dyn Translate>, reads: &[Vec<u8>], out: &mut Vec<u8>) -> usize {
     out.clear();
@@ -119,7 +151,7 @@ fn decode(mut d: Box<dyn Translate>, reads: &[Vec<u8>], out: &mut Vec<u8>) -> us
 type Case = (&'static str, Vec<Vec<u8>>, fn() -> Box<dyn Translate>);
 
 fn streams(c: &mut Criterion) {
-    let cases: [Case; 3] = [
+    let cases: [Case; 5] = [
         ("openai text", openai_text(), || {
             Box::new(openai::stream::StreamDecoder::new(context()))
         }),
@@ -128,6 +160,12 @@ fn streams(c: &mut Criterion) {
         }),
         ("gemini text", gemini_text(), || {
             Box::new(gemini::stream::StreamDecoder::new(context()))
+        }),
+        ("bedrock text", bedrock_text(60), || {
+            Box::new(bedrock::stream::StreamDecoder::new())
+        }),
+        ("bedrock 2 KiB deltas", bedrock_text(2048), || {
+            Box::new(bedrock::stream::StreamDecoder::new())
         }),
     ];
     let mut g = c.benchmark_group("translate_stream");
@@ -192,6 +230,40 @@ fn encoders(c: &mut Criterion) {
             let req = MessagesRequest::parse(black_box(&body)).unwrap();
             gemini::request::encode(&req, "gemini-2.5-flash", false, &mut ToolNames::default())
                 .unwrap()
+        })
+    });
+    g.bench_function(BenchmarkId::new("bedrock, signed", body.len()), |b| {
+        use bedrock::sigv4::{sign, Credentials, Request, Scope, BEDROCK};
+        let creds = Credentials {
+            access_key_id: "AKIDEXAMPLE",
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            session_token: Some("session-token"),
+        };
+        let scope = Scope {
+            region: "us-east-1",
+            service: BEDROCK,
+        };
+        b.iter(|| {
+            let (path, body) = bedrock::request::encode(
+                black_box(&body),
+                "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                Some("interleaved-thinking-2025-05-14"),
+                true,
+                false,
+            )
+            .unwrap();
+            let request = Request {
+                method: "POST",
+                host: "bedrock-runtime.us-east-1.amazonaws.com",
+                path: &path,
+                query: "",
+                headers: &[
+                    ("accept", "application/vnd.amazon.eventstream"),
+                    ("content-type", "application/json"),
+                ],
+                body: &body,
+            };
+            sign(&request, &creds, &scope, std::time::SystemTime::now())
         })
     });
     g.finish();

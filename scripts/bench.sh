@@ -9,7 +9,10 @@
 #   mock-upstream (the upstream of every target), ringgate (coalescing, the default),
 #   ringgate in immediate mode (scenario 3 only), ringgate-openai (ringgate with a
 #   `kind = "openai"` upstream: the same mock spoken to in the OpenAI Chat Completions dialect,
-#   so every request and every event is translated; scenarios 1, 3, 4 and 5), nginx
+#   so every request and every event is translated; scenarios 1, 3, 4 and 5), ringgate-bedrock
+#   (ringgate with a `kind = "bedrock"` upstream: the same mock as Claude on Bedrock, requests
+#   reshaped and SigV4-signed, streams unwrapped from AWS event-stream frames; scenarios 1, 3
+#   and 5), nginx
 #   (proxy_buffering off, HTTP/1.1 keep-alive upstream), HAProxy (HTTP mode, its defaults)
 # and drives each with sseload, target after target, scenario after scenario:
 #   1. non-stream throughput, closed loop: requests/s, and the proxy's CPU µs per request
@@ -189,6 +192,15 @@ RUST_LOG=${RUST_LOG:-info} start_server ringgate-openai "$PROXY_CPU" "$TMP/ringg
 URL[ringgate-openai]=http://127.0.0.1:$port
 PIDS_OF[ringgate-openai]=$STARTED_PID
 
+# The Bedrock lane: the same again, its upstream the mock's Bedrock paths.
+port=$(free_port)
+fill "$ROOT/scripts/bench/ringgate-bedrock.toml" "$TMP/ringgate-bedrock.toml" \
+    PORT="$port" UPSTREAM_PORT="$UPSTREAM_PORT"
+RUST_LOG=${RUST_LOG:-info} start_server ringgate-bedrock "$PROXY_CPU" "$TMP/ringgate-bedrock" err \
+    "$GATEWAY" serve --config "$TMP/ringgate-bedrock.toml"
+URL[ringgate-bedrock]=http://127.0.0.1:$port
+PIDS_OF[ringgate-bedrock]=$STARTED_PID
+
 mkdir -p "$TMP/nginx"
 port=$(free_port)
 fill "$ROOT/scripts/bench/nginx.conf" "$TMP/nginx/nginx.conf" DIR="$TMP/nginx" \
@@ -265,7 +277,8 @@ if [ "$WITH_CCR" = 1 ]; then
     TRANSLATORS="$TRANSLATORS ccr"
 fi
 # One streamed and one plain answer through each target, so a broken setup fails here.
-for target in direct $LANE_PROXIES ringgate-immediate ringgate-openai $TRANSLATORS; do
+for target in direct $LANE_PROXIES ringgate-immediate ringgate-openai ringgate-bedrock \
+    $TRANSLATORS; do
     timeout 30 "$SSELOAD" --url "${URL[$target]}" --requests 3 --warmup 0 --concurrency 1 \
         --io-driver "$SSELOAD_IO_DRIVER" --json "$TMP/check.json" >"$TMP/check.out" 2>&1 ||
         die "$target: the check run failed: $(cat "$TMP/check.out")"
@@ -291,7 +304,7 @@ load() {
 
 for scenario in $SCENARIOS; do
     case "$scenario" in
-        1) for t in direct $LANE_PROXIES ringgate-openai $TRANSLATORS; do
+        1) for t in direct $LANE_PROXIES ringgate-openai ringgate-bedrock $TRANSLATORS; do
                load 1 "$t" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP"
            done ;;
         2) for t in direct $LANE_PROXIES; do
@@ -299,7 +312,7 @@ for scenario in $SCENARIOS; do
                [ "$t" = litellm ] && rate=$LITELLM_RATE
                load 2 "$t" --rate "$rate" --duration "$DURATION" --warmup "$WARMUP"
            done ;;
-        3) for t in direct ringgate ringgate-immediate ringgate-openai nginx haproxy \
+        3) for t in direct ringgate ringgate-immediate ringgate-openai ringgate-bedrock nginx haproxy \
                ${LITELLM:+litellm} $TRANSLATORS; do
                load 3 "$t" --stream --concurrency "$STREAMS" --deltas "$LANE_DELTAS" \
                    --delta-bytes 60 --interval-ms 20 --duration "$DURATION" --warmup "$WARMUP"
@@ -310,7 +323,7 @@ for scenario in $SCENARIOS; do
                load 4 "$t" --hold "$hold" --ramp "$RAMP" --deltas "$HOLD_DELTAS" \
                    --interval-ms "$HOLD_INTERVAL_MS"
            done ;;
-        5) for t in direct $PROXIES ringgate-openai; do
+        5) for t in direct $PROXIES ringgate-openai ringgate-bedrock; do
                load 5 "$t" --stream --concurrency 4 --deltas "$BULK_DELTAS" --delta-bytes 2048 \
                    --interval-ms 0 --duration "$DURATION" --warmup "$WARMUP"
            done ;;

@@ -7,8 +7,9 @@
 Ratios are what a run on a shared machine can say: every target ran in the same run, against
 the same upstream, one after the other. The translated-lane section puts the targets that
 translate the Messages API to OpenAI Chat Completions (ringgate-openai, litellm-openai, ccr)
-beside ringgate's pass-through. The targets section checks the figures against issue 6's and
-issue 15's goals.
+beside ringgate's pass-through; the Bedrock-lane section does the same for ringgate-bedrock
+(its upstream the mock's Bedrock paths: event-stream frames unwrapped). The targets section
+checks the figures against issues 6, 15 and 16's goals.
 """
 
 import argparse
@@ -16,8 +17,8 @@ import json
 import os
 import sys
 
-TARGETS = ["direct", "ringgate", "ringgate-immediate", "ringgate-openai", "nginx", "haproxy",
-           "litellm", "litellm-openai", "ccr"]
+TARGETS = ["direct", "ringgate", "ringgate-immediate", "ringgate-openai", "ringgate-bedrock",
+           "nginx", "haproxy", "litellm", "litellm-openai", "ccr"]
 # The upstream dialect of each target of the translated-lane section: what it speaks to the mock.
 DIALECT = {"ringgate": "anthropic", "ringgate-openai": "openai", "litellm": "anthropic",
            "litellm-openai": "openai", "ccr": "openai"}
@@ -213,13 +214,13 @@ def lost_garbled(run):
     return f"{s.get('lost_events')} / {s.get('garbled_events')}"
 
 
-def translated(all_runs, meta):
-    """The translated lane (issue 15): ringgate's pass-through and ringgate-openai side by side,
-    then every target that translates, from the same run."""
+def lane(all_runs, tr, label):
+    """ringgate's pass-through and target `tr` side by side, from the same run: the rows of
+    scenarios 3, 1, 5 and 4 where `tr` ran them; `None` if it ran none."""
     s1, s3, s4, s5 = (all_runs.get(k, {}) for k in (1, 3, 4, 5))
-    if not any("ringgate-openai" in runs for runs in (s1, s3, s4, s5)):
+    if not any(tr in runs for runs in (s1, s3, s4, s5)):
         return None
-    pt, tr = "ringgate", "ringgate-openai"
+    pt = "ringgate"
     get = lambda runs, t: runs.get(t)
 
     def row(name, f, runs, digits=0, ratio_too=False):
@@ -229,7 +230,7 @@ def translated(all_runs, meta):
 
     delay = lambda k: lambda r: stream(r)["event_delay_us"][k] if r else None
     rows = []
-    if s3:
+    if tr in s3:
         rows += [
             ["3: added TTFE p99 µs", num(added_ttfe_p99(s3, pt)), num(added_ttfe_p99(s3, tr)), ""],
             row("3: event delay p99 µs", delay("p99"), s3),
@@ -238,26 +239,36 @@ def translated(all_runs, meta):
             row("3: lost / garbled events", lost_garbled, s3),
             row("3: CPU µs/event", cpu_per_event, s3, 2, True),
         ]
-    if s1:
+    if tr in s1:
         rows.append(row("1: CPU µs/request (non-stream)", cpu_per_request_or_none, s1, 1, True))
-    if s5:
+    if tr in s5:
         rows += [
             row("5: CPU ms/MB (bulk)", cpu_per_mb, s5, 2, True),
             row("5: MB/s", lambda r: stream(r)["body_bytes_per_s"] / 1e6 if r else None, s5, 1),
             row("5: lost / garbled events", lost_garbled, s5),
         ]
-    if s4:
+    if tr in s4:
         rows += [
             row("4: KiB resident per held stream", per_stream_kib, s4, 1, True),
             row("4: held / lost events",
                 lambda r: f"{stream(r).get('held_max')} / {stream(r).get('lost_events')}" if r else "–",
                 s4),
         ]
+    return table(["figure", "ringgate", tr, f"{label} / pass-through"], rows)
+
+
+def translated(all_runs, meta):
+    """The translated lane (issue 15): ringgate's pass-through and ringgate-openai side by side,
+    then every target that translates, from the same run."""
+    s1, s3, s4 = (all_runs.get(k, {}) for k in (1, 3, 4))
+    tr = "ringgate-openai"
+    side_by_side = lane(all_runs, tr, "openai")
+    if side_by_side is None:
+        return None
     out = ("### Translated lane (kind = openai)\n\n"
            "ringgate relaying the mock's Anthropic stream (pass-through) and ringgate-openai "
            "translating the request to OpenAI Chat Completions and the mock's OpenAI stream back to "
-           "Anthropic events, same flush settings, same run:\n\n"
-           + table(["figure", "ringgate", "ringgate-openai", "openai / pass-through"], rows))
+           "Anthropic events, same flush settings, same run:\n\n" + side_by_side)
 
     # Every target that translates, beside the pass-through ones of the same run.
     names = [t for t in ("ringgate", "ringgate-openai", "litellm", "litellm-openai", "ccr")
@@ -292,6 +303,18 @@ def translated(all_runs, meta):
               "ccr and litellm-openai relay each event as it comes (no coalescing); ringgate-openai "
               "coalesces as ringgate does, so its event delays include the flush interval.")
     return out
+
+
+def bedrock(all_runs, meta):
+    """The Bedrock lane (issue 16): ringgate's pass-through and ringgate-bedrock side by side."""
+    side_by_side = lane(all_runs, "ringgate-bedrock", "bedrock")
+    if side_by_side is None:
+        return None
+    return ("### Bedrock lane (kind = bedrock)\n\n"
+            "ringgate relaying the mock's Anthropic stream (pass-through) and ringgate-bedrock "
+            "reshaping and SigV4-signing each request for Bedrock and unwrapping the mock's "
+            "event-stream frames (CRCs checked, base64 decoded) into the same Anthropic events, "
+            "same flush settings, same run:\n\n" + side_by_side)
 
 
 def cpu_per_request_or_none(run):
@@ -364,7 +387,25 @@ def goals(all_runs, meta):
         if a and b:
             add("3: translated CPU per event ≤ 2× pass-through",
                 f"{b:.2f} vs {a:.2f} µs ({b / a:.2f}×)", b <= 2 * a)
-    return "### Targets (issues 6 and 15)\n\n" + table(["target", "measured", ""], rows)
+    # Issue 16: the Bedrock lane.
+    bd = "ringgate-bedrock"
+    runs = [(k, all_runs[k][bd]) for k in (3, 4, 5) if bd in all_runs.get(k, {})]
+    if runs:
+        lost = sum(stream(r).get("lost_events") or 0 for _, r in runs)
+        garbled = sum(stream(r).get("garbled_events") or 0 for _, r in runs)
+        errs = sum(r["errors"] for _, r in runs)
+        add("3-5: Bedrock lane: lost events 0",
+            f"{lost} lost, {garbled} garbled, {errs} errors (scenarios "
+            f"{', '.join(str(k) for k, _ in runs)})", lost == 0 and garbled == 0)
+    if bd in s3:
+        worst = stream(s3[bd])["event_delay_us"]["max"]
+        add("3: Bedrock lane: event delay max ≤ flush interval", f"{worst:,} µs",
+            worst <= FLUSH_INTERVAL_US)
+        a, b = cpu_per_event(s3.get("ringgate")), cpu_per_event(s3[bd])
+        if a and b:
+            add("3: Bedrock CPU per event ≤ 1.5× pass-through",
+                f"{b:.2f} vs {a:.2f} µs ({b / a:.2f}×)", b <= 1.5 * a)
+    return "### Targets (issues 6, 15 and 16)\n\n" + table(["target", "measured", ""], rows)
 
 
 def report(out):
@@ -385,9 +426,9 @@ def report(out):
         if runs:
             all_runs[scenario] = runs
             print(render(runs, meta) + "\n")
-    section = translated(all_runs, meta)
-    if section:
-        print(section + "\n")
+    for section in (translated(all_runs, meta), bedrock(all_runs, meta)):
+        if section:
+            print(section + "\n")
     print(goals(all_runs, meta))
 
 

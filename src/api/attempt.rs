@@ -54,6 +54,9 @@ pub enum Attempt {
     ClientGone,
     /// The gateway's drain timeout passed while the upstream was still answering.
     ShuttingDown,
+    /// The upstream counts no tokens for this model (Bedrock counts for some only): the gateway
+    /// counts them itself.
+    NotCounted,
 }
 
 /// A response relayed to the client, and how it ended.
@@ -297,6 +300,11 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
     // The upstream took the credential: a probe has its answer at once, whatever the body does.
     let pool = &api.pool;
     pool.report(plan.credential, plan.model, Outcome::Success, pool.now_ms());
+    let counting = answer.translation.as_ref().filter(|(_, count)| *count);
+    if counting.is_some_and(|(c, _)| dialect::bedrock::count::counts_elsewhere(c.dialect, status)) {
+        answer.discard(api);
+        return Attempt::NotCounted;
+    }
     match relay_answer(api, client, plan.req, answer, plan.watch_client).await {
         Ok(Relayed {
             end: RelayEnd::NotCommitted(f),
@@ -310,7 +318,7 @@ async fn send(api: &Api, client: &mut TcpStream, plan: &Plan<'_>) -> Attempt {
 /// How an attempt went, in one word (the `outcome` of the attempts metric).
 fn outcome_label(attempt: &Attempt) -> &'static str {
     match attempt {
-        Attempt::Relayed(_) => "success",
+        Attempt::Relayed(_) | Attempt::NotCounted => "success",
         Attempt::ClientGone => "client_gone",
         Attempt::ShuttingDown => "cut_short",
         Attempt::Failed(f) => match f {

@@ -170,6 +170,9 @@ pub async fn forward<'a>(
             Attempt::Failed(f) => last = Some((credential, f)),
             Attempt::ClientGone => return Ok(After::Close),
             Attempt::ShuttingDown => return respond(client, req, &phase::shutting_down()).await,
+            Attempt::NotCounted => {
+                return local::count_tokens(api, client, req, credential, false, model).await
+            }
         }
         prepared = Some((upstream, now));
     }

@@ -51,10 +51,13 @@ pub enum Reply {
         /// Where in each stamped event its send time goes; each dialect's differs.
         stamp_offset: usize,
     },
-    /// An `application/vnd.amazon.eventstream` of binary frames (Bedrock's streams).
+    /// The same events, each sent in an AWS event-stream frame (Bedrock's streams): framed as
+    /// they go, after their send time is stamped.
     Frames {
-        frames: Vec<Vec<u8>>,
+        events: Vec<String>,
         delivery: Delivery,
+        stamped: Range<usize>,
+        stamp_offset: usize,
     },
 }
 

@@ -3,7 +3,7 @@
 //!
 //! The body is checked as Bedrock checks it (an object, `anthropic_version` of Bedrock's, no
 //! `model` nor `stream`: the path says those), then answered by the Anthropic mock with the
-//! path's model. Streams go as AWS event-stream frames: each Anthropic event base64-encoded in a
+//! path's model; counting is refused for Claude 3 models, as Bedrock refuses it for some. Streams go as AWS event-stream frames: each Anthropic event base64-encoded in a
 //! `chunk` frame with padding, `message_stop` carrying Bedrock's invocation metrics, an error
 //! as an `exception` frame. Errors are Bedrock's `{"message"}` with `X-Amzn-ErrorType`.
 
@@ -61,6 +61,12 @@ pub fn answer(
     shape: &Shape,
 ) -> Result<Reply, ApiError> {
     if call.method == Method::Count {
+        // Like Bedrock, it counts for the newer models only.
+        if call.model.contains("claude-3-") {
+            return Err(validation(
+                "The provided model doesn't support counting tokens.".into(),
+            ));
+        }
         let inner = counted_body(body)?;
         let anthropic = invoke_body(&inner, &call.model, false)?;
         return match anthropic::count_tokens(&anthropic)? {
@@ -78,10 +84,15 @@ pub fn answer(
     let anthropic = invoke_body(body, &call.model, stream)?;
     match anthropic::messages(&anthropic, fault, shape)? {
         Reply::Stream {
-            events, delivery, ..
-        } => Ok(Reply::Frames {
-            frames: events.iter().map(|e| frame_of(e)).collect(),
+            events,
             delivery,
+            stamped,
+            stamp_offset,
+        } => Ok(Reply::Frames {
+            events,
+            delivery,
+            stamped,
+            stamp_offset,
         }),
         whole => Ok(whole),
     }
@@ -164,7 +175,7 @@ pub fn error(e: &ApiError) -> Reply {
 }
 
 /// The frame that carries one Server-Sent Event of the Anthropic mock.
-fn frame_of(event: &str) -> Vec<u8> {
+pub fn frame_of(event: &str) -> Vec<u8> {
     let mut name = "";
     let mut data = String::new();
     for line in event.lines() {
@@ -296,16 +307,16 @@ mod tests {
             r#"{{"anthropic_version":"{VERSION}","max_tokens":5,"messages":[{{"role":"user","content":"hi"}}]}}"#
         );
         let call = Call::of("/model/m/invoke-with-response-stream").unwrap();
-        let Ok(Reply::Frames { frames, .. }) =
+        let Ok(Reply::Frames { events, .. }) =
             answer(&call, body.as_bytes(), None, &Shape::default())
         else {
             panic!("a stream is frames")
         };
         let mut reader = FrameReader::new(1 << 20);
         let mut kinds = Vec::new();
-        for f in &frames {
+        for f in events.iter().map(|e| frame_of(e)) {
             reader
-                .feed::<String>(f, |frame| {
+                .feed::<String>(&f, |frame| {
                     assert_eq!(frame.event_type(), Some("chunk"));
                     let v: serde_json::Value = serde_json::from_slice(frame.payload()).unwrap();
                     let event = STANDARD.decode(v["bytes"].as_str().unwrap()).unwrap();

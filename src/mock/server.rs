@@ -28,6 +28,7 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 
 use super::answers::{self, Delivery, Reply};
+use super::bedrock;
 use super::directives::Directives;
 use super::shape::{self, Shape};
 use crate::api::auth::{same, sha256};
@@ -299,34 +300,40 @@ impl Handler for MockHandler {
                 stamped,
                 stamp_offset,
             } => {
-                let events: Vec<&[u8]> = events.iter().map(|e| e.as_bytes()).collect();
                 let stamps = (stamped, stamp_offset);
-                let kind = b"text/event-stream; charset=utf-8";
-                self.stream(stream, &req, kind, &events, delivery, stamps)
-                    .await
+                (self.stream(stream, &req, Framing::Sse, events, delivery, stamps)).await
             }
-            Reply::Frames { frames, delivery } => {
-                let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
-                let kind = b"application/vnd.amazon.eventstream";
-                self.stream(stream, &req, kind, &frames, delivery, (0..0, 0))
-                    .await
+            Reply::Frames {
+                events,
+                delivery,
+                stamped,
+                stamp_offset,
+            } => {
+                let stamps = (stamped, stamp_offset);
+                let framing = Framing::EventStream;
+                (self.stream(stream, &req, framing, events, delivery, stamps)).await
             }
         }
     }
 }
 
 impl MockHandler {
-    /// Writes a stream of `events` of `content_type`, paced and delivered as asked; the events
-    /// in `stamped.0` get their send time at offset `stamped.1`.
+    /// Writes a stream of `events`, paced and delivered as asked; the events in `stamped.0` get
+    /// their send time at offset `stamped.1`. Framed events are stamped as they are framed, just
+    /// before they go (a frame's CRC covers the stamp).
     async fn stream(
         &self,
         stream: &mut TcpStream,
         req: &Request,
-        content_type: &[u8],
-        events: &[&[u8]],
+        framing: Framing,
+        mut events: Vec<String>,
         delivery: Delivery,
         (stamped, stamp_offset): (Range<usize>, usize),
     ) -> io::Result<After> {
+        let content_type: &[u8] = match framing {
+            Framing::Sse => b"text/event-stream; charset=utf-8",
+            Framing::EventStream => b"application/vnd.amazon.eventstream",
+        };
         let mut head = ResponseHead::new(200);
         head.header("content-type", content_type)
             .header("cache-control", b"no-cache")
@@ -344,7 +351,8 @@ impl MockHandler {
         // Where in `out` the send times of the events about to be written go; stays
         // empty (and unallocated) for answers without stamps.
         let mut stamps = Vec::new();
-        for (i, event) in events.iter().enumerate() {
+        let count = events.len();
+        for (i, event) in events.iter_mut().enumerate() {
             if delivery == Delivery::DropAfter(i) {
                 // Simulated crash: what was sent so far goes out, then the stream stops
                 // without its end.
@@ -355,21 +363,43 @@ impl MockHandler {
             if i > 0 && paced {
                 monoio::time::sleep(interval).await;
             }
-            push_chunk(&mut out, event);
-            if stamped.contains(&i) && shape::has_placeholder(event, stamp_offset) {
-                // The event ends just before the chunk's closing CRLF.
-                stamps.push(out.len() - 2 - event.len() + stamp_offset);
+            let stamp =
+                stamped.contains(&i) && shape::has_placeholder(event.as_bytes(), stamp_offset);
+            match framing {
+                Framing::Sse => {
+                    push_chunk(&mut out, event.as_bytes());
+                    if stamp {
+                        // The event ends just before the chunk's closing CRLF.
+                        stamps.push(out.len() - 2 - event.len() + stamp_offset);
+                    }
+                }
+                Framing::EventStream => {
+                    if stamp {
+                        let digits = shape::stamp_digits(shape::now_micros());
+                        event.replace_range(stamp_offset..stamp_offset + digits.len(), &digits);
+                    }
+                    push_chunk(&mut out, &bedrock::frame_of(event));
+                }
             }
-            if i + 1 == events.len() {
+            if i + 1 == count {
                 out.extend_from_slice(LAST_CHUNK);
             }
-            if (paced && delivery == Delivery::Whole) || i + 1 == events.len() {
+            if (paced && delivery == Delivery::Whole) || i + 1 == count {
                 stamp_now(&mut out, &mut stamps);
                 out = write_out(stream, out, delivery).await?;
             }
         }
         Ok(After::KeepAlive)
     }
+}
+
+/// How a stream's events go on the wire.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// As Server-Sent Events.
+    Sse,
+    /// Each in an AWS event-stream frame (Bedrock).
+    EventStream,
 }
 
 /// Options of a standalone mock upstream server.

@@ -195,6 +195,13 @@ pub fn now_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// `micros` as the digits of a send time.
+pub fn stamp_digits(micros: u64) -> String {
+    let mut digits = [0u8; STAMP_DIGITS];
+    write_digits(&mut digits, micros);
+    digits.iter().map(|&d| char::from(d)).collect()
+}
+
 /// Writes `micros` as the send time at each of `at` (offsets of stamps in `out`).
 pub fn stamp(out: &mut [u8], at: &[usize], micros: u64) {
     let mut digits = [0u8; STAMP_DIGITS];

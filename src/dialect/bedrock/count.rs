@@ -1,6 +1,17 @@
-//! Bedrock's `CountTokens` answer (`{"inputTokens": N}`) as a count_tokens one.
+//! Bedrock's `CountTokens` answer (`{"inputTokens": N}`) as a count_tokens one, and its refusal
+//! for a model it does not count for, which the gateway answers with its own estimate.
 
 use serde::Deserialize;
+
+use crate::dialect::Dialect;
+
+/// Whether an answer with `status` to a count from an upstream of `dialect` means "not counted
+/// here": Bedrock counts for some models only and refuses the others (a `ValidationException`,
+/// or a model it does not know for counting). A body the gateway's own count refuses gets the
+/// client's 400 there, so nothing the client got wrong is hidden by it.
+pub fn counts_elsewhere(dialect: Dialect, status: u16) -> bool {
+    dialect == Dialect::Bedrock && matches!(status, 400 | 404)
+}
 
 use crate::dialect::events::push_u64;
 use crate::dialect::whole::{Whole, WholeStage};

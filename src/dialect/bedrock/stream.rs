@@ -13,8 +13,7 @@
 //! answer as a broken upstream (the relay's in-band error once anything was sent); a stream cut
 //! inside a frame likewise; frames of other event types are skipped.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use std::borrow::Cow;
 
 use super::errors::type_of_exception;
 use super::eventstream::{Frame, FrameReader};
@@ -78,28 +77,15 @@ impl StreamDecoder {
 
     /// Writes the event a chunk carries.
     fn chunk(&mut self, frame: Frame<'_>, out: &mut Vec<u8>) -> Result<(), String> {
-        let mut bytes = None;
-        let read = skim::members(frame.payload(), |key, value| {
-            if key == "bytes" {
-                bytes = Some(value);
-            }
-        });
-        let encoded = match (read, bytes) {
-            (Ok(()), Some(v)) if v.len() >= 2 && v[0] == b'"' => &v[1..v.len() - 1],
-            _ => return Err("sent a chunk without its bytes".into()),
-        };
+        let encoded = bytes_of(frame.payload()).ok_or("sent a chunk without its bytes")?;
         self.event.clear();
-        STANDARD
-            .decode_vec(encoded, &mut self.event)
+        // The decoding is most of a chunk's cost: the SIMD decoder does it at several GB/s.
+        base64_simd::STANDARD
+            .decode_append(encoded, &mut self.event)
             .map_err(|_| "sent a chunk whose bytes are not base64".to_string())?;
-        let mut kind = None;
-        let walked = skim::members(&self.event, |key, value| {
-            if key == "type" && kind.is_none() {
-                kind = skim::unescape(value.get(1..value.len().saturating_sub(1)).unwrap_or(b""));
-            }
-        });
-        let kind = match (walked, kind) {
-            (Ok(()), Some(kind)) if is_event_name(&kind) => kind.into_owned(),
+        let event = self.event.trim_ascii();
+        let kind = match type_of(event) {
+            Some(kind) if is_event_name(&kind) => kind,
             _ => return Err("sent a chunk that is not an Anthropic event".into()),
         };
         out.extend_from_slice(b"event: ");
@@ -109,13 +95,15 @@ impl StreamDecoder {
             // All it says besides its type is Bedrock's invocation metrics.
             out.extend_from_slice(b"{\"type\":\"message_stop\"}");
         } else {
+            let at = out.len();
+            out.extend_from_slice(event);
             // Line breaks can only be whitespace between a JSON event's tokens: a line of its
             // own would end the `data:` field.
-            let at = out.len();
-            out.extend_from_slice(self.event.trim_ascii());
-            for b in &mut out[at..] {
-                if *b == b'\n' || *b == b'\r' {
-                    *b = b' ';
+            if memchr::memchr2(b'\n', b'\r', event).is_some() {
+                for b in &mut out[at..] {
+                    if *b == b'\n' || *b == b'\r' {
+                        *b = b' ';
+                    }
                 }
             }
         }
@@ -144,6 +132,50 @@ impl StreamDecoder {
         self.ended = true;
         Ok(())
     }
+}
+
+/// The base64 of a chunk's payload, `{"bytes":"…","p":"…"}`. Bedrock writes `bytes` first and
+/// base64 has no character JSON escapes, so the value is found without walking the payload;
+/// any other shape is read member by member.
+fn bytes_of(payload: &[u8]) -> Option<&[u8]> {
+    const OPEN: &[u8] = b"{\"bytes\":\"";
+    if let Some(rest) = payload.strip_prefix(OPEN) {
+        let end = memchr::memchr2(b'"', b'\\', rest)?;
+        if rest[end] == b'"' {
+            return Some(&rest[..end]);
+        }
+    }
+    let mut bytes = None;
+    skim::members(payload, |key, value| {
+        if key == "bytes" {
+            bytes = Some(value);
+        }
+    })
+    .ok()?;
+    match bytes? {
+        v if v.len() >= 2 && v[0] == b'"' && !v.contains(&b'\\') => Some(&v[1..v.len() - 1]),
+        _ => None,
+    }
+}
+
+/// The `type` of an event: where Claude's events have it, first, without walking the event (its
+/// text can be long); else read member by member.
+fn type_of(event: &[u8]) -> Option<Cow<'_, str>> {
+    const OPEN: &[u8] = b"{\"type\":\"";
+    if let Some(rest) = event.strip_prefix(OPEN) {
+        let end = memchr::memchr2(b'"', b'\\', rest)?;
+        if rest[end] == b'"' {
+            return std::str::from_utf8(&rest[..end]).ok().map(Cow::Borrowed);
+        }
+    }
+    let mut kind = None;
+    skim::members(event, |key, value| {
+        if key == "type" && kind.is_none() {
+            kind = skim::unescape(value.get(1..value.len().saturating_sub(1)).unwrap_or(b""));
+        }
+    })
+    .ok()?;
+    kind
 }
 
 /// An event type as it may stand on an `event:` line.

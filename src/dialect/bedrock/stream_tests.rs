@@ -159,3 +159,24 @@ fn bad_chunks_and_broken_frames_fail() {
     let (_, end) = translate_cut(&mut StreamDecoder::new(), &whole[..whole.len() - 3], &[]);
     assert!(end.unwrap_err().contains("inside a frame"));
 }
+
+#[test]
+fn payloads_and_events_in_another_order_are_read_member_by_member() {
+    let event = r#"{"index":0,"type":"content_block_stop"}"#;
+    let payload = format!("{{\"p\":\"ab\",\"bytes\":\"{}\"}}", STANDARD.encode(event));
+    let framed = frame(
+        &[(":event-type", "chunk"), (":message-type", "event")],
+        payload.as_bytes(),
+    );
+    let mut input = stream(&EVENTS[..2]);
+    input.extend(framed);
+    let (out, end) = translate_cut(&mut StreamDecoder::new(), &input, &[]);
+    end.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.ends_with(
+            "event: content_block_stop\ndata: {\"index\":0,\"type\":\"content_block_stop\"}\n\n"
+        ),
+        "{text}"
+    );
+}
