@@ -291,3 +291,22 @@ fn a_mixed_pool_fails_over_from_anthropic_and_rotates_between_bedrock_and_vertex
         .request_line()
         .contains("/locations/global/publishers/anthropic/models/claude-sonnet-4-5:rawPredict"));
 }
+
+#[test]
+fn a_bedrock_stream_that_ends_without_message_stop_ends_with_an_error_event() {
+    let up = Upstream::start(|_| {
+        let events = claude_events(2);
+        let frames = events[..events.len() - 1]
+            .iter()
+            .map(|e| frame_of(e))
+            .collect();
+        Action::Send(frames_answer(frames), Duration::ZERO)
+    });
+    let gw = gateway(&format!("{SERVER}{}", bedrock_at(up.addr, "")));
+    let r = request(gw.local_addr(), &messages_request(STREAM, ""));
+    assert_eq!(r.status, 200);
+    let acc = check(&r.body).unwrap_or_else(|e| panic!("{e}\n{}", r.text()));
+    let (kind, message) = acc.error.expect("an error event");
+    assert_eq!(kind, "api_error");
+    assert!(message.contains("without message_stop"), "{message}");
+}
