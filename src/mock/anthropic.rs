@@ -265,6 +265,25 @@ fn usage(input: u64, output: usize) -> String {
     )
 }
 
+/// The body a cloud provider takes Claude's requests in (Bedrock, Vertex): a JSON object with
+/// the provider's `anthropic_version`, checked as the provider checks it.
+pub fn provider_body(
+    body: &[u8],
+    version: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| invalid("the request body is not valid JSON"))?;
+    let serde_json::Value::Object(members) = v else {
+        return Err(invalid("the request body must be a JSON object"));
+    };
+    if members.get("anthropic_version").and_then(|v| v.as_str()) != Some(version) {
+        return Err(invalid(&format!(
+            "anthropic_version: must be \"{version}\""
+        )));
+    }
+    Ok(members)
+}
+
 /// `POST /v1/messages/count_tokens`.
 pub fn count_tokens(body: &[u8]) -> Result<Reply, ApiError> {
     let p = parse(body, false)?;

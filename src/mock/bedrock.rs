@@ -112,22 +112,13 @@ fn counted_body(body: &[u8]) -> Result<Vec<u8>, ApiError> {
 
 /// An Anthropic Messages body for the Anthropic mock, from a Bedrock one checked as Bedrock does.
 fn invoke_body(body: &[u8], model: &str, stream: bool) -> Result<Vec<u8>, ApiError> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|_| validation("the request body is not valid JSON".into()))?;
-    let Some(members) = v.as_object() else {
-        return Err(validation("the request body must be a JSON object".into()));
-    };
+    let mut members = anthropic::provider_body(body, VERSION)?;
     for key in ["model", "stream"] {
         if members.contains_key(key) {
             return Err(validation(format!(
                 "extraneous key [{key}] is not permitted"
             )));
         }
-    }
-    if members.get("anthropic_version").and_then(|v| v.as_str()) != Some(VERSION) {
-        return Err(validation(format!(
-            "anthropic_version: must be \"{VERSION}\""
-        )));
     }
     if let Some(meta) = members.get("metadata").and_then(|m| m.as_object()) {
         if let Some(key) = meta.keys().find(|k| *k != "user_id") {
@@ -136,10 +127,9 @@ fn invoke_body(body: &[u8], model: &str, stream: bool) -> Result<Vec<u8>, ApiErr
             )));
         }
     }
-    let mut out = members.clone();
-    out.insert("model".into(), model.into());
-    out.insert("stream".into(), stream.into());
-    Ok(serde_json::to_vec(&out).unwrap_or_default())
+    members.insert("model".into(), model.into());
+    members.insert("stream".into(), stream.into());
+    Ok(serde_json::to_vec(&members).unwrap_or_default())
 }
 
 /// Bedrock's name and status for a kind of error.

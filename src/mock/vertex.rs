@@ -68,20 +68,12 @@ pub fn answer(
     fault: Option<&str>,
     shape: &Shape,
 ) -> Result<Reply, ApiError> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|_| invalid("the request body is not valid JSON".into()))?;
-    let Some(members) = v.as_object() else {
-        return Err(invalid("the request body must be a JSON object".into()));
-    };
-    if members.get("anthropic_version").and_then(|v| v.as_str()) != Some(VERSION) {
-        return Err(invalid(format!("anthropic_version: must be \"{VERSION}\"")));
-    }
-    let mut out = members.clone();
+    let mut members = anthropic::provider_body(body, VERSION)?;
     if call.method == Method::Count {
         if !members.contains_key("model") {
             return Err(invalid("model: Field required".into()));
         }
-        return anthropic::count_tokens(&serde_json::to_vec(&out).unwrap_or_default());
+        return anthropic::count_tokens(&serde_json::to_vec(&members).unwrap_or_default());
     }
     if members.contains_key("model") {
         return Err(invalid(
@@ -97,8 +89,12 @@ pub fn answer(
             "stream: {stream} does not agree with the method; stream with :streamRawPredict"
         )));
     }
-    out.insert("model".into(), call.model.clone().into());
-    anthropic::messages(&serde_json::to_vec(&out).unwrap_or_default(), fault, shape)
+    members.insert("model".into(), call.model.clone().into());
+    anthropic::messages(
+        &serde_json::to_vec(&members).unwrap_or_default(),
+        fault,
+        shape,
+    )
 }
 
 /// An error in the shape Vertex gives it.
