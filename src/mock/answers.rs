@@ -159,6 +159,15 @@ fn route<'a>(method: &str, target: &'a str) -> Route<'a> {
     }
 }
 
+/// A model id as a path segment carries it, decoded; `None` for an empty one or one that is not
+/// UTF-8 once decoded.
+pub fn model_segment(segment: &str) -> Option<String> {
+    let model = percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()?;
+    (!model.is_empty()).then(|| model.into_owned())
+}
+
 /// The dialect whose error shape answers a request to `target` (Anthropic's for a path of no
 /// dialect's, unless only one other is served).
 pub fn dialect_of(method: &str, target: &str, only: Option<Dialect>) -> Dialect {

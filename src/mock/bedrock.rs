@@ -41,11 +41,8 @@ impl Call {
             "count-tokens" => Method::Count,
             _ => return None,
         };
-        let model = percent_encoding::percent_decode_str(segment)
-            .decode_utf8()
-            .ok()?
-            .into_owned();
-        (!model.is_empty()).then_some(Call { model, method })
+        let model = super::answers::model_segment(segment)?;
+        Some(Call { model, method })
     }
 }
 

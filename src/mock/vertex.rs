@@ -43,17 +43,14 @@ impl Call {
             return None;
         }
         let (segment, verb) = tail[3].rsplit_once(':')?;
-        let model = percent_encoding::percent_decode_str(segment)
-            .decode_utf8()
-            .ok()?
-            .into_owned();
+        let model = super::answers::model_segment(segment)?;
         let method = match (model.as_str(), verb) {
             ("count-tokens", "rawPredict") => Method::Count,
             (_, "rawPredict") => Method::Predict,
             (_, "streamRawPredict") => Method::Stream,
             _ => return None,
         };
-        (!model.is_empty()).then_some(Call { model, method })
+        Some(Call { model, method })
     }
 }
 

@@ -41,11 +41,8 @@ impl Call {
     pub fn of(path: &str, query: &str) -> Option<Call> {
         let rest = path.strip_prefix("/v1beta/models/")?;
         let (segment, method) = rest.rsplit_once(':')?;
-        let model = percent_encoding::percent_decode_str(segment)
-            .decode_utf8()
-            .ok()?
-            .into_owned();
-        if model.is_empty() || model.contains('/') {
+        let model = super::answers::model_segment(segment)?;
+        if model.contains('/') {
             return None;
         }
         let method = match method {
