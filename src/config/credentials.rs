@@ -44,7 +44,8 @@ impl Serialize for Credential {
         }
         let (api_key, source) = match &self.secret {
             Secret::Key(_) => (Some(REDACTED), None),
-            Secret::AwsKeys(k) => (None, Some(format!("aws keys {}", k.access_key_id))),
+            // The key id is no secret, but its end is enough to tell keys apart.
+            Secret::AwsKeys(k) => (None, Some(format!("aws keys …{}", tail(&k.access_key_id)))),
             Secret::AwsFetched(AwsSource::WebIdentity { role_arn, .. }) => {
                 (None, Some(format!("aws web identity, role {role_arn}")))
             }
@@ -69,6 +70,12 @@ impl Serialize for Credential {
         }
         .serialize(s)
     }
+}
+
+/// The last four characters of `id`.
+fn tail(id: &str) -> &str {
+    let at = id.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
+    &id[at..]
 }
 
 #[derive(Deserialize)]
