@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SDK conformance suite: drives release builds of `ringgate` and `mock-upstream`
 # with the official Anthropic Python SDK, and the mock's OpenAI dialect with the
-# official OpenAI Python SDK (tests/conformance).
+# official OpenAI Python SDK (tests/conformance); the Bedrock and Vertex dialects
+# are checked against botocore's SigV4 and google-auth's JWT verification.
 #
 #   scripts/conformance.sh [PYTEST ARGS...]
 #
@@ -36,7 +37,10 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
 fi
 "$VENV/bin/python" - <<'PY'
 import anthropic, openai, pytest
+import botocore, cryptography, google.auth
 print(f"conformance: anthropic {anthropic.__version__}, openai {openai.__version__}, pytest {pytest.__version__}")
+print(f"conformance: oracles botocore {botocore.__version__}, google-auth {google.auth.__version__}, "
+      f"cryptography {cryptography.__version__}")
 PY
 
 # --- binaries ----------------------------------------------------------------

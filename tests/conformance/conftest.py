@@ -225,14 +225,18 @@ def gateway_config(
     return "\n".join(lines) + "\n"
 
 
-def start_gateway(name: str, config_text: str, log_dir: Path, rust_log: str = "info") -> tuple[Gateway, Proc]:
+def start_gateway(
+    name: str, config_text: str, log_dir: Path, rust_log: str = "info", env: Optional[dict] = None
+) -> tuple[Gateway, Proc]:
+    """`env`: variables added to the gateway's environment (secrets named by `*_env`, AWS's
+    web identity variables)."""
     config_path = log_dir / f"{name}.toml"
     config_path.write_text(config_text)
     proc = Proc(
         name,
         [_binary("RINGGATE_BIN", "ringgate"), "serve", "--config", str(config_path)],
         log_dir,
-        env={"RUST_LOG": rust_log, "RUST_BACKTRACE": "1"},
+        env={"RUST_LOG": rust_log, "RUST_BACKTRACE": "1", **(env or {})},
     )
     m = proc.wait_for("stderr", LISTEN_RE_GATEWAY)
     gw = Gateway(
