@@ -3,7 +3,8 @@
 ringgate's unit tests check its SigV4 signer against botocore's vectors and its token fetchers
 against canned answers; what they cannot show is that a running gateway, with each form of
 credential a deployment has, sends requests the clouds would take. Here the clouds are played
-by the fakes of cloud_fakes.py, each checking with a library that is not ringgate's:
+by the fakes of aws_fakes.py and google_fakes.py, each checking with a library that is not
+ringgate's:
 
 * Bedrock (``kind = "bedrock"``), with (a) static AWS keys with a session token, (b) a web
   identity exchanged at a fake STS, (c) an instance role from a fake IMDSv2, (d) a Bedrock API
@@ -50,7 +51,9 @@ from botocore.credentials import Credentials
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+import aws_fakes
 import cloud_fakes as fakes
+import google_fakes
 from conftest import (
     CLIENT_KEY,
     FAULT_COOLDOWN_S,
@@ -229,15 +232,15 @@ def setup_form(form: str, stack: contextlib.ExitStack, mocks: dict, tmp: Path):
     if dialect == "bedrock":
         region = {"bedrock-keys": "us-east-1", "bedrock-web-identity": "eu-west-3",
                   "bedrock-instance": "ap-northeast-1", "bedrock-api-key": "us-west-2"}[form]
-        front = started(fakes.BedrockFront(mocks["bedrock"], region))
+        front = started(aws_fakes.BedrockFront(mocks["bedrock"], region))
     else:
         region = {"vertex-service-account": "us-east5", "vertex-metadata": "europe-west1",
                   "vertex-access-token": "global"}[form]
-        front = started(fakes.VertexFront(mocks["vertex"]))
+        front = started(google_fakes.VertexFront(mocks["vertex"]))
     issuer, env = None, {}
 
     if form == "bedrock-keys":
-        akid, secret, token = fakes.temporary_keys()
+        akid, secret, token = aws_fakes.temporary_keys()
         front.keys[akid] = (secret, token)
         # The secret through the environment, the rest inline: both ways the config takes.
         env["RINGGATE_CONFORMANCE_AWS_SECRET"] = secret
@@ -250,13 +253,13 @@ def setup_form(form: str, stack: contextlib.ExitStack, mocks: dict, tmp: Path):
         web_token = "eyJhbGciOiJSUzI1NiIsImtpZCI6InJpbmdnYXRlIn0." + base64.urlsafe_b64encode(
             secrets.token_bytes(120)).decode().rstrip("=") + ".c2lnbmF0dXJl"
         token_file.write_text(web_token)
-        issuer = started(fakes.FakeSts(front, ROLE_ARN, SESSION_NAME, token_file))
+        issuer = started(aws_fakes.FakeSts(front, ROLE_ARN, SESSION_NAME, token_file))
         env.update(AWS_WEB_IDENTITY_TOKEN_FILE=str(token_file), AWS_ROLE_ARN=ROLE_ARN,
                    AWS_ROLE_SESSION_NAME=SESSION_NAME)
         credential = f'aws_credentials = "web-identity"\nsts_endpoint = {toml(issuer.url + "/")}\n'
         hidden = lambda: [web_token] + issued_secrets(issuer.issued)  # noqa: E731
     elif form == "bedrock-instance":
-        issuer = started(fakes.FakeImds(front))
+        issuer = started(aws_fakes.FakeImds(front))
         credential = f'aws_credentials = "instance"\nimds_endpoint = {toml(issuer.url)}\n'
         hidden = lambda: issued_secrets(issuer.issued) + [*issuer.session_tokens]  # noqa: E731
     elif form == "bedrock-api-key":
@@ -265,7 +268,7 @@ def setup_form(form: str, stack: contextlib.ExitStack, mocks: dict, tmp: Path):
         credential = f"api_key = {toml(key)}\n"
         hidden = lambda: [key]  # noqa: E731
     elif form == "vertex-service-account":
-        issuer = started(fakes.FakeGoogleTokens(front))
+        issuer = started(google_fakes.FakeGoogleTokens(front))
         key_file, public_pem = rsa_service_account(issuer.token_uri)
         issuer.accounts[key_file["private_key_id"]] = (key_file["client_email"], public_pem)
         path = tmp / "service-account.json"
@@ -273,11 +276,11 @@ def setup_form(form: str, stack: contextlib.ExitStack, mocks: dict, tmp: Path):
         credential = f"service_account_file = {toml(str(path))}\n"
         hidden = lambda: pem_body_lines(key_file["private_key"]) + issuer.issued  # noqa: E731
     elif form == "vertex-metadata":
-        issuer = started(fakes.FakeMetadata(front))
+        issuer = started(google_fakes.FakeMetadata(front))
         credential = f'gcp_credentials = "metadata"\nmetadata_url = {toml(issuer.url)}\n'
         hidden = lambda: list(issuer.issued)  # noqa: E731
     elif form == "vertex-access-token":
-        token = fakes.access_token()
+        token = google_fakes.access_token()
         front.tokens.add(token)
         credential = f"access_token = {toml(token)}\n"
         hidden = lambda: [token]  # noqa: E731
@@ -611,7 +614,7 @@ def test_every_request_carried_the_credential_the_cloud_checks(client, cloud):
     create(client)
     front = cloud.front
     assert front.forwarded, "nothing reached the cloud"
-    if isinstance(front, fakes.BedrockFront):
+    if isinstance(front, aws_fakes.BedrockFront):
         if cloud.form == "bedrock-api-key":
             assert front.bearer_accepted == len(front.forwarded) and front.verified == 0
         else:
@@ -673,11 +676,11 @@ def call(fake: fakes.FakeServer, method: str, target: str, body: bytes = b"", he
 
 def test_the_fakes_take_what_the_libraries_make_and_refuse_the_rest(mocks):
     """Without this the tests above could pass against fronts that let anything through."""
-    bedrock, vertex = fakes.BedrockFront(mocks["bedrock"], "us-east-1"), fakes.VertexFront(mocks["vertex"])
-    imds, metadata = fakes.FakeImds(bedrock), fakes.FakeMetadata(vertex)
-    tokens = fakes.FakeGoogleTokens(vertex)
+    bedrock, vertex = aws_fakes.BedrockFront(mocks["bedrock"], "us-east-1"), google_fakes.VertexFront(mocks["vertex"])
+    imds, metadata = aws_fakes.FakeImds(bedrock), google_fakes.FakeMetadata(vertex)
+    tokens = google_fakes.FakeGoogleTokens(vertex)
     try:
-        akid, secret, token = fakes.temporary_keys()
+        akid, secret, token = aws_fakes.temporary_keys()
         bedrock.keys[akid] = (secret, token)
         body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5,
                            "messages": MESSAGES}).encode()
@@ -705,21 +708,21 @@ def test_the_fakes_take_what_the_libraries_make_and_refuse_the_rest(mocks):
         assert len(bedrock.failures) == 3, bedrock.failures
         assert bedrock.verified == 1
 
-        status, _, _ = call(imds, "GET", fakes.FakeImds.CREDS)
+        status, _, _ = call(imds, "GET", aws_fakes.FakeImds.CREDS)
         assert status == 401, "IMDSv2 wants its session token"
-        status, _, _ = call(metadata, "GET", fakes.FakeMetadata.TOKEN_PATH)
+        status, _, _ = call(metadata, "GET", google_fakes.FakeMetadata.TOKEN_PATH)
         assert status == 403, "the metadata server wants Metadata-Flavor: Google"
 
         key_file, public_pem = rsa_service_account(tokens.token_uri)
         tokens.accounts[key_file["private_key_id"]] = (key_file["client_email"], public_pem)
         now = int(time.time())
-        claims = {"iss": key_file["client_email"], "scope": fakes.FakeGoogleTokens.SCOPE,
+        claims = {"iss": key_file["client_email"], "scope": google_fakes.FakeGoogleTokens.SCOPE,
                   "aud": tokens.token_uri, "iat": now, "exp": now + 3600}
         other_key = rsa_service_account(tokens.token_uri)[0]["private_key"]
         for pem, want in ((key_file["private_key"], 200), (other_key, 400)):
             signer = google.auth.crypt.RSASigner.from_string(pem, key_file["private_key_id"])
             assertion = google.auth.jwt.encode(signer, claims).decode()
-            form = {"grant_type": fakes.FakeGoogleTokens.GRANT, "assertion": assertion}
+            form = {"grant_type": google_fakes.FakeGoogleTokens.GRANT, "assertion": assertion}
             status, _, answer = call(tokens, "POST", "/token", urllib.parse.urlencode(form).encode(),
                                      {"content-type": "application/x-www-form-urlencoded"})
             assert status == want, answer
