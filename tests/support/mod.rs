@@ -1,11 +1,13 @@
 //! Test support: gateways started in-process, a scriptable upstream socket server, a raw HTTP
-//! client, a CONNECT proxy (`connect_proxy`), and the binary run as a child process (`process`).
+//! client, a CONNECT proxy (`connect_proxy`), the binary run as a child process (`process`), and
+//! fakes of the cloud token services (`cloud`).
 //!
 //! The upstream and the client are written with blocking std sockets and share no code with
 //! the gateway, so they check it from the outside, byte for byte.
 
 #![allow(dead_code)]
 
+pub mod cloud;
 pub mod connect_proxy;
 pub mod process;
 
