@@ -139,33 +139,8 @@ fn instance_role_keys_come_from_imdsv2_with_its_session_token_on_every_read() {
     const IMDS_TOKEN: &str = "imds-session-token-AQAEAFTB";
     const ROLE: &str = "ringgate-node-role";
     let keys = Keys::hour("instancerole1");
-    let answer = keys.clone();
-    // As IMDSv2 does: a read without the session token is refused (401), so a gateway that
-    // skipped the PUT or the header would get no keys at all.
-    let imds = Upstream::start(move |r| {
-        let (method, path) = target(r);
-        if method == "PUT" {
-            return match (path.as_str(), r.headers("x-aws-ec2-metadata-token-ttl-seconds")) {
-                ("/latest/api/token", ttl) if ttl.len() == 1 => {
-                    send(format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{IMDS_TOKEN}", IMDS_TOKEN.len()).into_bytes())
-                }
-                _ => send(json_response(400, "{}", "")),
-            };
-        }
-        if r.headers("x-aws-ec2-metadata-token") != [IMDS_TOKEN] {
-            return send(json_response(401, "{}", ""));
-        }
-        match path.as_str() {
-            "/latest/meta-data/iam/security-credentials/" => send(
-                format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{ROLE}\n", ROLE.len() + 1)
-                    .into_bytes(),
-            ),
-            p if p == format!("/latest/meta-data/iam/security-credentials/{ROLE}") => {
-                answer.imds_answer()
-            }
-            _ => send(json_response(404, "{}", "")),
-        }
-    });
+    // It refuses a read without its session token: no header, no keys.
+    let imds = fake_imds(&keys, IMDS_TOKEN, ROLE);
     let bedrock = bedrock_upstream();
     let config = bedrock_config(
         &bedrock,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ringgate::dialect::bedrock::sigv4;
 use ringgate::{Config, Gateway, GatewayHandle};
 
-use super::{json_response, request, Action, Received};
+use super::{json_response, request, Action, Received, Upstream};
 
 /// An Anthropic message, as Bedrock's `invoke` and Vertex's `rawPredict` answer one.
 pub const MESSAGE: &str = r#"{"id":"msg_cloud","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hello from the cloud"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":4}}"#;
@@ -188,6 +188,44 @@ impl Keys {
         });
         send(json_response(200, &json.to_string(), ""))
     }
+}
+
+/// A text/plain answer.
+pub fn text_answer(text: &str) -> Action {
+    send(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        )
+        .into_bytes(),
+    )
+}
+
+/// An instance metadata service (IMDSv2) whose instance has `role` with `keys`: a `PUT
+/// /latest/api/token` with a TTL header gets the session token `token`, and, as IMDSv2 does, a
+/// read without that token is refused (401), so a client that skipped the PUT or the header
+/// gets no keys at all.
+pub fn fake_imds(keys: &Keys, token: &'static str, role: &'static str) -> Upstream {
+    let keys = keys.clone();
+    Upstream::start(move |r| {
+        let (method, path) = target(r);
+        if method == "PUT" {
+            let ttl = r.headers("x-aws-ec2-metadata-token-ttl-seconds");
+            return match path.as_str() {
+                "/latest/api/token" if ttl.len() == 1 => text_answer(token),
+                _ => send(json_response(400, "{}", "")),
+            };
+        }
+        if r.headers("x-aws-ec2-metadata-token") != [token] {
+            return send(json_response(401, "{}", ""));
+        }
+        let roles = "/latest/meta-data/iam/security-credentials/";
+        match path.strip_prefix(roles) {
+            Some("") => text_answer(&format!("{role}\n")),
+            Some(r) if r == role => keys.imds_answer(),
+            _ => send(json_response(404, "{}", "")),
+        }
+    })
 }
 
 /// An OAuth token answer, as Google's token endpoint and metadata server give one.
