@@ -307,3 +307,11 @@ impl FileCredential {
             .map_or("api_key", |(name, _)| name)
     }
 }
+
+#[cfg(test)]
+#[path = "credentials_tests.rs"]
+mod tests;
+
+#[cfg(test)]
+#[path = "credentials_refusals_tests.rs"]
+mod refusal_tests;
