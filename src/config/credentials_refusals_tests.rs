@@ -420,3 +420,25 @@ fn service_account_files_that_cannot_be_used_are_refused_without_showing_them() 
         }
     }
 }
+
+#[test]
+fn a_session_token_on_a_kind_that_takes_no_aws_keys_is_named_as_the_field_at_fault() {
+    // The file has no api_key: an error naming one sends the reader looking for what is not
+    // there.
+    for lines in [
+        "aws_session_token = \"aws-session-token-3\"",
+        "aws_session_token_env = \"SECRET_VAR\"",
+    ] {
+        refused(
+            &one("anthropic", "", lines),
+            &env,
+            "credentials[0].aws_session_token: an upstream of this kind takes api_key",
+        );
+        refused(
+            &one("vertex", VERTEX, lines),
+            &env,
+            "credentials[0].aws_session_token: an upstream of this kind takes \
+             service_account_file",
+        );
+    }
+}
