@@ -442,3 +442,12 @@ fn a_session_token_on_a_kind_that_takes_no_aws_keys_is_named_as_the_field_at_fau
         );
     }
 }
+
+#[test]
+fn an_unknown_gcp_credentials_value_is_quoted_as_written() {
+    refused(
+        &one("vertex", VERTEX, "gcp_credentials = \"adc\""),
+        &env,
+        "credentials[0].gcp_credentials: \"adc\": the one value taken is \"metadata\"",
+    );
+}
