@@ -280,7 +280,7 @@ impl FileCredential {
 
     /// The first secret field the credential sets, to name in an error (`api_key` if none).
     fn first_field(&self) -> &'static str {
-        let fields: [(&'static str, bool); 7] = [
+        let fields: [(&'static str, bool); 8] = [
             (
                 "api_key",
                 self.api_key.is_some() || self.api_key_env.is_some(),
@@ -292,6 +292,10 @@ impl FileCredential {
             (
                 "aws_secret_access_key",
                 self.aws_secret_access_key.is_some() || self.aws_secret_access_key_env.is_some(),
+            ),
+            (
+                "aws_session_token",
+                self.aws_session_token.is_some() || self.aws_session_token_env.is_some(),
             ),
             ("aws_credentials", self.aws_credentials.is_some()),
             (
