@@ -225,7 +225,10 @@ impl FileCredential {
             )),
             other => Err(fault(
                 "gcp_credentials",
-                format!("{other:?}: the one value taken is \"metadata\""),
+                format!(
+                    "{:?}: the one value taken is \"metadata\"",
+                    other.unwrap_or_default()
+                ),
             )),
         }
     }
