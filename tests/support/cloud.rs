@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ringgate::dialect::bedrock::sigv4;
@@ -51,6 +52,7 @@ pub fn gateway_with_env(toml: &str, env: &[(&str, &str)]) -> GatewayHandle {
 }
 
 /// Polls `done` every 10 ms until it holds; panics naming `what` after `limit`.
+#[track_caller]
 pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
@@ -235,6 +237,7 @@ pub fn token_answer(token: &str, expires_in: u64) -> Action {
 }
 
 /// The one value of header `name` in `r`.
+#[track_caller]
 pub fn header(r: &Received, name: &str) -> String {
     let values = r.headers(name);
     assert_eq!(values.len(), 1, "{name} once in {}", r.head);
@@ -252,6 +255,7 @@ pub fn target(r: &Received) -> (String, String) {
 /// `region`: recomputed by the crate's signer from the received method, host, path, query,
 /// `accept`, `content-type`, `x-amz-date`, token and body, it must be the one that came. Returns
 /// the access key id the request names.
+#[track_caller]
 pub fn check_sigv4(r: &Received, secret: &str, region: &str) -> String {
     let authorization = header(r, "authorization");
     let amz_date = header(r, "x-amz-date");
@@ -307,6 +311,71 @@ pub fn check_sigv4(r: &Received, secret: &str, region: &str) -> String {
         "the signature received is not the one for the request received"
     );
     access_key_id
+}
+
+/// [`check_sigv4`] with the secret of the one of `issued` whose session token `r` carries.
+#[track_caller]
+pub fn check_sigv4_by(r: &Received, issued: &[Keys], region: &str) -> String {
+    let token = header(r, "x-amz-security-token");
+    let keys = (issued.iter())
+        .find(|k| k.session_token == token)
+        .unwrap_or_else(|| panic!("a session token STS never gave: {token}"));
+    check_sigv4(r, &keys.secret_access_key, region)
+}
+
+/// The role of the web identity tests.
+pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/ringgate-bedrock";
+
+/// A web identity token file (as the EKS pod identity webhook mounts one) and the environment
+/// that names it.
+pub struct WebIdentity {
+    // Kept for the file's life.
+    _dir: TempDir,
+    pub token_file: String,
+}
+
+impl WebIdentity {
+    pub fn new(tag: &str) -> WebIdentity {
+        let dir = TempDir::new(tag);
+        let token_file = dir.write("token", &format!("web-identity-token-{tag}-eyJhbGciOi"));
+        let token_file = token_file.to_str().unwrap().to_string();
+        WebIdentity {
+            _dir: dir,
+            token_file,
+        }
+    }
+
+    pub fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", self.token_file.as_str()),
+            ("AWS_ROLE_ARN", ROLE_ARN),
+        ]
+    }
+}
+
+/// An STS that gives new keys at every call (`{tag}1`, `{tag}2`, …, each valid for an hour);
+/// the keys it gave.
+pub fn numbered_sts(tag: &'static str) -> (Upstream, Arc<Mutex<Vec<Keys>>>) {
+    let issued = Arc::new(Mutex::new(Vec::new()));
+    let record = issued.clone();
+    let sts = Upstream::start(move |_| {
+        let mut issued = record.lock().unwrap();
+        let keys = Keys::hour(&format!("{tag}{}", issued.len() + 1));
+        issued.push(keys.clone());
+        keys.sts_answer()
+    });
+    (sts, issued)
+}
+
+/// Config lines for a Bedrock upstream `name` in us-east-1 at `upstream` (with `extra` lines)
+/// with one web-identity credential `wi` fetched from `sts`.
+pub fn bedrock_lines(name: &str, upstream: SocketAddr, sts: SocketAddr, extra: &str) -> String {
+    format!(
+        "[[upstreams]]\nname = \"{name}\"\nkind = \"bedrock\"\nregion = \"us-east-1\"\n\
+         base_url = \"http://{upstream}\"\n{extra}\n\
+         [[upstreams.credentials]]\nname = \"wi\"\naws_credentials = \"web-identity\"\n\
+         sts_endpoint = \"http://{sts}/\"\n"
+    )
 }
 
 /// The admin listener's `/metrics`, parsed: the value of `name` with all of `labels` (0 when
