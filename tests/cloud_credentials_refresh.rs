@@ -203,3 +203,30 @@ fn keys_about_to_expire_are_renewed_before_they_do_and_no_request_fails() {
     );
     gw.shutdown();
 }
+
+#[test]
+fn keys_that_come_already_expired_are_fetched_again_with_a_backoff_not_in_a_loop() {
+    // A host clock ahead of STS's by more than the keys' life sees every answer expired on
+    // arrival. Such a value is no use, and fetching it again at once gets the same: the next
+    // attempt must wait as after a failed fetch (schedule::retry_after: 1 s, then 2 s, …).
+    let stale = Keys {
+        expires: SystemTime::now() - Duration::from_secs(60),
+        ..Keys::hour("expiredonarrival")
+    };
+    let sts = Upstream::start(move |_| stale.sts_answer());
+    let bedrock = Upstream::start(|_| send(json_response(200, MESSAGE, "")));
+    let identity = WebIdentity::new("expired-on-arrival");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n{}",
+        bedrock_lines("bedrock", bedrock.addr, sts.addr, "")
+    );
+    let gw = gateway_with_env(&config, &identity.env());
+    // The window the count is taken over (no request is sent: nothing here waits on one).
+    std::thread::sleep(Duration::from_secs(2));
+    let calls = sts.requests().len();
+    gw.shutdown();
+    assert!(
+        (1..=4).contains(&calls),
+        "STS called {calls} times in 2 s for keys that came expired"
+    );
+}
