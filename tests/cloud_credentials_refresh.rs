@@ -1,7 +1,8 @@
 //! Fetched credentials over time, over real sockets: a credential whose source cannot give it a
 //! value fails over to another upstream (or, alone, gets the client a 502 that says nothing of
-//! why while the log does), and keys about to expire are renewed before they do. (Refusals are
-//! in `cloud_credentials_refusal.rs`.)
+//! why while the log does), keys about to expire are renewed before they do, keys that come
+//! already expired are not fetched again in a loop, and a stopped gateway's credentials are not
+//! fetched any more. (Refusals are in `cloud_credentials_refusal.rs`.)
 //!
 //! The refresher is one thread per process: every test has fakes of its own, so no two tests
 //! share a credential's identity (and so its cell). Waits are polls with a deadline.
@@ -228,5 +229,35 @@ fn keys_that_come_already_expired_are_fetched_again_with_a_backoff_not_in_a_loop
     assert!(
         (1..=4).contains(&calls),
         "STS called {calls} times in 2 s for keys that came expired"
+    );
+}
+
+#[test]
+fn a_stopped_gateway_lets_go_of_its_fetched_credentials() {
+    // The refresher fetches a credential for as long as a configuration holds its cell
+    // (refresher.rs: "forgets a credential once no configuration holds it"). A gateway that was
+    // shut down holds none: were its pool kept, its keys would be fetched for the life of the
+    // process, a gateway embedded in another program (or a test binary) fetching for nothing.
+    let (sts, _) = numbered_sts("stopped");
+    let bedrock = Upstream::start(|_| send(json_response(200, MESSAGE, "")));
+    let identity = WebIdentity::new("stopped");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n{}",
+        bedrock_lines("bedrock", bedrock.addr, sts.addr, "")
+    );
+    let gw = gateway_with_env(&config, &identity.env());
+    let r = request(gw.local_addr(), &messages_request(&body(BEDROCK_MODEL), ""));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cell = match &gw.pool().credential(0).auth {
+        ringgate::credentials::Auth::AwsFetched(cell) => cell.clone(),
+        other => panic!("not fetched AWS keys: {other:?}"),
+    };
+    gw.shutdown();
+    // Ours, and the refresher's registry's until its next pass: no other.
+    let held = || Arc::strong_count(&cell);
+    wait_until(
+        Duration::from_secs(2),
+        "the stopped gateway's pool let go of the cell",
+        || held() <= 2,
     );
 }
