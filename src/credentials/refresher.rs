@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use super::aws::{AwsKeys, AwsSource};
 use super::cell::Cell;
 use super::google::ServiceAccount;
-use super::schedule::{renew_at, retry_after};
+use super::schedule::{expired_on_arrival, renew_at, retry_after};
 
 /// Where a token is fetched from.
 #[derive(Debug)]
@@ -60,19 +60,13 @@ impl Entry {
     /// Fetches now; returns when the next fetch is due.
     fn fetch(&mut self, now: SystemTime) -> SystemTime {
         let result = match &self.fetcher {
-            Fetcher::Aws(source, cell) => source.fetch().map(|(keys, expires)| {
-                cell.store(keys, expires);
-                expires
-            }),
+            Fetcher::Aws(source, cell) => keep(cell, now, source.fetch()),
             Fetcher::Token(source, cell) => {
                 let fetched = match source {
                     TokenSource::ServiceAccount(sa) => sa.fetch(),
                     TokenSource::Metadata(url) => super::google::metadata_token(url),
                 };
-                fetched.map(|(token, expires)| {
-                    cell.store(token, expires);
-                    expires
-                })
+                keep(cell, now, fetched)
             }
         };
         match result {
@@ -88,28 +82,48 @@ impl Entry {
                 // A value without an expiry is fetched again hourly all the same.
                 renew_at(now, expires).unwrap_or(now + Duration::from_secs(3600))
             }
-            Err(e) => {
-                self.failures += 1;
-                let kept = match &self.fetcher {
-                    Fetcher::Aws(_, cell) => {
-                        cell.failed(e.clone());
-                        cell.current(now).is_some()
-                    }
-                    Fetcher::Token(_, cell) => {
-                        cell.failed(e.clone());
-                        cell.current(now).is_some()
-                    }
-                };
-                let keeping = if kept {
-                    "; the current one stays in use while valid"
-                } else {
-                    ""
-                };
-                log::warn!("credential {}: fetching failed ({e}){keeping}", self.name);
-                now + retry_after(self.failures)
-            }
+            Err(e) => self.failed(now, e),
         }
     }
+
+    /// Notes a failed fetch; returns when to try again.
+    fn failed(&mut self, now: SystemTime, e: String) -> SystemTime {
+        self.failures += 1;
+        let kept = match &self.fetcher {
+            Fetcher::Aws(_, cell) => {
+                cell.failed(e.clone());
+                cell.current(now).is_some()
+            }
+            Fetcher::Token(_, cell) => {
+                cell.failed(e.clone());
+                cell.current(now).is_some()
+            }
+        };
+        let keeping = if kept {
+            "; the current one stays in use while valid"
+        } else {
+            ""
+        };
+        log::warn!("credential {}: fetching failed ({e}){keeping}", self.name);
+        now + retry_after(self.failures)
+    }
+}
+
+/// Installs a fetched value in its cell, unless it came already expired (a clock ahead of the
+/// issuer's), which is a failed fetch; its expiry, or why not.
+fn keep<T>(
+    cell: &Cell<T>,
+    now: SystemTime,
+    fetched: Result<(T, Option<SystemTime>), String>,
+) -> Result<Option<SystemTime>, String> {
+    let (value, expires) = fetched?;
+    if expired_on_arrival(now, expires) {
+        return Err(
+            "the credential fetched had already expired; is this host's clock right?".into(),
+        );
+    }
+    cell.store(value, expires);
+    Ok(expires)
 }
 
 #[derive(Default)]

@@ -3,7 +3,9 @@
 //!
 //! A margin fixed in minutes would have a credential that lives one minute (a short STS session)
 //! fetched on every pass; one proportional to the lifetime gives it most of its life, and a
-//! long-lived one a few minutes' head start, never more than [`MAX_MARGIN`]. Pure: times in.
+//! long-lived one a few minutes' head start, never more than [`MAX_MARGIN`]; never sooner than
+//! [`MIN_GAP`] after the last fetch. A value that comes already expired counts as a failed fetch,
+//! retried with a backoff. Pure: times in.
 
 use std::time::{Duration, SystemTime};
 
@@ -11,13 +13,22 @@ use std::time::{Duration, SystemTime};
 pub const MAX_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// The longest wait between two attempts after failures.
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
+/// The shortest wait between two fetches: a source that keeps giving values about to expire is
+/// not asked again in a loop.
+pub const MIN_GAP: Duration = Duration::from_secs(1);
 
 /// When a value fetched at `fetched` that expires at `expires` is to be fetched again; `None`
 /// for one that does not expire.
 pub fn renew_at(fetched: SystemTime, expires: Option<SystemTime>) -> Option<SystemTime> {
     let expires = expires?;
     let lifetime = expires.duration_since(fetched).unwrap_or(Duration::ZERO);
-    Some(expires - (lifetime / 4).min(MAX_MARGIN))
+    Some((expires - (lifetime / 4).min(MAX_MARGIN)).max(fetched + MIN_GAP))
+}
+
+/// Whether a value that expires at `expires`, fetched at `now`, came already expired (a clock
+/// ahead of the issuer's): a failed fetch, not one to schedule from.
+pub fn expired_on_arrival(now: SystemTime, expires: Option<SystemTime>) -> bool {
+    expires.is_some_and(|e| e <= now)
 }
 
 /// How long to wait after the `failures`th failure in a row (1 s, doubling, at most a minute).
@@ -49,8 +60,13 @@ mod tests {
         );
         assert_eq!(renew_at(T0, Some(T0 + s(600))), Some(T0 + s(450)));
         assert_eq!(renew_at(T0, None), None, "a value that does not expire");
-        // Already expired when fetched (a clock ahead of the issuer's): renew at once.
-        assert_eq!(renew_at(T0 + s(10), Some(T0)), Some(T0));
+        // About to expire, or expired, when fetched: not before the shortest gap.
+        assert_eq!(renew_at(T0, Some(T0 + s(1) / 2)), Some(T0 + MIN_GAP));
+        assert_eq!(renew_at(T0 + s(10), Some(T0)), Some(T0 + s(10) + MIN_GAP));
+        assert!(expired_on_arrival(T0 + s(10), Some(T0)));
+        assert!(expired_on_arrival(T0, Some(T0)));
+        assert!(!expired_on_arrival(T0, Some(T0 + s(1))));
+        assert!(!expired_on_arrival(T0, None));
     }
 
     #[test]

@@ -113,13 +113,17 @@ async fn serve_generations(index: usize, control: Control, shard: Arc<Shard>) {
             worker.adopt(latest);
         }
         control.adopted(index, worker.generation.id);
-        monoio::select! {
+        let stopped = monoio::select! {
             biased;
-            _ = shutdown.wait() => return,
-            _ = shared.beacon.changed(seen) => {}
+            _ = shutdown.wait() => true,
+            _ = shared.beacon.changed(seen) => false,
+        };
+        if stopped {
+            return worker.retire().await;
         }
     }
     worker.drain(&control, &shutdown).await;
+    worker.retire().await;
 }
 
 impl Worker {
@@ -183,7 +187,7 @@ impl Worker {
     /// until the drain deadline. Then cut what is left short (streams get an in-band error,
     /// requests still waiting for their upstream a 529), give that a moment, and wait for the
     /// other workers.
-    async fn drain(mut self, control: &Control, shutdown: &Shutdown) {
+    async fn drain(&mut self, control: &Control, shutdown: &Shutdown) {
         for (_, stop) in self.front.drain(..) {
             stop.raise();
         }
@@ -211,6 +215,23 @@ impl Worker {
         }
         control.worker_drained();
         shutdown.wait().await;
+    }
+}
+
+impl Worker {
+    /// Lets go of everything this worker started: its upkeep and its accept loops end, and with
+    /// them their hold on its handler, the generation's pool and the fetched credentials it
+    /// registered (which the refresher would otherwise go on fetching for a gateway that has
+    /// stopped). They are given a turn to end before the runtime goes: a task left waiting on a
+    /// signal nobody will raise is never freed.
+    async fn retire(self) {
+        self.retire.raise();
+        let front = self.front.iter().map(|(_, stop)| stop);
+        for stop in front.chain(self.mocks.iter().map(|(_, stop)| stop)) {
+            stop.raise();
+        }
+        drop(self);
+        monoio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
