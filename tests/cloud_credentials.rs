@@ -268,7 +268,7 @@ fn a_service_account_signs_an_rs256_jwt_whose_token_goes_as_the_bearer() {
         (
             "POST".into(),
             // The model id is one path segment: its `@` goes encoded.
-            "/v1/projects/ringgate-proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5%4020250929:rawPredict".to_string()
+            "/v1/projects/ringgate-proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict".to_string()
         )
     );
     assert_eq!(header(&sent[0], "authorization"), format!("Bearer {TOKEN}"));

@@ -132,7 +132,7 @@ fn vertex_gets_its_body_path_and_token_and_the_answer_goes_as_it_is() {
     let got = &up.requests()[0];
     assert_eq!(
         got.request_line(),
-        "POST /v1/projects/proj-1/locations/europe-west1/publishers/anthropic/models/claude-sonnet-4-5%4020250929:rawPredict HTTP/1.1"
+        "POST /v1/projects/proj-1/locations/europe-west1/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict HTTP/1.1"
     );
     assert_eq!(got.headers("authorization"), ["Bearer ya29.vertex-secret"]);
     assert_eq!(got.headers("anthropic-beta"), ["b1"]);

@@ -12,9 +12,14 @@ use super::SEGMENT;
 /// The `anthropic_version` Vertex wants in the body.
 pub const VERSION: &str = "vertex-2023-10-16";
 
+/// What a path segment of Vertex's keeps as it is: RFC 3986's unreserved characters and `@`,
+/// which a segment may hold and every model version has (`claude-sonnet-4-5@20250929`), as
+/// Google's own clients send it.
+const VERTEX_SEGMENT: &percent_encoding::AsciiSet = &SEGMENT.remove(b'@');
+
 /// Where a model of `project` in `region` is.
 fn model_path(project: &str, region: &str, model: &str) -> String {
-    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, VERTEX_SEGMENT).to_string();
     format!(
         "/v1/projects/{}/locations/{}/publishers/anthropic/models/{}",
         enc(project),
@@ -77,7 +82,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             path,
-            "/v1/projects/my-proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5%4020250929:streamRawPredict"
+            "/v1/projects/my-proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict"
         );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["anthropic_version"], VERSION);

@@ -135,8 +135,8 @@ class Cloud:
         if self.dialect == "bedrock":
             verbs = {"invoke": "invoke", "stream": "invoke-with-response-stream", "count": "count-tokens"}
             return f"{BEDROCK_PATH}/{verbs[call]}"
-        # Vertex: ringgate encodes the '@' (%40), which Google reads as '@'.
-        model = "count-tokens" if call == "count" else urllib.parse.quote(VERTEX_MODEL, safe="")
+        # Vertex: the '@' stays as it is, as Google's own clients send it.
+        model = "count-tokens" if call == "count" else urllib.parse.quote(VERTEX_MODEL, safe="@")
         verb = "streamRawPredict" if call == "stream" else "rawPredict"
         return f"/v1/projects/{PROJECT}/locations/{self.region}/publishers/anthropic/models/{model}:{verb}"
 
