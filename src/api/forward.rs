@@ -16,7 +16,7 @@ use monoio::net::TcpStream;
 use super::attempt::{
     attempt, body_failure, relay_answer, Attempt, Failed, LastAnswer, Plan, Relayed,
 };
-use super::outgoing::{betas, prepare, Asked, Prepared};
+use super::outgoing::{prepare, Asked, Prepared};
 use super::{local, respond, Api, Seen};
 use crate::http::{ApiError, ErrorType};
 use crate::json::skim::{skim, Skim};
@@ -69,7 +69,6 @@ pub async fn forward<'a>(
         .or_else(|| skimmed.user_id(&req.body))
         .map(affinity_key);
 
-    let beta = betas(&req.head);
     let watch_client = ClientWatch::new(req.exchange.received + WATCH_AFTER);
     let mut tried = Vec::with_capacity(api.settings.max_attempts);
     // What the last upstream was sent, kept while the next attempt goes to the same upstream.
@@ -130,7 +129,7 @@ pub async fn forward<'a>(
                     requested: requested.as_deref(),
                     model,
                     stream,
-                    beta: beta.as_deref(),
+                    head: &req.head,
                     request_id: req.id.as_str(),
                 };
                 match prepare(&api.upstreams[upstream], &asked) {

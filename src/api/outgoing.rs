@@ -19,6 +19,7 @@ use super::headers::{self, Outbound, Translated};
 use super::{proof, UpstreamRoute};
 use crate::credentials::Held;
 use crate::dialect::{self, Context, Dialect};
+use crate::http::head::RequestHead;
 use crate::http::ApiError;
 use crate::server::conn::Request;
 use crate::server::router::Route;
@@ -142,8 +143,8 @@ pub struct Asked<'a> {
     /// The model it resolves to (an alias replaced).
     pub model: Option<&'a str>,
     pub stream: bool,
-    /// The client's `anthropic-beta` headers, joined.
-    pub beta: Option<&'a str>,
+    /// The client's request head (its `anthropic-beta` headers, which Bedrock takes in the body).
+    pub head: &'a RequestHead,
     pub request_id: &'a str,
 }
 
@@ -174,13 +175,17 @@ pub fn prepare(upstream: &UpstreamRoute, asked: &Asked<'_>) -> Result<Prepared, 
         project: &upstream.project,
         region: &upstream.region,
     };
+    // Only Bedrock wants them in the body: other requests are not made to pay for the lookup.
+    let beta = (upstream.dialect == Dialect::Bedrock)
+        .then(|| betas(asked.head))
+        .flatten();
     let ask = dialect::Ask {
         body,
         model: target,
         client_model: model,
         stream: asked.stream,
         count_tokens,
-        beta: asked.beta,
+        beta: beta.as_deref(),
         request_id: asked.request_id,
     };
     let encoded = dialect::encode(upstream.dialect, &ask, &settings)
@@ -194,7 +199,7 @@ pub fn prepare(upstream: &UpstreamRoute, asked: &Asked<'_>) -> Result<Prepared, 
 }
 
 /// The values of a request's `anthropic-beta` headers, as one comma-separated list.
-pub fn betas(head: &crate::http::head::RequestHead) -> Option<String> {
+pub fn betas(head: &RequestHead) -> Option<String> {
     let values: Vec<&str> = head
         .headers()
         .filter(|(n, _)| n.eq_ignore_ascii_case("anthropic-beta"))
@@ -218,6 +223,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::http::head::{parse, Parse};
 
     fn route(dialect: Dialect, names: &[(&str, &str)]) -> UpstreamRoute {
         UpstreamRoute::for_tests(
@@ -232,7 +238,22 @@ mod tests {
     const BODY: &[u8] =
         br#"{"model":"sonnet","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
 
-    fn asked<'a>(body: &'a Bytes, route: Route, model: &'a str) -> Asked<'a> {
+    fn head() -> RequestHead {
+        let raw = Bytes::from_static(
+            b"POST /v1/messages HTTP/1.1\r\nanthropic-beta: a\r\nanthropic-beta: b\r\n\r\n",
+        );
+        let Parse::Complete(parts) = parse(&raw).unwrap() else {
+            panic!("a whole head")
+        };
+        RequestHead::from_parts(raw.slice(..parts.len), parts).unwrap()
+    }
+
+    fn asked<'a>(
+        body: &'a Bytes,
+        head: &'a RequestHead,
+        route: Route,
+        model: &'a str,
+    ) -> Asked<'a> {
         Asked {
             route,
             body,
@@ -240,14 +261,28 @@ mod tests {
             requested: Some("sonnet"),
             model: Some(model),
             stream: false,
-            beta: None,
+            head,
             request_id: "req_1",
         }
     }
 
     fn prepared(u: &UpstreamRoute, r: Route, model: &str) -> Prepared {
         let body = Bytes::from_static(BODY);
-        prepare(u, &asked(&body, r, model)).unwrap()
+        prepare(u, &asked(&body, &head(), r, model)).unwrap()
+    }
+
+    #[test]
+    fn bedrock_takes_the_betas_in_the_body() {
+        assert_eq!(betas(&head()).as_deref(), Some("a,b"));
+        let u = route(Dialect::Bedrock, &[]);
+        let Prepared::Send(Outgoing::Translated { path, body, .. }) =
+            prepared(&u, Route::Messages, "anthropic.claude-x-v1:0")
+        else {
+            panic!()
+        };
+        assert_eq!(path, "/model/anthropic.claude-x-v1%3A0/invoke");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["anthropic_beta"], serde_json::json!(["a", "b"]));
     }
 
     #[test]
@@ -303,7 +338,7 @@ mod tests {
         );
         assert!(matches!(prepared(&g, Route::Models, "x"), Prepared::Model));
         let body = Bytes::from_static(b"{\"model\":\"m\"}");
-        let bad = prepare(&u, &asked(&body, Route::Messages, "m"));
+        let bad = prepare(&u, &asked(&body, &head(), Route::Messages, "m"));
         assert_eq!(bad.err().unwrap().status, 400);
     }
 }
