@@ -64,8 +64,10 @@ fn outbound() -> Outbound<'static> {
         host: "api.anthropic.com",
         api_key: Some(UPSTREAM_KEY),
         default_version: "2023-06-01",
-        body_len: BODY_LEN,
+        body_len: BODY_LEN as u64,
+        chunked: false,
         stream: true,
+        line: None,
     }
 }
 

@@ -60,6 +60,14 @@ impl Backend for AdminView {
         self.control.config()
     }
 
+    fn objects(&self) -> Result<crate::admin::ObjectsByOwner, String> {
+        self.control
+            .current()
+            .objects
+            .owners()
+            .map_err(|e| e.to_string())
+    }
+
     fn reload(&self) -> Result<String, String> {
         let r = self.control.reload_from_source()?;
         let mut summary = format!(

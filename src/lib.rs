@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod mock;
+pub mod objects;
 pub mod request_id;
 pub mod routing;
 pub mod runtime;

@@ -34,7 +34,14 @@ pub trait Backend: Send + Sync + 'static {
     fn config(&self) -> Arc<Config>;
     /// Reads the configuration file again and applies it; what changed, or why not.
     fn reload(&self) -> Result<String, String>;
+    /// The batches and files made through the gateway, by owner (ids only); why not, if the
+    /// record cannot be read.
+    fn objects(&self) -> Result<ObjectsByOwner, String>;
 }
+
+/// Each owner's objects: (kind, id) pairs, by the owner's client key name (`""`: none).
+pub type ObjectsByOwner =
+    std::collections::BTreeMap<String, Vec<(crate::objects::store::Kind, String)>>;
 
 /// A running admin listener.
 pub struct AdminServer {

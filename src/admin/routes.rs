@@ -36,6 +36,7 @@ enum Route {
     },
     Config,
     Reload,
+    Objects,
 }
 
 impl Admin {
@@ -91,6 +92,17 @@ impl Admin {
                 (JSON, views::reset(&upstream, &credential).into_bytes())
             }
             Route::Config => (JSON, views::config(&self.backend.config()).into_bytes()),
+            Route::Objects => match self.backend.objects() {
+                Ok(owners) => (JSON, views::objects(&owners).into_bytes()),
+                Err(why) => {
+                    log::error!("admin: the object records cannot be read: {why}");
+                    return Err(ApiError::new(
+                        500,
+                        ErrorType::Api,
+                        "the record of batches and files cannot be read; the log says why".into(),
+                    ));
+                }
+            },
             Route::Reload => match self.backend.reload() {
                 Ok(summary) => (JSON, views::reloaded(&summary).into_bytes()),
                 Err(why) => {
@@ -135,6 +147,10 @@ impl Handler for Admin {
     }
 }
 
+/// What the admin listener serves, for the 404 of any other path.
+const SERVED: &str = "/healthz, /metrics, /admin/credentials, /admin/objects, /admin/config, \
+                      /admin/reload and /admin/credentials/{upstream}/{credential}/reset";
+
 fn route(method: Method, path: &str) -> Result<Route, ApiError> {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     let (route, allowed) = match path {
@@ -142,6 +158,7 @@ fn route(method: Method, path: &str) -> Result<Route, ApiError> {
         "/metrics" => (Route::Metrics, Method::Get),
         "/admin/credentials" => (Route::Credentials, Method::Get),
         "/admin/config" => (Route::Config, Method::Get),
+        "/admin/objects" => (Route::Objects, Method::Get),
         "/admin/reload" => (Route::Reload, Method::Post),
         p => match reset_target(p) {
             Some((upstream, credential)) => (
@@ -151,7 +168,7 @@ fn route(method: Method, path: &str) -> Result<Route, ApiError> {
                 },
                 Method::Post,
             ),
-            None => return Err(ApiError::not_found(p)),
+            None => return Err(ApiError::not_found_served(p, SERVED)),
         },
     };
     if method != allowed {

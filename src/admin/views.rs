@@ -129,6 +129,39 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     })
 }
 
+/// Each owner's batches and files, ids only: `{"owners":[{"owner":…,"batches":[…],"files":[…]}]}`
+/// (an owner `null` for objects made while the gateway had no client keys).
+pub fn objects(owners: &crate::admin::ObjectsByOwner) -> String {
+    use crate::objects::store::Kind;
+    #[derive(Serialize)]
+    struct Owner<'a> {
+        owner: Option<&'a str>,
+        batches: Vec<&'a str>,
+        files: Vec<&'a str>,
+    }
+    #[derive(Serialize)]
+    struct View<'a> {
+        owners: Vec<Owner<'a>>,
+    }
+    let owners = owners
+        .iter()
+        .map(|(owner, objects)| {
+            let of = |kind: Kind| {
+                (objects.iter())
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, id)| id.as_str())
+                    .collect()
+            };
+            Owner {
+                owner: (!owner.is_empty()).then_some(owner.as_str()),
+                batches: of(Kind::Batch),
+                files: of(Kind::File),
+            }
+        })
+        .collect();
+    serde_json::to_string_pretty(&View { owners }).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,7 @@ pub async fn forward<'a>(
             model,
             affinity,
             tried: &tried,
+            only: (route == Route::Forwarded).then_some(&api.objects.anthropic[..]),
         };
         let pick = match last {
             Some((previous, f)) if tried.len() >= api.settings.max_attempts => {
@@ -241,7 +242,7 @@ async fn finish(
     }
 }
 
-fn not_served(model: &str) -> ApiError {
+pub(crate) fn not_served(model: &str) -> ApiError {
     ApiError::new(
         404,
         ErrorType::NotFound,
@@ -250,7 +251,7 @@ fn not_served(model: &str) -> ApiError {
 }
 
 /// 429 when every credential that could serve the model is rate-limited or disabled.
-fn unavailable(model: Option<&str>, u: &Unavailable) -> ApiError {
+pub(crate) fn unavailable(model: Option<&str>, u: &Unavailable) -> ApiError {
     let retry_after = u.retry_after_ms.map_or(1, |ms| ms.div_ceil(1000).max(1));
     let mut why = Vec::new();
     if u.rate_limited > 0 {

@@ -52,18 +52,24 @@ pub struct Outbound<'a> {
     /// The credential to send as `x-api-key`; `None` for the built-in mock.
     pub api_key: Option<&'a str>,
     pub default_version: &'a str,
-    pub body_len: usize,
+    pub body_len: u64,
+    /// The body goes as chunks (its length is not known before it is all sent).
+    pub chunked: bool,
     /// Streams are relayed event by event, so they must not come back compressed.
     pub stream: bool,
+    /// A method and target of the gateway's own in place of the client's (a list asks for each
+    /// object it shows).
+    pub line: Option<(&'a str, &'a str)>,
 }
 
 /// The head of the request sent upstream.
 pub fn upstream_request(req: &RequestHead, out: &Outbound<'_>) -> Vec<u8> {
-    let mut h = Vec::with_capacity(256 + req.target().len() + out.api_key.map_or(0, str::len));
-    h.extend_from_slice(req.method_str().as_bytes());
+    let (method, target) = out.line.unwrap_or((req.method_str(), req.target()));
+    let mut h = Vec::with_capacity(256 + target.len() + out.api_key.map_or(0, str::len));
+    h.extend_from_slice(method.as_bytes());
     h.push(b' ');
     h.extend_from_slice(out.path_prefix.as_bytes());
-    h.extend_from_slice(req.target().as_bytes());
+    h.extend_from_slice(target.as_bytes());
     h.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     h.extend_from_slice(out.host.as_bytes());
     h.extend_from_slice(b"\r\n");
@@ -94,7 +100,11 @@ pub fn upstream_request(req: &RequestHead, out: &Outbound<'_>) -> Vec<u8> {
     if !has_version {
         push_header(&mut h, "anthropic-version", out.default_version.as_bytes());
     }
-    if out.body_len > 0 || req.framing != crate::http::head::BodyFraming::None {
+    if out.chunked {
+        h.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    } else if out.body_len > 0
+        || out.line.is_none() && req.framing != crate::http::head::BodyFraming::None
+    {
         h.extend_from_slice(b"content-length: ");
         // Writing a number into a Vec cannot fail.
         let _ = write!(h, "{}\r\n", out.body_len);
@@ -261,7 +271,9 @@ mod tests {
             api_key: Some("sk-upstream"),
             default_version: "2023-06-01",
             body_len: 42,
+            chunked: false,
             stream,
+            line: None,
         }
     }
 

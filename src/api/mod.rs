@@ -1,6 +1,7 @@
 //! The gateway's endpoints: the request handler that the connection loop calls.
 //!
-//! `/healthz` is answered here; everything under `/v1` is forwarded. The handler owns the
+//! `/healthz` is answered here; batches and files go to `objects`, everything else under `/v1`
+//! is forwarded. The handler owns the
 //! per-worker view of the upstreams (their resolved endpoints) and shares the credential pool with
 //! every other worker; choosing among credentials is the pool's job.
 
@@ -25,6 +26,7 @@ use monoio::net::TcpStream;
 use crate::config::{Config, ModelsConfig};
 use crate::dialect::Dialect;
 use crate::exchange::{Exchange, Summary};
+use crate::http::head::RequestHead;
 use crate::http::response::ResponseHead;
 use crate::http::ApiError;
 use crate::metrics::Recorder;
@@ -32,6 +34,7 @@ use crate::request_id::RequestId;
 use crate::routing::models::Catalog;
 use crate::routing::pool::Pool;
 use crate::server::conn::{After, Handler, Request};
+use crate::server::incoming::Incoming;
 use crate::server::io::write_all;
 use crate::server::router::{self, Route};
 use crate::stream::relay::RelaySettings;
@@ -91,18 +94,24 @@ pub struct Settings {
 pub struct Api {
     clients: ClientKeys,
     /// Indexed like the configuration's upstreams.
-    upstreams: Vec<UpstreamRoute>,
-    pool: Arc<Pool>,
-    models: ModelsConfig,
+    pub(crate) upstreams: Vec<UpstreamRoute>,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) models: ModelsConfig,
     /// The models the configuration names, when it names any.
     catalog: Option<Arc<Catalog>>,
     /// This core's idle upstream connections.
-    conns: ConnPool,
+    pub(crate) conns: ConnPool,
     /// This core's cache of upstream addresses.
-    resolver: Resolver,
+    pub(crate) resolver: Resolver,
     /// This core's metrics.
     recorder: Rc<Recorder>,
-    settings: Settings,
+    pub(crate) settings: Settings,
+    /// Batches and files.
+    pub(crate) objects: crate::objects::Settings,
+    /// `routing.forward_paths`.
+    forward_paths: Vec<String>,
+    /// `server.max_upload_bytes`.
+    max_upload: u64,
 }
 
 /// What the handler learnt of a request that labels its metrics and its access-log line.
@@ -114,16 +123,20 @@ pub struct Seen<'a> {
     /// The model, aliases resolved.
     pub model: Option<Cow<'a, str>>,
     pub stream: bool,
+    /// Body bytes read as they came (an upload), where the body was not collected first.
+    pub body_in: Option<u64>,
 }
 
 impl Api {
     /// `targets` pairs each configured upstream with its endpoint, in config order; `pool` and
     /// `catalog` are shared by all workers, `conns`, `resolver` and `recorder` are this worker's.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &Config,
         targets: Vec<Target>,
         pool: Arc<Pool>,
         catalog: Option<Arc<Catalog>>,
+        records: crate::objects::records::Records,
         conns: ConnPool,
         resolver: Resolver,
         recorder: Rc<Recorder>,
@@ -142,6 +155,14 @@ impl Api {
                 project: u.project.clone().unwrap_or_default(),
             })
             .collect();
+        let objects = crate::objects::Settings {
+            records,
+            public_url: config.server.public_url.clone(),
+            anthropic: (config.upstreams.iter())
+                .map(|u| u.dialect() == Dialect::Anthropic)
+                .collect(),
+            first_model_within: config.server.max_body_bytes,
+        };
         Api {
             clients: ClientKeys::new(&config.api_keys),
             upstreams,
@@ -156,6 +177,9 @@ impl Api {
                 upstream_head_buffer: config.server.max_head_bytes,
                 max_attempts: config.routing.max_attempts as usize,
             },
+            objects,
+            forward_paths: config.routing.forward_paths.clone(),
+            max_upload: config.server.max_upload_bytes,
         }
     }
 
@@ -199,11 +223,17 @@ impl Api {
 }
 
 impl Handler for Api {
-    async fn handle(&self, stream: &mut TcpStream, req: Request) -> io::Result<After> {
+    async fn handle(&self, stream: &mut TcpStream, mut req: Request) -> io::Result<After> {
         let mut seen = Seen::default();
-        let result = self.serve(stream, &req, &mut seen).await;
+        let incoming = req.incoming.take();
+        let result = self.serve(stream, &req, incoming, &mut seen).await;
         self.record(&req, &seen);
         result
+    }
+
+    fn streams_body(&self, head: &RequestHead) -> Option<u64> {
+        let route = router::route(head.method, head.path()).ok()?;
+        route.streams_body(head.method).then_some(self.max_upload)
     }
 
     fn rejected(&self, error: &ApiError, id: RequestId) {
@@ -231,9 +261,11 @@ impl Api {
         &'a self,
         stream: &mut TcpStream,
         req: &'a Request,
+        incoming: Option<Incoming>,
         seen: &mut Seen<'a>,
     ) -> io::Result<After> {
         let route = match router::route(req.head.method, req.head.path()) {
+            Err(_) if self.forwards(req.head.path()) => Route::Forwarded,
             Err(e) => return respond(stream, req, &e).await,
             Ok(route) => route,
         };
@@ -253,11 +285,25 @@ impl Api {
                 seen.caller = caller;
                 models::answer(catalog, stream, req, route).await
             }
+            (Ok(caller), _) if route.is_object() => {
+                seen.caller = caller;
+                crate::objects::serve(self, stream, req, incoming, route, seen).await
+            }
             (Ok(caller), _) => {
                 seen.caller = caller;
                 forward::forward(self, stream, req, route, seen).await
             }
         }
+    }
+
+    /// Whether a path the gateway does not serve is under one of `routing.forward_paths` (at a
+    /// segment's boundary: `/v1/skills` forwards `/v1/skills/x`, not `/v1/skillsets`).
+    fn forwards(&self, path: &str) -> bool {
+        self.forward_paths.iter().any(|prefix| {
+            path.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/')
+            })
+        })
     }
 
     /// The request is over: its metrics and its access-log line.
@@ -279,7 +325,7 @@ impl Api {
             stream: seen.stream,
             upstream,
             credential,
-            body_in: req.body.len() as u64,
+            body_in: seen.body_in.unwrap_or(req.body.len() as u64),
             facts: req.exchange.facts(Instant::now()),
         });
     }

@@ -67,8 +67,10 @@ impl Outgoing {
                     host: &url.host_header,
                     api_key: held.bearer(),
                     default_version: &upstream.default_version,
-                    body_len: self.body(req).len(),
+                    body_len: self.body(req).len() as u64,
+                    chunked: false,
                     stream,
+                    line: None,
                 },
             );
         };
@@ -166,6 +168,8 @@ pub fn prepare(upstream: &UpstreamRoute, asked: &Asked<'_>) -> Result<Prepared, 
         }
         Route::CountTokens => true,
         Route::Models | Route::Model | Route::Health => return Ok(Prepared::Model),
+        // Never picked for another dialect (see `objects::eligible`); said plainly if it were.
+        _ => return Err(crate::objects::anthropic_only(asked.route)),
     };
     let (target, model) = target
         .zip(model)

@@ -12,6 +12,7 @@ mod credentials;
 mod logging;
 mod routing;
 mod server;
+mod state;
 mod stream;
 mod upstreams;
 
@@ -29,6 +30,7 @@ pub use credentials::Credential;
 pub use logging::{check_directives, LogConfig, LogFormat};
 pub use routing::{ModelsConfig, RoutingConfig, Strategy};
 pub use server::{IoDriver, Listen, ServerConfig};
+pub use state::StateConfig;
 pub use stream::StreamConfig;
 pub use upstreams::{MockSettings, Upstream, UpstreamKind, ANTHROPIC_API_URL};
 
@@ -52,6 +54,7 @@ pub struct Config {
     pub api_keys: Vec<ApiKey>,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    pub state: StateConfig,
 }
 
 /// What the admin view shows in place of a secret.
@@ -91,6 +94,7 @@ struct FileConfig {
     api_keys: Vec<Spanned<FileApiKey>>,
     admin: admin::FileAdmin,
     log: LogConfig,
+    state: StateConfig,
 }
 
 impl Config {
@@ -145,6 +149,9 @@ impl Config {
         file.log.check().map_err(|(key, what)| ConfigError {
             message: format!("{origin}: log.{key}: {what}"),
         })?;
+        file.state.check().map_err(|(key, what)| ConfigError {
+            message: format!("{origin}: state.{key}: {what}"),
+        })?;
         if file.upstreams.is_empty() {
             return Err(ConfigError {
                 message: format!(
@@ -170,6 +177,7 @@ impl Config {
             api_keys,
             admin,
             log: file.log,
+            state: file.state,
         })
     }
 
@@ -201,6 +209,7 @@ impl Config {
             api_keys: Vec::new(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
+            state: StateConfig::default(),
         }
     }
 

@@ -30,6 +30,10 @@ pub struct RoutingConfig {
     pub transient_cooldown_ms: u64,
     /// How long a credential the upstream refused (401, 403) stays disabled.
     pub auth_failure_cooldown_ms: u64,
+    /// Path prefixes beyond the endpoints ringgate knows (new beta endpoints, e.g.
+    /// `"/v1/skills"`), forwarded as they are with an upstream credential in place of the
+    /// client's. Off (empty) by default; the Admin API (`/v1/organizations`) is never forwarded.
+    pub forward_paths: Vec<String>,
 }
 
 impl Default for RoutingConfig {
@@ -41,6 +45,7 @@ impl Default for RoutingConfig {
             max_cooldown_ms: 30 * 60 * 1000,
             transient_cooldown_ms: 10_000,
             auth_failure_cooldown_ms: 30 * 60 * 1000,
+            forward_paths: Vec::new(),
         }
     }
 }
@@ -59,8 +64,32 @@ impl RoutingConfig {
                 return Err((key, "must be at least 1".into()));
             }
         }
+        for p in &self.forward_paths {
+            check_forward_path(p).map_err(|why| ("forward_paths", format!("{p:?}: {why}")))?;
+        }
         Ok(())
     }
+}
+
+/// A prefix that may be forwarded: an API path of its own, not one the gateway serves or must
+/// never pass on.
+fn check_forward_path(p: &str) -> Result<(), &'static str> {
+    if !p.starts_with("/v1/") || p.len() <= "/v1/".len() {
+        return Err("must be a path under /v1/, e.g. \"/v1/skills\"");
+    }
+    if p.bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'?')
+    {
+        return Err("must be a plain path, without spaces or a query");
+    }
+    if p.starts_with("/v1/organizations") {
+        return Err("the Admin API is never forwarded");
+    }
+    let served = ["/v1/messages", "/v1/models", "/v1/files"];
+    if served.iter().any(|s| p.starts_with(s) || s.starts_with(p)) {
+        return Err("overlaps an endpoint ringgate serves itself");
+    }
+    Ok(())
 }
 
 /// `[models]`.

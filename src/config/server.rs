@@ -15,7 +15,14 @@ pub struct ServerConfig {
     pub pin_cores: bool,
     /// `auto` uses io_uring when the kernel allows it and falls back to epoll.
     pub io_driver: IoDriver,
+    /// The largest body of a request collected before it is forwarded (messages, counts).
     pub max_body_bytes: u64,
+    /// The largest upload (`POST /v1/files`) or batch (`POST /v1/messages/batches`): those
+    /// bodies go upstream as they arrive and are never held whole.
+    pub max_upload_bytes: u64,
+    /// How clients reach this gateway (e.g. `https://llm.example.com`), for the links it hands
+    /// out: a batch's `results_url`. When unset, `http://` and the request's `Host`.
+    pub public_url: Option<String>,
     /// The largest request head accepted (431 beyond). Also the size of each connection's buffer.
     pub max_head_bytes: usize,
     pub request_head_timeout_ms: u64,
@@ -35,6 +42,8 @@ impl Default for ServerConfig {
             pin_cores: true,
             io_driver: IoDriver::Auto,
             max_body_bytes: 32 * 1024 * 1024,
+            max_upload_bytes: 512 * 1024 * 1024,
+            public_url: None,
             max_head_bytes: 16 * 1024,
             request_head_timeout_ms: 10_000,
             request_body_timeout_ms: 30_000,
@@ -88,6 +97,23 @@ pub(super) fn check_server(s: &ServerConfig) -> Result<(), (&'static str, String
     }
     if s.max_body_bytes == 0 {
         return Err(("max_body_bytes", "must be greater than 0".into()));
+    }
+    if s.max_upload_bytes == 0 {
+        return Err(("max_upload_bytes", "must be greater than 0".into()));
+    }
+    if let Some(url) = &s.public_url {
+        let ok = (url.starts_with("http://") || url.starts_with("https://"))
+            && !url
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+        if !ok {
+            return Err((
+                "public_url",
+                format!(
+                    "{url:?} must be an http:// or https:// URL, e.g. \"https://llm.example.com\""
+                ),
+            ));
+        }
     }
     for (k, v) in [
         ("request_head_timeout_ms", s.request_head_timeout_ms),

@@ -72,7 +72,8 @@ impl ApiError {
         Self::new(431, ErrorType::RequestTooLarge, message.into())
     }
 
-    pub fn not_found(path: &str) -> ApiError {
+    /// A path the gateway does not serve; `served` lists what it does.
+    pub fn not_found_served(path: &str, served: &str) -> ApiError {
         let mut shown: String = path.chars().take(200).collect();
         if shown.len() < path.len() {
             shown.push('…');
@@ -80,7 +81,7 @@ impl ApiError {
         Self::new(
             404,
             ErrorType::NotFound,
-            format!("not found: {shown}; ringgate serves /v1/messages, /v1/messages/count_tokens and /v1/models").into(),
+            format!("not found: {shown}; ringgate serves {served}").into(),
         )
     }
 
@@ -146,7 +147,7 @@ mod tests {
 
     #[test]
     fn anthropic_shape() {
-        let e = ApiError::not_found("/nope");
+        let e = ApiError::not_found_served("/nope", "/v1/messages");
         let body = e.body("req_1");
         assert!(body.starts_with("{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":\"not found: /nope"));
         assert!(body.ends_with(",\"request_id\":\"req_1\"}"));

@@ -19,6 +19,7 @@ use rustls::pki_types::ServerName;
 
 use crate::config::{Config, UpstreamKind};
 use crate::dialect::Dialect;
+use crate::objects::store::Store;
 use crate::routing::models::Catalog;
 use crate::routing::pool::Pool;
 use crate::runtime::bind_group;
@@ -43,6 +44,9 @@ pub struct Generation {
     /// The gateway's listeners, one group per configured address.
     pub front: Vec<Arc<Listeners>>,
     pub mocks: Vec<Arc<MockUpstream>>,
+    /// The record of batches and files; one per process and state directory, since its file
+    /// can be opened only once (a reload that keeps the directory keeps it).
+    pub objects: Arc<Store>,
 }
 
 /// One address's `SO_REUSEPORT` sockets, one per worker; each worker takes its own when it starts
@@ -180,6 +184,11 @@ pub fn build(
     // time is retried in the background, and requests fail over from it meanwhile.
     crate::credentials::refresher::settle(FIRST_FETCH);
     let catalog = Catalog::new(&config, started).map(Arc::new);
+    let dir = config.state.dir(&|k| std::env::var(k).ok());
+    let objects = match previous {
+        Some(p) if p.objects.path() == dir.join("objects.redb") => p.objects.clone(),
+        _ => Arc::new(Store::new(dir)),
+    };
     Ok(Generation {
         id,
         config: Arc::new(config),
@@ -190,6 +199,7 @@ pub fn build(
         limits,
         front,
         mocks,
+        objects,
     })
 }
 

@@ -24,6 +24,7 @@ use super::control::Control;
 use super::generation::{Generation, Listeners, MockUpstream};
 use super::phase::{self, Phase};
 use crate::api::Api;
+use crate::http::head::RequestHead;
 use crate::http::ApiError;
 use crate::metrics::{Recorder, Shard};
 use crate::mock::server::MockHandler;
@@ -69,6 +70,10 @@ impl Handler for Live {
 
     fn rejected(&self, error: &ApiError, id: RequestId) {
         self.api.borrow().rejected(error, id);
+    }
+
+    fn streams_body(&self, head: &RequestHead) -> Option<u64> {
+        self.api.borrow().streams_body(head)
     }
 }
 
@@ -289,6 +294,7 @@ fn build_api(g: &Generation, recorder: &Rc<Recorder>) -> Api {
         g.targets.clone(),
         pool,
         catalog,
+        crate::objects::records::Records::new(g.objects.clone()),
         conns,
         resolver,
         recorder.clone(),

@@ -93,6 +93,9 @@ pub struct Ask<'a> {
     pub affinity: Option<u64>,
     /// Credentials this request already tried: never picked again for it.
     pub tried: &'a [usize],
+    /// The upstreams that may serve it, by index (`None`: all): batches and files exist only
+    /// where the Anthropic API is spoken.
+    pub only: Option<&'a [bool]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -309,7 +312,7 @@ impl Pool {
         let mut refused = Refusals::default();
         let mut served = false;
         for tier in &self.tiers {
-            let mask = self.mask(tier, ask.model);
+            let mask = self.mask(tier, ask.model, ask.only);
             if mask == 0 {
                 continue;
             }
@@ -410,6 +413,18 @@ impl Pool {
         self.upstreams[c.upstream].health.abandon();
     }
 
+    /// The credential named `credential` of the upstream named `upstream`, if the configuration
+    /// still has it (an object created through it is reached through it only).
+    pub fn find(&self, upstream: &str, credential: &str) -> Option<usize> {
+        (self.credentials.iter())
+            .position(|c| self.upstreams[c.upstream].name == upstream && c.name == credential)
+    }
+
+    /// Whether upstream `upstream` (by index) serves the model.
+    pub fn serves_on(&self, upstream: usize, model: &str) -> bool {
+        serves(&self.upstreams[upstream].patterns, model)
+    }
+
     /// Whether any upstream serves the model (for answering 404 without asking the pool).
     pub fn serves(&self, model: &str) -> bool {
         self.upstreams.iter().any(|u| serves(&u.patterns, model))
@@ -470,10 +485,10 @@ impl Pool {
         found.map(reset).is_some()
     }
 
-    fn mask(&self, tier: &Tier, model: Option<&str>) -> usize {
-        let serves = |u: usize| match model {
-            None => true,
-            Some(m) => serves(&self.upstreams[u].patterns, m),
+    fn mask(&self, tier: &Tier, model: Option<&str>, only: Option<&[bool]>) -> usize {
+        let serves = |u: usize| {
+            let allowed = only.map_or(true, |only| only.get(u) == Some(&true));
+            allowed && model.map_or(true, |m| serves(&self.upstreams[u].patterns, m))
         };
         (tier.upstreams.iter().enumerate())
             .filter(|&(_, &u)| serves(u))

@@ -28,6 +28,7 @@ const MODEL: Ask<'static> = Ask {
     model: Some("claude-sonnet-4-5"),
     affinity: None,
     tried: &[],
+    only: None,
 };
 
 fn cooling(p: &Pool, upstream: &str, name: &str) -> bool {

@@ -30,6 +30,7 @@ const MODEL: Ask<'static> = Ask {
     model: Some("claude-sonnet-4-5"),
     affinity: None,
     tried: &[],
+    only: None,
 };
 
 fn limited(ms: u64) -> Outcome {
@@ -85,11 +86,13 @@ fn tried_credentials_are_skipped_and_then_nothing_is_left() {
     let b = index(&p, "b");
     let ask = Ask {
         tried: &[a],
+        only: None,
         ..MODEL
     };
     assert_eq!(picks(&p, &ask, 0, 3), ["b", "b", "b"]);
     let ask = Ask {
         tried: &[a, b],
+        only: None,
         ..MODEL
     };
     let Pick::Unavailable(u) = p.pick(&ask, 0) else {
@@ -106,6 +109,7 @@ fn tried_credentials_count_by_their_cooldown_but_are_never_failed_open_to() {
     p.report(b, MODEL.model, AuthFailed, 0);
     let ask = Ask {
         tried: &[a, b],
+        only: None,
         ..MODEL
     };
     let Pick::Unavailable(u) = p.pick(&ask, 100) else {
@@ -122,12 +126,14 @@ fn tried_credentials_count_by_their_cooldown_but_are_never_failed_open_to() {
     p.report(b, MODEL.model, Transient, 10);
     let ask = Ask {
         tried: &[a],
+        only: None,
         ..MODEL
     };
     let pick = p.pick(&ask, 20);
     assert!(matches!(pick, Pick::Use { credential, fail_open: true, .. } if credential == b));
     let ask = Ask {
         tried: &[a, b],
+        only: None,
         ..MODEL
     };
     let Pick::Unavailable(u) = p.pick(&ask, 20) else {
@@ -386,6 +392,7 @@ fn always_limited_credential_is_tried_once_per_cooldown_window() {
         loop {
             let ask = Ask {
                 tried: &tried,
+                only: None,
                 ..MODEL
             };
             let Pick::Use { credential, .. } = p.pick(&ask, now) else {
@@ -513,6 +520,7 @@ fn a_lone_unreachable_upstream_is_still_tried_when_nothing_else_serves() {
     let b = index(&p, "b");
     let ask = Ask {
         tried: &[a, b],
+        only: None,
         ..MODEL
     };
     match p.pick(&ask, 1) {
@@ -554,6 +562,7 @@ fn a_credential_probe_refused_by_its_upstreams_probe_is_given_back() {
     p.report(a, MODEL.model, Success, cooldown + 1);
     let ask = Ask {
         tried: &[a],
+        only: None,
         ..MODEL
     };
     assert_eq!(

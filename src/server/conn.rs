@@ -5,6 +5,11 @@
 //! body over the limit (413) or that stalls (408). Each gets an Anthropic-shaped error and the
 //! connection is closed gracefully; nothing a client sends can panic the worker. The loop is
 //! generic over the [`Handler`] so the gateway and the mock upstream share it.
+//!
+//! A body is collected whole before the handler runs, except where the handler asks for it as
+//! it arrives ([`Handler::streams_body`]: uploads); then the handler reads it
+//! ([`Incoming`]), and a body it did not read to its end closes the connection after the
+//! response, since the next request's first byte cannot be found.
 
 use std::future::Future;
 use std::io;
@@ -15,6 +20,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 
+use super::incoming::Incoming;
 use super::io::{read_more, write_all, ReadOutcome};
 use crate::exchange::Exchange;
 use crate::http::body::BodyCollector;
@@ -37,8 +43,11 @@ pub struct Limits {
 pub struct Request {
     pub id: RequestId,
     pub head: RequestHead,
+    /// The whole body; empty when it is `incoming`.
     pub body: Bytes,
     pub exchange: Exchange,
+    /// The body still to be read, for a handler that [streams it](Handler::streams_body).
+    pub incoming: Option<Incoming>,
 }
 
 /// Whether the connection may carry another request after a response.
@@ -65,6 +74,12 @@ pub trait Handler: 'static {
     /// A request refused before it reached the handler (it did not parse, was too large, or
     /// too slow), answered with `error` under `id`.
     fn rejected(&self, _error: &ApiError, _id: RequestId) {}
+
+    /// Whether the handler reads this request's body itself, as it arrives, and up to how many
+    /// bytes; `None` (the default): the body is collected before the handler runs.
+    fn streams_body(&self, _head: &RequestHead) -> Option<u64> {
+        None
+    }
 }
 
 /// Serves requests on `stream` until the client leaves, an error closes it, or it idles out.
@@ -77,18 +92,20 @@ pub async fn serve<H: Handler>(mut stream: TcpStream, handler: Rc<H>, limits: Rc
         if buf.capacity() == 0 {
             buf.reserve(limits.max_head_bytes);
         }
-        let request = match read_request(&mut stream, &mut buf, &limits, first, drains).await {
-            Ok(Some(r)) => r,
-            Ok(None) => return,
-            Err(Failure { error, id }) => {
-                if let Some(e) = error {
-                    handler.rejected(&e, id);
-                    let _ = write_all(&mut stream, e.to_response(id.as_str(), false)).await;
-                    linger_close(&mut stream).await;
+        let streams = |head: &RequestHead| handler.streams_body(head);
+        let request =
+            match read_request(&mut stream, &mut buf, &limits, first, drains, streams).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(Failure { error, id }) => {
+                    if let Some(e) = error {
+                        handler.rejected(&e, id);
+                        let _ = write_all(&mut stream, e.to_response(id.as_str(), false)).await;
+                        linger_close(&mut stream).await;
+                    }
+                    return;
                 }
-                return;
-            }
-        };
+            };
         first = false;
         if buf.is_empty() {
             // Nothing pipelined behind the request, and the request owns its bytes: the buffer
@@ -97,7 +114,14 @@ pub async fn serve<H: Handler>(mut stream: TcpStream, handler: Rc<H>, limits: Rc
             buf = BytesMut::new();
         }
         let keep_alive = request.head.keep_alive;
-        match handler.handle(&mut stream, request).await {
+        let body_read = request.incoming.as_ref().map(Incoming::clean);
+        let after = handler.handle(&mut stream, request).await;
+        if body_read.is_some_and(|read| !read.get()) {
+            // The client may still be sending the body the answer refused.
+            linger_close(&mut stream).await;
+            return;
+        }
+        match after {
             Ok(After::KeepAlive) if keep_alive && !(drains && phase::draining()) => continue,
             _ => return,
         }
@@ -142,6 +166,7 @@ async fn read_request(
     limits: &Limits,
     first: bool,
     drains: bool,
+    streams: impl Fn(&RequestHead) -> Option<u64>,
 ) -> Result<Option<Request>, Failure> {
     // The head timer runs from accept on a new connection, and from the first byte of a request
     // on a kept-alive one; before that first byte, only the idle timer applies.
@@ -190,6 +215,22 @@ async fn read_request(
         error: Some(error),
         id,
     };
+    if let Some(limit) = streams(&head) {
+        let with_head = match head.framing {
+            BodyFraming::None => BytesMut::new(),
+            BodyFraming::Length(n) => buf.split_to((n.min(buf.len() as u64)) as usize),
+            BodyFraming::Chunked => buf.split(),
+        };
+        let (framing, stall) = (head.framing, limits.body_timeout);
+        let incoming = Incoming::new(framing, limit, with_head, stall, head.expect_continue);
+        return Ok(Some(Request {
+            id,
+            head,
+            body: Bytes::new(),
+            exchange: Exchange::new(Instant::now()),
+            incoming: Some(incoming.map_err(fail)?),
+        }));
+    }
     let mut body = BodyCollector::new(head.framing, limits.max_body_bytes).map_err(fail)?;
     let consumed = body.feed(buf).map_err(fail)?;
     buf.advance(consumed);
@@ -232,6 +273,7 @@ async fn read_request(
         head,
         body: body.finish(),
         exchange: Exchange::new(Instant::now()),
+        incoming: None,
     }))
 }
 

@@ -197,7 +197,25 @@ pub async fn exchange(
         Ok(Err(e)) => return Err(UpstreamError::Send(e)),
         Err(_) => return Err(deadline.missed()),
     }
-    let sent = Instant::now();
+    read_head(
+        stream,
+        Instant::now(),
+        request_was_head,
+        deadline,
+        head_buffer,
+    )
+    .await
+}
+
+/// Reads the response head to a request whose last byte went out at `sent`, skipping interim
+/// responses. Returns the head and the bytes read after it, which begin the body.
+pub async fn read_head(
+    stream: &mut UpstreamConn,
+    sent: Instant,
+    request_was_head: bool,
+    deadline: Deadline,
+    head_buffer: usize,
+) -> Result<(ResponseHead, BytesMut), UpstreamError> {
     let closed = |error| UpstreamError::Closed {
         error,
         at_once: sent.elapsed() < STALE_WINDOW,

@@ -148,39 +148,66 @@ fn write_pieces(
     Ok(())
 }
 
-/// Reads one request with a Content-Length body (what the gateway sends upstream) from any
-/// blocking stream (a `TcpStream`, or a TLS stream over one); `None` when the stream ends or
-/// fails first. Bytes after the request stay in `buf` for the next one.
+/// Reads one request with a Content-Length or chunked body (what the gateway sends upstream)
+/// from any blocking stream (a `TcpStream`, or a TLS stream over one); `None` when the stream
+/// ends or fails first, the request incomplete. Bytes after the request stay in `buf` for the
+/// next one. A chunked body is recorded without its framing.
 pub fn read_request(stream: &mut impl Read, buf: &mut Vec<u8>) -> Option<Received> {
     let head_end = loop {
         if let Some(i) = find(buf, b"\r\n\r\n") {
             break i + 4;
         }
-        let mut chunk = [0u8; 4096];
-        let n = read_retrying(stream, &mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        fill(stream, buf)?;
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let len: usize = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.trim().parse().unwrap())
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let mut chunk = [0u8; 65536];
-        let n = read_retrying(stream, &mut chunk).ok()?;
-        if n == 0 {
-            return None;
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut body = Vec::new();
+        let mut at = head_end;
+        loop {
+            let line_end = loop {
+                if let Some(i) = find(&buf[at..], b"\r\n") {
+                    break at + i;
+                }
+                fill(stream, buf)?;
+            };
+            let size_text = String::from_utf8_lossy(&buf[at..line_end]).into_owned();
+            let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+            at = line_end + 2;
+            while buf.len() < at + size + 2 {
+                fill(stream, buf)?;
+            }
+            body.extend_from_slice(&buf[at..at + size]);
+            at += size + 2;
+            if size == 0 {
+                buf.drain(..at);
+                return Some(Received { head, body });
+            }
         }
-        buf.extend_from_slice(&chunk[..n]);
+    }
+    let len: usize = header("content-length").map_or(0, |v| v.parse().unwrap());
+    while buf.len() < head_end + len {
+        fill(stream, buf)?;
     }
     let body = buf[head_end..head_end + len].to_vec();
     buf.drain(..head_end + len);
     Some(Received { head, body })
+}
+
+/// Appends one read's bytes to `buf`; `None` at the end of the stream or on an error.
+fn fill(stream: &mut impl Read, buf: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 65536];
+    let n = read_retrying(stream, &mut chunk).ok()?;
+    if n == 0 {
+        return None;
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Some(())
 }
 
 /// A blocking read that retries when a signal interrupts it (std does not).
