@@ -14,6 +14,7 @@ pub mod bedrock;
 pub mod directives;
 pub mod faults;
 pub mod gemini;
+pub mod objects;
 pub mod openai;
 pub mod script;
 pub mod server;
