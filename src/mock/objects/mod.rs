@@ -437,3 +437,7 @@ fn too_large(what: &str, limit: u64) -> ApiError {
 #[cfg(test)]
 #[path = "objects_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod server_tests;
