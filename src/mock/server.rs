@@ -14,6 +14,10 @@
 //! answer is logged (target `mock::requests`, at debug) with a fingerprint of its key and its
 //! status, so the same test can count from the mock's side which key was used, and when.
 //!
+//! Message Batches and Files ([`super::objects`]) are kept in one store per server, shared by its
+//! workers (the gateway's built-in mock keeps its store across reloads); a mock takes request
+//! bodies up to [`MAX_BODY_BYTES`] for their uploads.
+//!
 //! [`MockStats`] counts connections and answered requests (per worker, summed when read), so a
 //! benchmark can tell how many connections a gateway opened for how many requests.
 

@@ -25,7 +25,7 @@ fn the_first_page_is_the_newest() {
         taken(&all, &q(2, None, None)),
         (vec!["o4".into(), "o3".into()], true)
     );
-    assert_eq!(taken(&all, &q(5, None, None)).1, false);
+    assert!(!taken(&all, &q(5, None, None)).1);
     assert_eq!(taken(&all, &q(20, None, None)).0.len(), 5);
     assert_eq!(taken(&ids(0), &q(20, None, None)), (vec![], false));
 }

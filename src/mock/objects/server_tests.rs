@@ -8,7 +8,8 @@ use serde_json::Value;
 use crate::dialect::Dialect;
 use crate::mock::server::{MockServer, MockServerOptions, MockStats};
 
-const BETA: &str = "anthropic-beta: message-batches-2024-09-24\r\nanthropic-beta: x, files-api-2025-04-14\r\n";
+const BETA: &str =
+    "anthropic-beta: message-batches-2024-09-24\r\nanthropic-beta: x, files-api-2025-04-14\r\n";
 
 fn mock(dialect: Option<Dialect>, stats: Option<std::sync::Arc<MockStats>>) -> MockServer {
     MockServer::start(MockServerOptions {
@@ -78,7 +79,13 @@ fn a_batch_is_created_read_listed_answered_and_deleted() {
     let server = mock(None, Some(stats.clone()));
     let body = format!("{{\"requests\":[{},{}]}}", request("one"), request("two"));
     let extra = format!("{}x-mock-batch-ms: 150\r\n", key("k1"));
-    let created = send(&server, "POST", "/v1/messages/batches", &extra, body.as_bytes());
+    let created = send(
+        &server,
+        "POST",
+        "/v1/messages/batches",
+        &extra,
+        body.as_bytes(),
+    );
     assert_eq!(created.status, 200);
     let v = created.json();
     let id = v["id"].as_str().unwrap().to_string();
@@ -102,14 +109,31 @@ fn a_batch_is_created_read_listed_answered_and_deleted() {
     assert_eq!(v["request_counts"]["succeeded"], 2);
     let results_url = format!("https://api.anthropic.com{path}/results");
     assert_eq!(v["results_url"], results_url.as_str());
-    let v = send(&server, "GET", "/v1/messages/batches?limit=5", &key("k1"), b"").json();
-    assert_eq!((&v["first_id"], &v["has_more"]), (&Value::from(id.as_str()), &Value::from(false)));
+    let v = send(
+        &server,
+        "GET",
+        "/v1/messages/batches?limit=5",
+        &key("k1"),
+        b"",
+    )
+    .json();
+    assert_eq!(
+        (&v["first_id"], &v["has_more"]),
+        (&Value::from(id.as_str()), &Value::from(false))
+    );
 
     let got = send(&server, "GET", &format!("{path}/results"), &key("k1"), b"");
     assert_eq!(got.status, 200);
-    assert!(got.head.contains("content-type: application/binary"), "{}", got.head);
+    assert!(
+        got.head.contains("content-type: application/binary"),
+        "{}",
+        got.head
+    );
     let text = String::from_utf8(got.body).unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["custom_id"], "one");
     assert_eq!(lines[1]["custom_id"], "two");
@@ -117,7 +141,10 @@ fn a_batch_is_created_read_listed_answered_and_deleted() {
 
     assert_eq!(send(&server, "DELETE", &path, &key("k2"), b"").status, 404);
     let v = send(&server, "DELETE", &path, &key("k1"), b"").json();
-    assert_eq!(v, serde_json::json!({"id": id, "type": "message_batch_deleted"}));
+    assert_eq!(
+        v,
+        serde_json::json!({"id": id, "type": "message_batch_deleted"})
+    );
     assert_eq!(send(&server, "GET", &path, &key("k1"), b"").status, 404);
     let got = send(&server, "PUT", &path, &key("k1"), b"");
     assert_eq!(got.status, 405);
@@ -131,7 +158,14 @@ fn a_canceled_batch_ends_with_its_requests_canceled() {
     let server = mock(None, None);
     let body = format!("{{\"requests\":[{}]}}", request("c"));
     let extra = format!("{}x-mock-batch-ms: 100\r\n", key("k"));
-    let v = send(&server, "POST", "/v1/messages/batches", &extra, body.as_bytes()).json();
+    let v = send(
+        &server,
+        "POST",
+        "/v1/messages/batches",
+        &extra,
+        body.as_bytes(),
+    )
+    .json();
     let path = format!("/v1/messages/batches/{}", v["id"].as_str().unwrap());
     let v = send(&server, "POST", &format!("{path}/cancel"), &key("k"), b"").json();
     assert_eq!(v["processing_status"], "canceling");
@@ -178,14 +212,31 @@ fn a_file_is_uploaded_listed_read_and_deleted() {
     assert_eq!(v["data"], serde_json::json!([]));
     let v = send(&server, "GET", &path, &with_beta("k1"), b"").json();
     assert_eq!(v["mime_type"], "application/octet-stream");
-    assert_eq!(send(&server, "GET", &path, &with_beta("k2"), b"").status, 404);
+    assert_eq!(
+        send(&server, "GET", &path, &with_beta("k2"), b"").status,
+        404
+    );
 
-    let got = send(&server, "GET", &format!("{path}/content"), &with_beta("k1"), b"");
+    let got = send(
+        &server,
+        "GET",
+        &format!("{path}/content"),
+        &with_beta("k1"),
+        b"",
+    );
     assert_eq!(got.status, 200);
-    assert!(got.head.contains(&format!("content-length: {}", data.len())));
+    assert!(got
+        .head
+        .contains(&format!("content-length: {}", data.len())));
     assert!(got.head.contains("content-type: application/octet-stream"));
     assert!(got.body == data, "the bytes differ");
-    let got = send(&server, "GET", &format!("{path}/content"), &with_beta("k2"), b"");
+    let got = send(
+        &server,
+        "GET",
+        &format!("{path}/content"),
+        &with_beta("k2"),
+        b"",
+    );
     assert_eq!(got.status, 404);
 
     // Without the beta: refused, naming it.
@@ -193,10 +244,16 @@ fn a_file_is_uploaded_listed_read_and_deleted() {
     assert_eq!(got.status, 400);
     assert!(String::from_utf8_lossy(&got.body).contains("files-api-2025-04-14"));
 
-    assert_eq!(send(&server, "DELETE", &path, &with_beta("k2"), b"").status, 404);
+    assert_eq!(
+        send(&server, "DELETE", &path, &with_beta("k2"), b"").status,
+        404
+    );
     let v = send(&server, "DELETE", &path, &with_beta("k1"), b"").json();
     assert_eq!(v, serde_json::json!({"id": id, "type": "file_deleted"}));
-    assert_eq!(send(&server, "GET", &path, &with_beta("k1"), b"").status, 404);
+    assert_eq!(
+        send(&server, "GET", &path, &with_beta("k1"), b"").status,
+        404
+    );
     let got = send(&server, "GET", "/v1/files/x/nothing", &with_beta("k1"), b"");
     assert_eq!(got.status, 404);
     server.shutdown();
