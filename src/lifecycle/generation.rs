@@ -19,6 +19,7 @@ use rustls::pki_types::ServerName;
 
 use crate::config::{Config, UpstreamKind};
 use crate::dialect::Dialect;
+use crate::mock::objects::Objects;
 use crate::objects::store::Store;
 use crate::routing::models::Catalog;
 use crate::routing::pool::Pool;
@@ -81,6 +82,8 @@ pub struct MockUpstream {
     pub name: String,
     pub interval: Duration,
     pub listeners: Listeners,
+    /// Its batches and files, shared by the workers (and kept with the mock across reloads).
+    pub objects: Arc<Objects>,
 }
 
 /// Builds generation `id` from `config`, taking over what it can from `previous`.
@@ -114,6 +117,7 @@ pub fn build(
                         name: u.name.clone(),
                         interval,
                         listeners: Listeners::bind(SocketAddr::from(([127, 0, 0, 1], 0)), workers)?,
+                        objects: Objects::shared(),
                     }),
                 };
                 // An OpenAI client's base URL ends in /v1; the mock answers every dialect.

@@ -27,7 +27,7 @@ use crate::api::Api;
 use crate::http::head::RequestHead;
 use crate::http::ApiError;
 use crate::metrics::{Recorder, Shard};
-use crate::mock::server::MockHandler;
+use crate::mock::server::{mock_limits, MockHandler};
 use crate::request_id::RequestId;
 use crate::runtime::{accept_each, spawn_connection};
 use crate::server::conn::{serve, After, Handler, Limits, Request};
@@ -176,10 +176,13 @@ impl Worker {
                 spawn_connection(phase::tracked(recorder.connection().during(served)));
             }))
         });
-        let limits = Rc::new(g.limits.clone());
+        // The built-in mock takes what a mock takes (a Files upload may be larger than what the
+        // gateway's clients may send it).
+        let limits = Rc::new(mock_limits(&g.limits));
         sync(&mut self.mocks, &g.mocks, |m| {
             let listener = m.listeners.take(index)?;
-            let handler = Rc::new(MockHandler::new(m.interval, None, Vec::new()));
+            let handler = MockHandler::new(m.interval, None, Vec::new());
+            let handler = Rc::new(handler.with_objects(m.objects.clone()));
             let limits = limits.clone();
             Some(accept(listener, move |stream| {
                 spawn_connection(serve(stream, handler.clone(), limits.clone()));

@@ -5,7 +5,8 @@
 //! so there is one idea of "what the API would say". The paths:
 //!
 //! - Anthropic ([`super::anthropic`]): `POST /v1/messages`, `POST /v1/messages/count_tokens`,
-//!   `GET /v1/models`, `GET /v1/models/{id}`;
+//!   `GET /v1/models`, `GET /v1/models/{id}`; Message Batches and Files, which keep state, are
+//!   answered by [`super::objects`] before a request comes here;
 //! - OpenAI ([`super::openai`]): `POST /v1/chat/completions`, `POST /chat/completions`;
 //! - Gemini ([`super::gemini`]): `POST /v1beta/models/{model}:generateContent`,
 //!   `:streamGenerateContent?alt=sse`, `:countTokens`;
@@ -220,7 +221,10 @@ fn not_found(target: &str, only: Option<Dialect>) -> ApiError {
         .take(200)
         .collect();
     let served = match only {
-        Some(Dialect::Anthropic) => "/v1/messages, /v1/messages/count_tokens and /v1/models",
+        Some(Dialect::Anthropic) => {
+            "/v1/messages, /v1/messages/count_tokens, /v1/models, /v1/messages/batches and \
+             /v1/files"
+        }
         Some(Dialect::OpenAi) => "/v1/chat/completions and /chat/completions",
         Some(Dialect::Gemini) => {
             "/v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse and \

@@ -40,6 +40,9 @@ pub fn error(e: &ApiError) -> Reply {
     if let Some(secs) = e.retry_after {
         headers.push(("retry-after", secs.to_string()));
     }
+    if let Some(allow) = e.allow {
+        headers.push(("allow", allow.to_string()));
+    }
     Reply::Json {
         status: e.status,
         body: e.body(&request_id()),
@@ -129,6 +132,12 @@ fn text_of(v: &BorrowedValue<'_>) -> String {
                 .join(" ")
         })
         .unwrap_or_default()
+}
+
+/// Whether a Messages request would be answered (`Ok`) or refused, and why; for a batch's
+/// requests, whose answers come later.
+pub fn check_messages(body: &[u8]) -> Result<(), ApiError> {
+    parse(body, true).map(|_| ())
 }
 
 /// The words of the reply (see [`echo_words`]) and whether `max_tokens` cut them.

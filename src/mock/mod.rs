@@ -5,6 +5,7 @@
 //! [`answers`] routes a request by its path to its dialect ([`anthropic`], [`openai`],
 //! [`gemini`], [`bedrock`], [`vertex`]); the OpenAI and Gemini answers are one [`script`]
 //! rendered in each wire format, Bedrock and Vertex answer as the Anthropic mock does.
+//! [`objects`] keeps what the Anthropic API stores (Message Batches, Files), per key.
 //! Requests steer their answers with headers: [`shape`] for benchmarks, [`directives`] for
 //! tests, [`faults`] for failures. [`server`] serves it all on real sockets.
 
@@ -14,6 +15,7 @@ pub mod bedrock;
 pub mod directives;
 pub mod faults;
 pub mod gemini;
+pub mod objects;
 pub mod openai;
 pub mod script;
 pub mod server;

@@ -14,6 +14,10 @@
 //! answer is logged (target `mock::requests`, at debug) with a fingerprint of its key and its
 //! status, so the same test can count from the mock's side which key was used, and when.
 //!
+//! Message Batches and Files ([`super::objects`]) are kept in one store per server, shared by its
+//! workers (the gateway's built-in mock keeps its store across reloads); a mock takes request
+//! bodies up to [`MAX_BODY_BYTES`] for their uploads.
+//!
 //! [`MockStats`] counts connections and answered requests (per worker, summed when read), so a
 //! benchmark can tell how many connections a gateway opened for how many requests.
 
@@ -30,6 +34,8 @@ use monoio::net::TcpStream;
 use super::answers::{self, Delivery, Reply};
 use super::bedrock;
 use super::directives::Directives;
+use super::faults;
+use super::objects::{self, Answer, Objects, Owner};
 use super::shape::{self, Shape};
 use crate::api::auth::{same, sha256};
 use crate::dialect::Dialect;
@@ -48,6 +54,19 @@ pub const REQUEST_LOG_TARGET: &str = "mock::requests";
 /// timers cannot be set past about 584 million years from their start, and a pause near that
 /// (`x-mock-event-interval-ms: 18446744073709551615`) panicked the connection's task.
 pub const MAX_EVENT_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The largest request body a mock takes: a Files upload may be this large (the real API takes
+/// up to 500 MB), and the mock holds it in memory. The gateway's own limit is its own.
+pub const MAX_BODY_BYTES: u64 = 600 * 1024 * 1024;
+
+/// The limits a mock serves with: `base` (the gateway's, for its built-in mock), with room for
+/// a body of [`MAX_BODY_BYTES`].
+pub fn mock_limits(base: &Limits) -> Limits {
+    Limits {
+        max_body_bytes: base.max_body_bytes.max(MAX_BODY_BYTES),
+        ..base.clone()
+    }
+}
 
 /// Connections accepted and requests answered by a mock server, one shard per worker (each on
 /// its own cache line, counted with relaxed atomics), summed when read.
@@ -112,6 +131,8 @@ pub struct MockHandler {
     stats: Option<(Arc<MockStats>, usize)>,
     /// The one dialect served, if not all.
     only: Option<Dialect>,
+    /// The batches and files, shared by the server's workers.
+    objects: Arc<Objects>,
 }
 
 impl MockHandler {
@@ -130,7 +151,20 @@ impl MockHandler {
                 .collect(),
             stats: None,
             only: None,
+            objects: Objects::shared(),
         }
+    }
+
+    /// Keeps batches and files in `objects` (a server's workers share one store).
+    pub fn with_objects(mut self, objects: Arc<Objects>) -> MockHandler {
+        self.objects = objects;
+        self
+    }
+
+    /// Whether `path` is one of the batch and file paths, served here (with the Anthropic
+    /// dialect).
+    fn serves_objects(&self, path: &str) -> bool {
+        self.only.map_or(true, |d| d == Dialect::Anthropic) && objects::route(path).is_some()
     }
 
     /// Serves only `dialect`'s paths (the others are a 404); `None` serves every dialect.
@@ -250,8 +284,27 @@ impl Handler for MockHandler {
             ))
         });
         let (method, target) = (head.method_str(), head.target());
-        let reply = match admitted {
-            Ok((fault, shape, directives)) => answers::answer_shaped(
+        let answer = match admitted {
+            Ok((fault, ..)) if self.serves_objects(head.path()) => {
+                match fault.and_then(faults::error_fault) {
+                    Some(e) => Answer::Reply(answers::error(&e)),
+                    None => self.objects.answer(&objects::Call {
+                        method,
+                        target,
+                        owner: Owner::of(key),
+                        content_type: head.header("content-type"),
+                        files_beta: objects::files::has_beta(
+                            (head.headers())
+                                .filter(|(n, _)| n.eq_ignore_ascii_case("anthropic-beta"))
+                                .map(|(_, v)| v),
+                        ),
+                        batch_delay: head.header(objects::batches::DELAY_HEADER),
+                        body: &req.body,
+                        now: std::time::SystemTime::now(),
+                    }),
+                }
+            }
+            Ok((fault, shape, directives)) => Answer::Reply(answers::answer_shaped(
                 &answers::Request {
                     method,
                     target,
@@ -261,13 +314,13 @@ impl Handler for MockHandler {
                     only: self.only,
                 },
                 &shape,
-            ),
-            Err(e) => answers::error_in(answers::dialect_of(method, target, self.only), &e),
+            )),
+            Err(e) => Answer::Reply(answers::error_in(
+                answers::dialect_of(method, target, self.only),
+                &e,
+            )),
         };
-        let status = match &reply {
-            Reply::Json { status, .. } => *status,
-            Reply::Stream { .. } | Reply::Frames { .. } => 200,
-        };
+        let status = answer.status();
         if let Some((stats, shard)) = &self.stats {
             stats.shard(*shard).request();
         }
@@ -281,6 +334,17 @@ impl Handler for MockHandler {
             req.head.path(),
             key.map_or_else(|| "-".to_string(), key_fingerprint),
         );
+        let reply = match answer {
+            Answer::Reply(reply) => reply,
+            Answer::Content { mime_type, data } => {
+                objects::wire::write_content(stream, &mime_type, data).await?;
+                return Ok(After::KeepAlive);
+            }
+            Answer::Results { requests, canceled } => {
+                objects::wire::write_results(stream, &requests, canceled).await?;
+                return Ok(After::KeepAlive);
+            }
+        };
         match reply {
             Reply::Json {
                 status,
@@ -432,9 +496,10 @@ impl MockServer {
         let addr = group[0].local_addr()?;
         let shutdown = Shutdown::new();
         let mut workers = Workers::new(shutdown.clone());
+        let objects = Objects::shared();
         let limits = Limits {
             max_head_bytes: 64 * 1024,
-            max_body_bytes: 64 * 1024 * 1024,
+            max_body_bytes: MAX_BODY_BYTES,
             head_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
@@ -442,10 +507,12 @@ impl MockServer {
         for index in 0..group.len() {
             let listener = group.pop().expect("one per worker");
             let (opts, limits, shutdown) = (opts.clone(), limits.clone(), shutdown.clone());
+            let objects = objects.clone();
             workers.spawn(index, false, driver, move || async move {
                 let mut handler =
                     MockHandler::new(opts.event_interval, opts.api_key, opts.key_faults)
-                        .with_dialect(opts.dialect);
+                        .with_dialect(opts.dialect)
+                        .with_objects(objects);
                 if let Some(stats) = &opts.stats {
                     handler = handler.with_stats(stats.clone(), index);
                 }

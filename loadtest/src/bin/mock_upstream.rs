@@ -54,7 +54,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     event_interval_ms: u64,
     /// Serve only this dialect's paths (the others answer 404): anthropic (/v1/messages,
-    /// /v1/messages/count_tokens, /v1/models), openai (/v1/chat/completions,
+    /// /v1/messages/count_tokens, /v1/models, /v1/messages/batches, /v1/files), openai (/v1/chat/completions,
     /// /chat/completions), gemini (/v1beta/models/{model}:generateContent,
     /// :streamGenerateContent?alt=sse, :countTokens), bedrock (/model/{id}/invoke,
     /// /invoke-with-response-stream, /count-tokens), vertex (/v1/projects/{p}/locations/{r}/
