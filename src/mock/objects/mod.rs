@@ -232,7 +232,10 @@ impl Objects {
     pub fn answer(&self, call: &Call<'_>) -> Answer {
         let (path, query) = call.target.split_once('?').unwrap_or((call.target, ""));
         let Some(route) = route(path) else {
-            return Answer::error(&ApiError::not_found(path));
+            return Answer::error(&ApiError::not_found_served(
+                path,
+                "/v1/messages/batches and /v1/files",
+            ));
         };
         if route == Route::Unknown {
             let shown: String = path.chars().take(200).collect();
