@@ -190,7 +190,8 @@ fn json_of(r: &Response) -> Value {
 fn files_are_reached_through_their_credential_and_by_their_owner_only() {
     let api = Api::start();
     let dir = state_dir("files");
-    let gw = gateway(&config(api.upstream.addr, &dir, ""));
+    let admin = "[admin]\nlisten = \"127.0.0.1:0\"\n";
+    let gw = gateway(&(config(api.upstream.addr, &dir, "") + admin));
     let addr = gw.local_addr();
 
     let mut ids = Vec::new();
@@ -266,6 +267,22 @@ fn files_are_reached_through_their_credential_and_by_their_owner_only() {
     assert_eq!(ids_in(&json_of(&r)), [&ids[3], &ids[2]].map(String::as_str));
     let r = call(addr, "GET", "/v1/files", "ck-b", b"");
     assert_eq!(json_of(&r)["data"].as_array().unwrap().len(), 0);
+
+    // Operations: the routes in the metrics, each owner's ids in the admin view.
+    let admin_addr = gw.admin_addr().unwrap();
+    let metrics = request(admin_addr, b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n").text();
+    for route in ["files", "file", "file_content"] {
+        let line = format!("ringgate_requests_total{{route=\"{route}\",status=\"200\"");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+    let view = request(
+        admin_addr,
+        b"GET /admin/objects HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    let view: Value = serde_json::from_slice(&view.body).unwrap();
+    assert_eq!(view["owners"][0]["owner"], "team-a");
+    assert_eq!(view["owners"][0]["files"].as_array().unwrap().len(), 4);
+    assert_eq!(view["owners"].as_array().unwrap().len(), 1);
 
     // Delete: through the creating key; then the id is gone for its owner too.
     let r = call(

@@ -102,6 +102,9 @@ pub async fn forward<'a>(
                 }
                 (credential, probe)
             }
+            (Pick::NotServed, _) if route == Route::Forwarded => {
+                return respond(client, req, &crate::objects::anthropic_only(route)).await;
+            }
             (Pick::NotServed, _) => {
                 let model = model.unwrap_or_default();
                 return respond(client, req, &not_served(model)).await;

@@ -95,10 +95,10 @@ pub async fn create<'a>(
     req.exchange.attempted(credential, started.elapsed());
     let model = model.as_deref();
     let answer = match sent {
-        Ok(()) => read_answer(api, credential, conn, None).await,
+        Ok(()) => read_answer(api, credential, model, conn, None).await,
         Err(Stop::Upstream(e)) => {
             // It may have said why it stopped (a refused key, a body it will not take).
-            match read_answer(api, credential, conn, Some(LAST_WORD)).await {
+            match read_answer(api, credential, model, conn, Some(LAST_WORD)).await {
                 Ok(answer) => Ok(answer),
                 Err(_) => {
                     let name = api
@@ -369,6 +369,7 @@ impl Out {
 async fn read_answer(
     api: &Api,
     credential: usize,
+    model: Option<&str>,
     mut conn: UpstreamConn,
     within: Option<Duration>,
 ) -> Result<Answer, ApiError> {
@@ -406,7 +407,7 @@ async fn read_answer(
             })
         }
         Err(e) => {
-            pool.report(credential, None, Outcome::Transient, pool.now_ms());
+            pool.report(credential, model, Outcome::Transient, pool.now_ms());
             Err(e.to_api_error(&target.name))
         }
     }
