@@ -35,6 +35,23 @@ struct Api {
     objects: Arc<Mutex<HashMap<String, Held>>>,
 }
 
+/// Keeps an object made with `key` and answers with it.
+fn hold(
+    objects: &mut HashMap<String, Held>,
+    id: &str,
+    key: String,
+    object: &Value,
+    content: Vec<u8>,
+) -> Action {
+    let held = Held {
+        key,
+        object: object.clone(),
+        content,
+    };
+    objects.insert(id.to_string(), held);
+    json_answer(200, object)
+}
+
 fn key_of(r: &Received) -> String {
     r.headers("x-api-key").concat()
 }
@@ -73,16 +90,7 @@ impl Api {
                     let object = json!({"id": id, "type": "file", "filename": "f.bin",
                         "mime_type": "application/octet-stream", "size_bytes": r.body.len(),
                         "created_at": "2026-12-07T00:00:00Z", "downloadable": true});
-                    let content = r.body.clone();
-                    objects.insert(
-                        id,
-                        Held {
-                            key,
-                            object: object.clone(),
-                            content,
-                        },
-                    );
-                    json_answer(200, &object)
+                    hold(&mut objects, &id, key, &object, r.body.clone())
                 }
                 ("POST", "/v1/messages/batches") => {
                     *n += 1;
@@ -94,17 +102,8 @@ impl Api {
                     let object = json!({"id": id, "type": "message_batch",
                         "processing_status": "ended", "models_seen": models,
                         "results_url": format!("https://api.anthropic.com/v1/messages/batches/{id}/results")});
-                    let content =
-                        b"{\"custom_id\":\"a\",\"result\":{\"type\":\"succeeded\"}}\n".to_vec();
-                    objects.insert(
-                        id,
-                        Held {
-                            key,
-                            object: object.clone(),
-                            content,
-                        },
-                    );
-                    json_answer(200, &object)
+                    let results = b"{\"custom_id\":\"a\",\"result\":{\"type\":\"succeeded\"}}\n";
+                    hold(&mut objects, &id, key, &object, results.to_vec())
                 }
                 _ => {
                     let rest = (path.strip_prefix("/v1/files/"))

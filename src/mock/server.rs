@@ -549,4 +549,4 @@ impl MockServer {
 
 #[cfg(test)]
 #[path = "server_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -120,15 +120,42 @@ fn exchange(extra: &str, stream: bool) -> (u16, Vec<u8>) {
 
 /// Sends one POST to `target` on `server`; returns the status and the decoded body.
 fn exchange_with(server: &MockServer, target: &str, body: &str, extra: &str) -> (u16, Vec<u8>) {
+    let got = send(server, "POST", target, extra, body.as_bytes());
+    (got.status, got.body)
+}
+
+/// An answer as a client on a socket got it, its body unchunked.
+pub(crate) struct Got {
+    pub status: u16,
+    /// Lower-cased.
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Got {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// One request on a connection of its own; `extra` are header lines.
+pub(crate) fn send(
+    server: &MockServer,
+    method: &str,
+    target: &str,
+    extra: &str,
+    body: &[u8],
+) -> Got {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "POST {target} HTTP/1.1\r\nhost: m\r\nconnection: close\r\n{extra}content-length: {}\r\n\r\n{body}",
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nhost: m\r\nconnection: close\r\n{extra}content-length: {}\r\n\r\n",
         body.len()
-    )
-    .unwrap();
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
     let mut got = Vec::new();
     s.read_to_end(&mut got).unwrap();
     let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
@@ -141,7 +168,7 @@ fn exchange_with(server: &MockServer, target: &str, body: &str, extra: &str) -> 
         assert!(decoder.is_done() && r.error.is_none(), "{head}");
         body.truncate(r.data);
     }
-    (status, body)
+    Got { status, head, body }
 }
 
 /// The (index, send time) tags of the deltas in an SSE body, in order.

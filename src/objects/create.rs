@@ -32,11 +32,10 @@ use super::batch_body::BatchBody;
 use super::ids::{kind_of, owner_of};
 use super::links::{gateway_results_url, public_base};
 use super::store::{Kind, Record};
-use super::upstream::{answer_with, read_whole, Answer};
+use super::upstream::{answer_with, judge, read_whole, Answer};
 use crate::api::forward::{not_served, unavailable};
 use crate::api::headers::{self, Outbound};
 use crate::api::{respond, Api, Seen};
-use crate::dialect::{health, Dialect};
 use crate::http::ApiError;
 use crate::json::skim::{members, unescape};
 use crate::routing::health::{unix_ms, Outcome};
@@ -381,23 +380,7 @@ async fn read_answer(
     let head_buffer = api.settings.upstream_head_buffer;
     match read_head(&mut conn, Instant::now(), false, deadline, head_buffer).await {
         Ok((head, leftover)) => {
-            let headers = || head.headers();
-            let now = unix_ms(SystemTime::now());
-            let outcome = health::outcome(Dialect::Anthropic, head.status, headers, &leftover, now);
-            pool.report(
-                credential,
-                None,
-                outcome.unwrap_or(Outcome::Success),
-                pool.now_ms(),
-            );
-            if outcome == Some(Outcome::AuthFailed) || matches!(head.status, 401 | 403) {
-                log::warn!("upstream {:?} refused credential {:?}", target.name, c.name);
-                return Err(ApiError::bad_gateway(format!(
-                    "the upstream {:?} refused the gateway's credential ({}); the gateway's log \
-                     names it",
-                    target.name, head.status
-                )));
-            }
+            judge(api, credential, model, &head, &leftover)?;
             Ok(Answer {
                 origin: c.upstream,
                 conn,

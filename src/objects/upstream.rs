@@ -102,25 +102,36 @@ pub async fn ask(
         }
     };
     req.exchange.attempted(credential, started.elapsed());
+    judge(api, credential, None, &head, &leftover)?;
+    Ok(Answer {
+        origin: c.upstream,
+        conn,
+        head,
+        leftover,
+        deadline,
+    })
+}
+
+/// Teaches the credential's health what its answer says (for `model`, the one it was picked
+/// for); a refused credential is the gateway's problem, a 502 for the client, never its 401.
+pub fn judge(
+    api: &Api,
+    credential: usize,
+    model: Option<&str>,
+    head: &ResponseHead,
+    leftover: &[u8],
+) -> Result<(), ApiError> {
+    let now = unix_ms(SystemTime::now());
     let headers = || head.headers();
-    let outcome = health::outcome(
-        Dialect::Anthropic,
-        head.status,
-        headers,
-        &leftover,
-        unix_ms(now),
-    );
+    let outcome = health::outcome(Dialect::Anthropic, head.status, headers, leftover, now);
     let pool = &api.pool;
-    pool.report(
-        credential,
-        None,
-        outcome.unwrap_or(Outcome::Success),
-        pool.now_ms(),
-    );
+    let judged = outcome.unwrap_or(Outcome::Success);
+    pool.report(credential, model, judged, pool.now_ms());
     if outcome == Some(Outcome::AuthFailed) || matches!(head.status, 401 | 403) {
+        let c = pool.credential(credential);
+        let name = pool.upstream_name(c.upstream);
         log::warn!(
-            "{}: upstream {name:?} refused credential {:?} ({})",
-            req.id,
+            "upstream {name:?} refused credential {:?} ({})",
             c.name,
             head.status
         );
@@ -130,13 +141,7 @@ pub async fn ask(
             head.status
         )));
     }
-    Ok(Answer {
-        origin: c.upstream,
-        conn,
-        head,
-        leftover,
-        deadline,
-    })
+    Ok(())
 }
 
 fn fail(api: &Api, credential: usize, e: UpstreamError) -> ApiError {

@@ -1,11 +1,11 @@
 //! Batches and files over real sockets: a mock server, asked as the SDK asks it.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::dialect::Dialect;
+use crate::mock::server::tests::{send, Got};
 use crate::mock::server::{MockServer, MockServerOptions, MockStats};
 
 const BETA: &str =
@@ -23,44 +23,6 @@ fn mock(dialect: Option<Dialect>, stats: Option<std::sync::Arc<MockStats>>) -> M
         dialect,
     })
     .unwrap()
-}
-
-struct Got {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Got {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-/// One request on a connection of its own; `extra` are header lines.
-fn send(server: &MockServer, method: &str, target: &str, extra: &str, body: &[u8]) -> Got {
-    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nhost: m\r\nconnection: close\r\n{extra}content-length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).unwrap();
-    let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    let status = std::str::from_utf8(&got[9..12]).unwrap().parse().unwrap();
-    let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-    let mut body = got[end..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        let mut decoder = crate::http::chunked::ChunkedDecoder::new();
-        let r = decoder.decode_in_place(&mut body);
-        assert!(decoder.is_done() && r.error.is_none(), "{head}");
-        body.truncate(r.data);
-    }
-    Got { status, head, body }
 }
 
 fn key(k: &str) -> String {
