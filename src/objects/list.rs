@@ -7,7 +7,7 @@
 //! `after_id`), and each object on it is asked of the credential that holds it, a few at a
 //! time. An object its upstream no longer has (deleted there, expired) leaves the records and
 //! the page. An upstream that fails fails the list, naming it: a page with holes would look
-//! complete.
+//! complete. A list of given ids (`ids[]`) is one page of those the caller may see.
 
 use std::io;
 
@@ -15,10 +15,10 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use monoio::net::TcpStream;
 
-use super::ids::{kind_of, noun};
+use super::ids::{kind_of, noun, visible};
 use super::links::{gateway_results_url, public_base};
 use super::pages::{asked, page};
-use super::store::{Kind, Record};
+use super::store::{Kind, Page, Record};
 use super::upstream::{ask, read_whole};
 use crate::api::{respond, Api};
 use crate::http::response::ResponseHead;
@@ -43,7 +43,11 @@ pub async fn list(
         Ok(a) => a,
         Err(e) => return respond(client, req, &e).await,
     };
-    let found = match api.objects.records.page(kind, caller, &asked).await {
+    let found = match &asked.ids {
+        Some(ids) => these(api, kind, ids, caller).await,
+        None => api.objects.records.page(kind, caller, &asked).await,
+    };
+    let found = match found {
         Ok(found) => found,
         Err(e) => return respond(client, req, &e).await,
     };
@@ -68,7 +72,7 @@ pub async fn list(
             }
         }
     }
-    let body = page(&objects, found.has_more);
+    let body = page(&objects, found.has_more, asked.before_id.is_none());
     let keep_alive = req.head.keep_alive && !crate::lifecycle::phase::draining();
     let mut head = ResponseHead::new(200);
     head.header("content-type", b"application/json")
@@ -80,6 +84,27 @@ pub async fn list(
     req.exchange.answered(200, &out);
     write_all(client, out).await?;
     Ok(After::KeepAlive)
+}
+
+/// The records of the given ids the caller may see, newest first: one page.
+async fn these(
+    api: &Api,
+    kind: Kind,
+    ids: &[String],
+    caller: Option<&str>,
+) -> Result<Page, ApiError> {
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        match api.objects.records.get(id).await? {
+            Some(r) if r.kind == kind && visible(&r, caller) => records.push(r),
+            _ => {}
+        }
+    }
+    records.sort_by(|a, b| (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)));
+    Ok(Page {
+        records,
+        has_more: false,
+    })
 }
 
 /// The object as its upstream describes it; `None` when it is gone (and then so is its record).

@@ -1,5 +1,12 @@
-//! A list's page: what the client asked for (`limit`, `before_id`, `after_id`) and the answer's
-//! shape (`data`, `has_more`, `first_id`, `last_id`), as the Anthropic API pages its lists.
+//! A list's page: what the client asked for and the answer's shape, as the Anthropic API pages
+//! its lists.
+//!
+//! Two generations of the SDKs page differently, and both must see every object once: by id
+//! cursors (`before_id`, `after_id`; the answer's `has_more`, `first_id`, `last_id`), and, for
+//! files in newer SDKs, by an opaque cursor (`page`; the answer's `next_page`, prefixed `page_`).
+//! Every answer carries both. Newer SDKs may also ask for given files (`ids[]`, at most 100: one
+//! page, ids the caller cannot see left out). A filter the gateway cannot apply (`scope_id`) is
+//! refused rather than ignored, which would answer a list the caller did not ask for.
 
 use percent_encoding::percent_decode_str;
 
@@ -12,7 +19,14 @@ pub struct Asked {
     pub limit: usize,
     pub before_id: Option<String>,
     pub after_id: Option<String>,
+    /// Only these objects (`ids[]`), when given.
+    pub ids: Option<Vec<String>>,
 }
+
+/// The most ids one list may ask for.
+pub const MAX_IDS: usize = 100;
+/// What begins an opaque page cursor.
+const PAGE_PREFIX: &str = "page_";
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 1000;
@@ -23,15 +37,19 @@ pub fn asked(query: &str) -> Result<Asked, ApiError> {
         limit: DEFAULT_LIMIT,
         before_id: None,
         after_id: None,
+        ids: None,
     };
+    let mut paged = false;
     let bad = |m: String| ApiError::invalid_request(m.into());
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode_str(&value.replace('+', " "))
-            .decode_utf8()
-            .map_err(|_| bad(format!("{key}: not UTF-8")))?
-            .into_owned();
-        match key {
+        let decode = |text: &str| {
+            (percent_decode_str(&text.replace('+', " ")).decode_utf8())
+                .map(|t| t.into_owned())
+                .map_err(|_| bad(format!("{key}: not UTF-8")))
+        };
+        let (key, value) = (decode(key)?, decode(value)?);
+        match key.as_str() {
             "limit" => {
                 asked.limit = value
                     .parse()
@@ -41,17 +59,43 @@ pub fn asked(query: &str) -> Result<Asked, ApiError> {
             }
             "before_id" => asked.before_id = Some(value),
             "after_id" => asked.after_id = Some(value),
+            "page" => {
+                let id = value.strip_prefix(PAGE_PREFIX).filter(|id| !id.is_empty());
+                let id = id.ok_or_else(|| bad("page: not a cursor this gateway gave".into()))?;
+                asked.after_id = Some(id.to_string());
+                paged = true;
+            }
+            "ids[]" | "ids" => {
+                let ids = asked.ids.get_or_insert_with(Vec::new);
+                if !ids.contains(&value) {
+                    ids.push(value);
+                }
+            }
+            "scope_id" => {
+                return Err(bad(
+                    "scope_id: lists through the gateway cannot be filtered by scope".into(),
+                ))
+            }
             _ => {}
         }
     }
     if asked.before_id.is_some() && asked.after_id.is_some() {
         return Err(bad("before_id and after_id cannot both be given".into()));
     }
+    if let Some(ids) = &asked.ids {
+        if ids.len() > MAX_IDS {
+            return Err(bad(format!("ids: at most {MAX_IDS}")));
+        }
+        if paged || asked.before_id.is_some() || asked.after_id.is_some() {
+            return Err(bad("ids cannot be given with a page cursor".into()));
+        }
+    }
     Ok(asked)
 }
 
-/// The answer: `objects` (each a JSON object, as written) under `data`, newest first.
-pub fn page(objects: &[(String, Vec<u8>)], has_more: bool) -> Vec<u8> {
+/// The answer: `objects` (each a JSON object, as written) under `data`, newest first; a
+/// `next_page` cursor when more (older) objects follow, for a page that goes forward.
+pub fn page(objects: &[(String, Vec<u8>)], has_more: bool, forward: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + objects.iter().map(|(_, o)| o.len() + 1).sum::<usize>());
     out.extend_from_slice(b"{\"data\":[");
     for (i, (_, object)) in objects.iter().enumerate() {
@@ -72,6 +116,13 @@ pub fn page(objects: &[(String, Vec<u8>)], has_more: bool) -> Vec<u8> {
             None => out.extend_from_slice(b"null"),
         }
     }
+    out.extend_from_slice(b",\"next_page\":");
+    match objects.last() {
+        Some((id, _)) if has_more && forward => {
+            push_str_bytes(&mut out, &format!("{PAGE_PREFIX}{id}"))
+        }
+        _ => out.extend_from_slice(b"null"),
+    }
     out.push(b'}');
     out
 }
@@ -87,12 +138,26 @@ mod tests {
             Asked {
                 limit: 20,
                 before_id: None,
-                after_id: None
+                after_id: None,
+                ids: None,
             }
         );
         let a = asked("limit=5&after_id=msgbatch_%41b&beta=true").unwrap();
         assert_eq!((a.limit, a.after_id.as_deref()), (5, Some("msgbatch_Ab")));
-        for bad in ["limit=0", "limit=1001", "limit=x", "before_id=a&after_id=b"] {
+        let a = asked("limit=2&page=page_file_9").unwrap();
+        assert_eq!((a.limit, a.after_id.as_deref()), (2, Some("file_9")));
+        let a = asked("ids%5B%5D=f1&ids%5B%5D=f2&ids%5B%5D=f1").unwrap();
+        assert_eq!(a.ids.unwrap(), ["f1", "f2"]);
+        for bad in [
+            "limit=0",
+            "limit=1001",
+            "limit=x",
+            "before_id=a&after_id=b",
+            "page=file_9",
+            "page=page_",
+            "scope_id=s",
+            "ids[]=a&page=page_b",
+        ] {
             assert_eq!(asked(bad).unwrap_err().status, 400, "{bad}");
         }
     }
@@ -103,7 +168,7 @@ mod tests {
             ("b2".to_string(), br#"{"id":"b2"}"#.to_vec()),
             ("b1".to_string(), br#"{"id":"b1"}"#.to_vec()),
         ];
-        let out = page(&objects, true);
+        let out = page(&objects, true, true);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["data"][1]["id"], "b1");
         assert_eq!(
@@ -111,7 +176,10 @@ mod tests {
             (Some(true), Some("b2"))
         );
         assert_eq!(v["last_id"], "b1");
-        let empty: serde_json::Value = serde_json::from_slice(&page(&[], false)).unwrap();
+        assert_eq!(v["next_page"], "page_b1");
+        let back: serde_json::Value = serde_json::from_slice(&page(&objects, true, false)).unwrap();
+        assert!(back["next_page"].is_null());
+        let empty: serde_json::Value = serde_json::from_slice(&page(&[], false, true)).unwrap();
         assert_eq!(empty["data"].as_array().unwrap().len(), 0);
         assert!(empty["first_id"].is_null() && empty["last_id"].is_null());
     }

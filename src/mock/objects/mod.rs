@@ -325,6 +325,7 @@ impl Objects {
         Ok(Answer::Reply(ok_json(page::render(
             data,
             &ids[p.range],
+            &q,
             p.has_more,
         ))))
     }
@@ -400,6 +401,7 @@ impl Objects {
         Ok(Answer::Reply(ok_json(page::render(
             data,
             &ids[p.range],
+            &q,
             p.has_more,
         ))))
     }

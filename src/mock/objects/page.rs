@@ -1,6 +1,7 @@
 //! The list endpoints' pagination, as the Anthropic API pages batches and files: `limit`
-//! (default 20, 1 to 1000), `after_id` and `before_id` cursors, newest first, and the page shape
-//! `{"data":[…],"has_more":…,"first_id":…,"last_id":…}`.
+//! (default 20, 1 to 1000), `after_id` and `before_id` cursors (and the opaque `page` cursor
+//! newer SDKs use for files), newest first, and the page shape
+//! `{"data":[…],"has_more":…,"first_id":…,"last_id":…,"next_page":…}`.
 //!
 //! Kept apart and pure (a list in, a range out) so that the cursor rules, which SDK
 //! auto-pagination depends on, are tested without a server.
@@ -50,6 +51,12 @@ impl PageQuery {
                         })?;
                 }
                 "after_id" => q.after_id = Some(value.into_owned()),
+                // Newer SDKs page files by an opaque cursor: this mock's is the last id seen.
+                "page" => {
+                    let id = value.strip_prefix("page_").filter(|id| !id.is_empty());
+                    let id = id.ok_or_else(|| invalid("page: not a page cursor".into()))?;
+                    q.after_id = Some(id.to_string());
+                }
                 "before_id" => q.before_id = Some(value.into_owned()),
                 _ => {}
             }
@@ -111,13 +118,21 @@ pub fn shown(id: &str) -> String {
     id.chars().take(100).collect()
 }
 
-/// The page's JSON: `objects` are the page's objects, already rendered, and `ids` their ids.
-pub fn render(objects: Vec<serde_json::Value>, ids: &[&str], has_more: bool) -> String {
+/// The page's JSON: `objects` are the page's objects, already rendered, and `ids` their ids;
+/// `next_page` (the cursor newer SDKs follow) when more follow a page that goes forward.
+pub fn render(
+    objects: Vec<serde_json::Value>,
+    ids: &[&str],
+    q: &PageQuery,
+    has_more: bool,
+) -> String {
+    let forward = q.before_id.is_none() && has_more;
     serde_json::json!({
         "data": objects,
         "has_more": has_more,
         "first_id": ids.first(),
         "last_id": ids.last(),
+        "next_page": ids.last().filter(|_| forward).map(|id| format!("page_{id}")),
     })
     .to_string()
 }

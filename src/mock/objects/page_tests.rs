@@ -108,13 +108,20 @@ fn pages_render_with_their_first_and_last_ids() {
             serde_json::json!({"id": "b"}),
         ],
         &["a", "b"],
+        &PageQuery::default(),
         true,
     ))
     .unwrap();
     assert_eq!(v["first_id"], "a");
     assert_eq!(v["last_id"], "b");
     assert_eq!(v["has_more"], true);
-    let v: serde_json::Value = serde_json::from_str(&render(vec![], &[], false)).unwrap();
+    assert_eq!(v["next_page"], "page_b");
+    let q = PageQuery::parse("page=page_b&limit=3").unwrap();
+    assert_eq!((q.after_id.as_deref(), q.limit), (Some("b"), 3));
+    assert_eq!(PageQuery::parse("page=b").unwrap_err().status, 400);
+    let v: serde_json::Value =
+        serde_json::from_str(&render(vec![], &[], &PageQuery::default(), false)).unwrap();
+    assert!(v["next_page"].is_null());
     assert!(v["first_id"].is_null() && v["last_id"].is_null());
     assert_eq!(v["data"], serde_json::json!([]));
 }
