@@ -506,8 +506,14 @@ def test_files_sdk_auto_pagination(start_objects_gateway):
     gw = start_objects_gateway().gateway
     with team(gw, "a") as a:
         files = [upload(a, f"q{i}.txt", f"q {i}".encode()).id for i in range(5)]
-        listed = [f.id for f in a.beta.files.list(limit=2, betas=BETAS)]
-        assert listed == files[::-1]
+        first = a.beta.files.list(limit=2, betas=BETAS)
+        listed = [f.id for f in first]
+        page_keys = sorted(first.to_dict()) if hasattr(first, "to_dict") else None
+        assert listed == files[::-1], (
+            f"anthropic {anthropic.__version__} pages Files with {type(first).__name__} "
+            f"(next_page_info {first.next_page_info()!r}); the gateway's first page has the keys "
+            f"{page_keys or vars(first)}, so iteration stopped after {len(listed)} of {len(files)}"
+        )
 
 
 # --------------------------------------------------------------------------
@@ -777,9 +783,87 @@ def test_upload_over_max_upload_bytes_is_413(start_objects_gateway, objects_mock
         assert ei.value.body["error"]["type"] == "request_too_large", ei.value.body
         assert not log.creates(mark, FILES)
         assert file_ids(a) == []
-        # Under the limit is fine.
+        # A chunked body (no declared length) goes upstream as it arrives, and is cut off with a
+        # 413 when it passes the limit: nothing is made upstream.
+        status, body = chunked_upload(gw.port, TEAM_A_KEY, total=2 * 1024 * 1024)
+        assert status == 413, body
+        assert json_body(body)["error"]["type"] == "request_too_large"
+        time.sleep(0.3)
+        assert not [x for x in log.creates(mark, FILES) if x.status == 200]
+        assert file_ids(a) == []
+        # Under the limit is fine, either way.
         ok = upload(a, "small.bin", b"\1" * 1000, "application/octet-stream")
-        assert file_ids(a) == [ok.id]
+        status, body = chunked_upload(gw.port, TEAM_A_KEY, total=100_000)
+        assert status == 200, body
+        chunked = json_body(body)
+        assert chunked["size_bytes"] == 100_000, chunked
+        assert file_ids(a) == [chunked["id"], ok.id]
+
+
+def chunked_upload(port: int, key: str, total: int) -> tuple[int, bytes]:
+    """POSTs a multipart upload of `total` bytes with chunked framing on a raw socket; the
+    status and body of the answer (which may come before the whole body was sent)."""
+    boundary = "rg-chunked-upload"
+    head = (
+        f"POST {FILES} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nx-api-key: {key}\r\n"
+        f"anthropic-version: 2023-06-01\r\nanthropic-beta: {FILES_BETA}\r\n"
+        f"content-type: multipart/form-data; boundary={boundary}\r\n"
+        "transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    ).encode()
+    opening = (
+        f"--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"c.bin\"\r\n"
+        "content-type: application/octet-stream\r\n\r\n"
+    ).encode()
+    closing = f"\r\n--{boundary}--\r\n".encode()
+
+    def chunk(data: bytes) -> bytes:
+        return b"%x\r\n" % len(data) + data + b"\r\n"
+
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        try:
+            s.sendall(head + chunk(opening))
+            left = total
+            while left:
+                n = min(left, 65536)
+                s.sendall(chunk(b"\x5a" * n))
+                left -= n
+            s.sendall(chunk(closing) + b"0\r\n\r\n")
+        except OSError:
+            pass  # the gateway answered (and closed) before the end of the body
+        try:
+            while True:
+                got = s.recv(65536)
+                if not got:
+                    break
+                answer += got
+        except OSError:
+            pass
+    head_end = answer.find(b"\r\n\r\n")
+    assert head_end > 0, f"no answer: {answer[:200]!r}"
+    status = int(answer.split(b" ", 2)[1])
+    headers = answer[:head_end].decode("latin-1").lower()
+    body = answer[head_end + 4:]
+    if "transfer-encoding: chunked" in headers:
+        out, rest = b"", body
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                break
+            out, rest = out + rest[:size], rest[size + 2:]
+        body = out
+    return status, body
+
+
+def test_results_url_uses_public_url(start_objects_gateway):
+    gw = start_objects_gateway(server=('public_url = "https://llm.example.com/"',)).gateway
+    with team(gw, "a") as a:
+        b = create_batch(a, ["p1"], ms=100)
+        ended = wait_ended(a, b.id)
+        want = f"https://llm.example.com{BATCHES}/{b.id}/results"
+        assert ended.results_url == want
+        assert [x.results_url for x in a.messages.batches.list().data] == [want]
 
 
 def test_batch_needing_two_upstreams_is_400(start_objects_gateway, objects_mock):
