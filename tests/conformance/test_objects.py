@@ -514,6 +514,13 @@ def test_files_sdk_auto_pagination(start_objects_gateway):
             f"(next_page_info {first.next_page_info()!r}); the gateway's first page has the keys "
             f"{page_keys or vars(first)}, so iteration stopped after {len(listed)} of {len(files)}"
         )
+        # Given ids: one page of those the caller may see, newest first; others left out.
+        picked = a.beta.files.list(ids=[files[1], files[3], "file_nope"], betas=BETAS)
+        assert [f.id for f in picked] == [files[3], files[1]]
+    with team(gw, "b") as b:
+        assert [f.id for f in b.beta.files.list(ids=files[:2], betas=BETAS)] == []
+        with pytest.raises(anthropic.BadRequestError):
+            b.beta.files.list(scope_id="session_1", betas=BETAS)
 
 
 # --------------------------------------------------------------------------
