@@ -555,3 +555,51 @@ fn other_paths_are_forwarded_only_when_listed() {
     assert!(refused.unwrap_err().to_string().contains("never forwarded"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn creates_fail_over_before_their_first_byte_and_reads_stay_with_their_credential() {
+    let api = Api::start();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let dir = state_dir("failover");
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n[state]\ndir = {dir:?}\n\
+         [routing]\nstrategy = \"fill-first\"\n\
+         [[upstreams]]\nname = \"dead\"\nkind = \"anthropic\"\nbase_url = \"http://{dead_addr}\"\npriority = 2\n\
+         [[upstreams.credentials]]\nname = \"d\"\napi_key = \"key-d\"\n\
+         [[upstreams]]\nname = \"up\"\nkind = \"anthropic\"\nbase_url = \"http://{}\"\npriority = 1\n\
+         [[upstreams.credentials]]\nname = \"a\"\napi_key = \"key-a\"\n\
+         [[upstreams.credentials]]\nname = \"b\"\napi_key = \"key-b\"\n{KEYS}",
+        api.upstream.addr
+    );
+    let gw = gateway(&toml);
+    let addr = gw.local_addr();
+    // The first choice cannot be reached: the upload goes to the next credential, whole.
+    let r = call(addr, "POST", "/v1/files", "ck-a", &[b'q'; 100_000]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = json_of(&r)["id"].as_str().unwrap().to_string();
+    assert_eq!(api.keys_for("POST /v1/files"), ["key-a"]);
+    assert_eq!(api.objects.lock().unwrap()[&id].content.len(), 100_000);
+
+    // Credential a cools after a rate limit on a message; the file it holds is still read
+    // through it, and new creates go to b.
+    let a = gw.pool().find("up", "a").unwrap();
+    let now = gw.pool().now_ms();
+    gw.pool().report(
+        a,
+        None,
+        ringgate::routing::health::Outcome::RateLimited {
+            retry_after_ms: Some(60_000),
+        },
+        now,
+    );
+    let r = call(addr, "GET", &format!("/v1/files/{id}/content"), "ck-a", b"");
+    assert_eq!((r.status, r.body.len()), (200, 100_000));
+    assert_eq!(api.keys_for(&format!("/v1/files/{id}/content")), ["key-a"]);
+    let r = call(addr, "POST", "/v1/files", "ck-a", b"second");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(api.keys_for("POST /v1/files"), ["key-a", "key-b"]);
+    gw.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}

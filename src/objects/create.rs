@@ -380,7 +380,7 @@ async fn read_answer(
     let head_buffer = api.settings.upstream_head_buffer;
     match read_head(&mut conn, Instant::now(), false, deadline, head_buffer).await {
         Ok((head, leftover)) => {
-            judge(api, credential, model, &head, &leftover)?;
+            judge(api, credential, Some(model), &head, &leftover)?;
             Ok(Answer {
                 origin: c.upstream,
                 conn,

@@ -112,12 +112,14 @@ pub async fn ask(
     })
 }
 
-/// Teaches the credential's health what its answer says (for `model`, the one it was picked
-/// for); a refused credential is the gateway's problem, a 502 for the client, never its 401.
+/// Teaches the credential's health what its answer says; a refused credential is the
+/// gateway's problem, a 502 for the client, never its 401. `picked`: the pool chose the
+/// credential (a create) for `model`, so a success settles its probe and its cooldown; a read
+/// went to it whatever its state, and its success says nothing of the limits on messages.
 pub fn judge(
     api: &Api,
     credential: usize,
-    model: Option<&str>,
+    picked: Option<Option<&str>>,
     head: &ResponseHead,
     leftover: &[u8],
 ) -> Result<(), ApiError> {
@@ -125,8 +127,15 @@ pub fn judge(
     let headers = || head.headers();
     let outcome = health::outcome(Dialect::Anthropic, head.status, headers, leftover, now);
     let pool = &api.pool;
-    let judged = outcome.unwrap_or(Outcome::Success);
-    pool.report(credential, model, judged, pool.now_ms());
+    match (outcome, picked) {
+        (Some(failed), picked) => {
+            pool.report(credential, picked.flatten(), failed, pool.now_ms());
+        }
+        (None, Some(model)) => {
+            pool.report(credential, model, Outcome::Success, pool.now_ms());
+        }
+        (None, None) => {}
+    }
     if outcome == Some(Outcome::AuthFailed) || matches!(head.status, 401 | 403) {
         let c = pool.credential(credential);
         let name = pool.upstream_name(c.upstream);
