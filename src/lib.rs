@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod http;
 pub mod json;
 pub mod lifecycle;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod mock;

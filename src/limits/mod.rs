@@ -1,0 +1,5 @@
+//! Limits and budgets per client key: the pure core.
+//!
+//! (Draft: the full guide for wiring comes with the key bundle.)
+
+pub mod rate;
