@@ -2,4 +2,6 @@
 //!
 //! (Draft: the full guide for wiring comes with the key bundle.)
 
+pub mod budget;
+pub mod concurrency;
 pub mod rate;
