@@ -4,4 +4,5 @@
 
 pub mod budget;
 pub mod concurrency;
+pub mod prices;
 pub mod rate;
