@@ -41,7 +41,9 @@ impl Price {
     /// negative, infinite or NaN price. Rounded to the nearest micro-USD per million tokens.
     pub fn from_usd(input: f64, output: f64, cache_write: f64, cache_read: f64) -> Option<Price> {
         let micro = |usd: f64| {
-            (usd.is_finite() && usd >= 0.0 && usd < 1e12).then(|| (usd * 1e6).round() as u64)
+            (0.0..1e12)
+                .contains(&usd)
+                .then(|| (usd * 1e6).round() as u64)
         };
         Some(Price {
             input: micro(input)?,
