@@ -11,9 +11,10 @@
 //! [`AtomicU64`] updated by a compare-and-swap loop, so every thread sees every take exactly.
 //!
 //! The time a cost stands for, `cost × 60 s / N`, is rounded down to the nanosecond once per
-//! operation (not per unit): each operation may leave the client less than 1 ns of credit. For a
-//! request limit that is less than one extra request per day even at 100 000 requests a minute;
-//! token limits are taken in amounts of hundreds or thousands, where it is smaller still.
+//! operation (not per unit): each operation may leave the client less than 1 ns of credit, a
+//! relative excess below `N / 6·10¹⁰` (one extra request in six minutes at 100 000 a minute; a
+//! burst from a full bucket is exact up to about 245 000). Token limits are taken in amounts of
+//! hundreds or thousands per operation, where the excess is smaller still.
 //!
 //! Settling. A take made on an estimate is corrected afterwards with [`RateLimiter::give_back`]
 //! or [`RateLimiter::charge`]. A charge always succeeds and may leave the bucket *in debt* (more
