@@ -390,20 +390,26 @@ pub async fn relay_answer(
     // A drain that began while the upstream was answering closes the connection after it.
     let keep_alive = req.head.keep_alive && !phase::draining();
     let id = req.id.as_str();
-    let side = match translation {
-        None => as_is(&up, id, http11, keep_alive),
-        Some((context, count_tokens)) => {
-            let event_stream = (200..300).contains(&up.status) && context.stream && !count_tokens;
-            let answered = dialect::Answered {
-                status: up.status,
-                count_tokens,
-                error_type: (up.header("x-amzn-errortype"))
-                    .and_then(|v| std::str::from_utf8(v).ok()),
-            };
-            match dialect::translator(context, &answered) {
-                // Claude on a cloud provider: the answer is the Anthropic API's own.
-                None => as_is(&up, id, http11, keep_alive),
-                Some(stage) => translated(&up, id, http11, keep_alive, event_stream, stage),
+    let side = {
+        let gateway = req.extra_headers.borrow();
+        match translation {
+            None => as_is(&up, id, http11, keep_alive, &gateway),
+            Some((context, count_tokens)) => {
+                let event_stream =
+                    (200..300).contains(&up.status) && context.stream && !count_tokens;
+                let answered = dialect::Answered {
+                    status: up.status,
+                    count_tokens,
+                    error_type: (up.header("x-amzn-errortype"))
+                        .and_then(|v| std::str::from_utf8(v).ok()),
+                };
+                match dialect::translator(context, &answered) {
+                    // Claude on a cloud provider: the answer is the Anthropic API's own.
+                    None => as_is(&up, id, http11, keep_alive, &gateway),
+                    Some(stage) => {
+                        translated(&up, id, http11, keep_alive, event_stream, stage, &gateway)
+                    }
+                }
             }
         }
     };
@@ -485,7 +491,13 @@ struct ClientSide {
 
 /// An Anthropic upstream's answer, relayed as it is: its head rewritten, its body re-framed
 /// where the client needs it.
-fn as_is(up: &ResponseHead, request_id: &str, http11: bool, keep_alive: bool) -> ClientSide {
+fn as_is(
+    up: &ResponseHead,
+    request_id: &str,
+    http11: bool,
+    keep_alive: bool,
+    gateway: &[(&str, String)],
+) -> ClientSide {
     let event_stream = up.is_event_stream();
     let (out, close) = match up.framing {
         // An event stream is re-framed as chunks even when the upstream sent a length, so the
@@ -504,7 +516,7 @@ fn as_is(up: &ResponseHead, request_id: &str, http11: bool, keep_alive: bool) ->
             (ClientFraming::Passthrough, true)
         }
     };
-    let head = headers::client_response(up, request_id, event_stream, close);
+    let head = headers::client_response(up, request_id, event_stream, close, gateway);
     let head = match (up.framing, out) {
         (ResponseFraming::None, _) => head.finish_with_length(0),
         (_, ClientFraming::Chunked) => head.finish_chunked(),
@@ -529,12 +541,13 @@ fn translated(
     keep_alive: bool,
     event_stream: bool,
     stage: Box<dyn Translate>,
+    gateway: &[(&str, String)],
 ) -> ClientSide {
     let (out, close) = match http11 {
         true => (ClientFraming::Chunked, !keep_alive),
         false => (ClientFraming::Passthrough, true),
     };
-    let head = headers::translated_response(up, request_id, event_stream, close);
+    let head = headers::translated_response(up, request_id, event_stream, close, gateway);
     let head = match out {
         ClientFraming::Chunked => head.finish_chunked(),
         ClientFraming::Passthrough => head.finish_without_length(),

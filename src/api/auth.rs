@@ -97,10 +97,12 @@ mod tests {
             ApiKey {
                 name: "team-a".into(),
                 key: "rg-key-a".into(),
+                limits: Default::default(),
             },
             ApiKey {
                 name: "team-b".into(),
                 key: "rg-key-b".into(),
+                limits: Default::default(),
             },
         ])
     }

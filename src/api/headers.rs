@@ -40,6 +40,12 @@ fn connection_listed<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> 
         .collect()
 }
 
+/// The API's rate-limit headers (`anthropic-ratelimit-requests-limit`, …).
+fn is_rate_limit(name: &str) -> bool {
+    const PREFIX: &str = "anthropic-ratelimit-";
+    name.len() > PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+}
+
 fn listed(name: &str, list: &[&[u8]]) -> bool {
     list.iter().any(|l| l.eq_ignore_ascii_case(name.as_bytes()))
 }
@@ -184,11 +190,16 @@ fn push_header(h: &mut Vec<u8>, name: &str, value: &[u8]) {
 
 /// The head of the response sent to the client, without its framing header (the caller adds
 /// Content-Length or chunked).
+///
+/// `gateway` are the gateway's own headers for the answer (a limited key's
+/// `anthropic-ratelimit-*`): when there are any, the upstream's `anthropic-ratelimit-*`, which
+/// describe the upstream account's limits, give way to them.
 pub fn client_response(
     up: &ResponseHead,
     request_id: &str,
     event_stream: bool,
     close: bool,
+    gateway: &[(&str, String)],
 ) -> OutHead {
     let mut out = OutHead::with_reason(up.status, up.reason());
     let listed_names = connection_listed(up.headers());
@@ -199,12 +210,16 @@ pub fn client_response(
             || listed(name, &listed_names)
             || name.eq_ignore_ascii_case("content-length")
             || event_stream && name.eq_ignore_ascii_case("x-accel-buffering")
+            || !gateway.is_empty() && is_rate_limit(name)
         {
             continue;
         }
         has_request_id |= name.eq_ignore_ascii_case("request-id");
         has_cache_control |= name.eq_ignore_ascii_case("cache-control");
         out.header(name, value);
+    }
+    for (name, value) in gateway {
+        out.header(name, value.as_bytes());
     }
     if !has_request_id {
         out.header("request-id", request_id.as_bytes());
@@ -229,6 +244,7 @@ pub fn translated_response(
     request_id: &str,
     event_stream: bool,
     close: bool,
+    gateway: &[(&str, String)],
 ) -> OutHead {
     let mut out = OutHead::with_reason(up.status, up.reason());
     let content_type: &[u8] = match event_stream {
@@ -237,6 +253,9 @@ pub fn translated_response(
     };
     out.header("content-type", content_type);
     out.header("request-id", request_id.as_bytes());
+    for (name, value) in gateway {
+        out.header(name, value.as_bytes());
+    }
     if let Some(wait) = up.header("retry-after") {
         out.header("retry-after", wait);
     }
@@ -375,8 +394,9 @@ mod tests {
         let raw = Bytes::from_static(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Accel-Buffering: yes\r\nanthropic-ratelimit-requests-remaining: 9\r\n\r\n");
         let (len, layout) = crate::upstream::response::parse(&raw).unwrap().unwrap();
         let up = ResponseHead::new(raw.slice(..len), layout, false).unwrap();
-        let h = String::from_utf8(client_response(&up, "req_ours", true, false).finish_chunked())
-            .unwrap();
+        let h =
+            String::from_utf8(client_response(&up, "req_ours", true, false, &[]).finish_chunked())
+                .unwrap();
         assert!(h.starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(h.contains("request-id: req_ours\r\n"));
         assert!(h.contains("cache-control: no-cache\r\n"));
@@ -396,9 +416,10 @@ mod tests {
         );
         let (len, layout) = crate::upstream::response::parse(&raw).unwrap().unwrap();
         let up = ResponseHead::new(raw.slice(..len), layout, false).unwrap();
-        let h =
-            String::from_utf8(client_response(&up, "req_ours", false, true).finish_with_length(2))
-                .unwrap();
+        let h = String::from_utf8(
+            client_response(&up, "req_ours", false, true, &[]).finish_with_length(2),
+        )
+        .unwrap();
         assert!(h.contains("request-id: req_upstream\r\n") && !h.contains("req_ours"));
         assert!(h.contains("connection: close\r\n") && h.contains("content-length: 2\r\n"));
     }

@@ -9,6 +9,7 @@ pub mod attempt;
 pub mod auth;
 pub mod forward;
 pub mod headers;
+pub mod limits;
 pub mod local;
 pub mod models;
 pub mod outgoing;
@@ -29,6 +30,7 @@ use crate::exchange::{Exchange, Summary};
 use crate::http::head::RequestHead;
 use crate::http::response::ResponseHead;
 use crate::http::ApiError;
+use crate::limits::registry::Registry;
 use crate::metrics::Recorder;
 use crate::request_id::RequestId;
 use crate::routing::models::Catalog;
@@ -112,6 +114,8 @@ pub struct Api {
     forward_paths: Vec<String>,
     /// `server.max_upload_bytes`.
     max_upload: u64,
+    /// Client keys' limits and budgets.
+    pub(crate) limits: Arc<Registry>,
 }
 
 /// What the handler learnt of a request that labels its metrics and its access-log line.
@@ -137,6 +141,7 @@ impl Api {
         pool: Arc<Pool>,
         catalog: Option<Arc<Catalog>>,
         records: crate::objects::records::Records,
+        limits: Arc<Registry>,
         conns: ConnPool,
         resolver: Resolver,
         recorder: Rc<Recorder>,
@@ -180,6 +185,7 @@ impl Api {
             objects,
             forward_paths: config.routing.forward_paths.clone(),
             max_upload: config.server.max_upload_bytes,
+            limits,
         }
     }
 
@@ -279,21 +285,30 @@ impl Api {
             write_all(stream, out).await?;
             return Ok(After::KeepAlive);
         }
-        match (self.clients.check(&req.head), &self.catalog) {
-            (Err(e), _) => respond(stream, req, &e).await,
-            (Ok(caller), Some(catalog)) if models::answers(catalog, &self.pool, req, route) => {
-                seen.caller = caller;
+        let caller = match self.clients.check(&req.head) {
+            Err(e) => return respond(stream, req, &e).await,
+            Ok(caller) => caller,
+        };
+        seen.caller = caller;
+        let limited = caller.and_then(|name| self.limits.get(name));
+        let admitted = match limited.map(|l| limits::admit(self, l, req, route)) {
+            None => None,
+            Some(Ok(admitted)) => Some(admitted),
+            Some(Err(e)) => return respond(stream, req, &e).await,
+        };
+        let after = match &self.catalog {
+            Some(catalog) if models::answers(catalog, &self.pool, req, route) => {
                 models::answer(catalog, stream, req, route).await
             }
-            (Ok(caller), _) if route.is_object() => {
-                seen.caller = caller;
+            _ if route.is_object() => {
                 crate::objects::serve(self, stream, req, incoming, route, seen).await
             }
-            (Ok(caller), _) => {
-                seen.caller = caller;
-                forward::forward(self, stream, req, route, seen).await
-            }
+            _ => forward::forward(self, stream, req, route, seen).await,
+        };
+        if let (Some(l), Some(admitted)) = (limited, admitted) {
+            limits::settle(self, l, admitted, req, seen);
         }
+        after
     }
 
     /// Whether a path the gateway does not serve is under one of `routing.forward_paths` (at a
@@ -346,7 +361,7 @@ pub(crate) async fn respond(
     e: &ApiError,
 ) -> io::Result<After> {
     let keep_alive = req.head.keep_alive && !crate::lifecycle::phase::draining();
-    let out = e.to_response(req.id.as_str(), keep_alive);
+    let out = e.to_response_with(req.id.as_str(), keep_alive, &req.extra_headers.borrow());
     req.exchange.answered(e.status, &out);
     write_all(stream, out).await?;
     Ok(After::KeepAlive)

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize, Serializer};
 use toml::Spanned;
 
+use super::limits::KeyLimitsConfig;
 use super::{check_name, secret, ConfigError};
 
 /// A client key with its secret resolved. `Debug` never shows the key.
@@ -17,6 +18,8 @@ pub struct ApiKey {
     /// Travels with the request into logs and usage records.
     pub name: String,
     pub key: String,
+    /// Its limits, `[limits]` filled in where it sets none.
+    pub limits: KeyLimitsConfig,
 }
 
 impl fmt::Debug for ApiKey {
@@ -34,10 +37,12 @@ impl Serialize for ApiKey {
         struct View<'a> {
             name: &'a str,
             key: &'static str,
+            limits: &'a KeyLimitsConfig,
         }
         View {
             name: &self.name,
             key: super::REDACTED,
+            limits: &self.limits,
         }
         .serialize(s)
     }
@@ -49,10 +54,30 @@ pub(super) struct FileApiKey {
     name: String,
     key: Option<String>,
     key_env: Option<String>,
+    requests_per_minute: Option<u32>,
+    input_tokens_per_minute: Option<u64>,
+    output_tokens_per_minute: Option<u64>,
+    max_concurrent: Option<u32>,
+    daily_usd: Option<f64>,
+    monthly_usd: Option<f64>,
+}
+
+impl FileApiKey {
+    fn limits(&self) -> KeyLimitsConfig {
+        KeyLimitsConfig {
+            requests_per_minute: self.requests_per_minute,
+            input_tokens_per_minute: self.input_tokens_per_minute,
+            output_tokens_per_minute: self.output_tokens_per_minute,
+            max_concurrent: self.max_concurrent,
+            daily_usd: self.daily_usd,
+            monthly_usd: self.monthly_usd,
+        }
+    }
 }
 
 pub(super) fn parse_all(
     file: &[Spanned<FileApiKey>],
+    defaults: &KeyLimitsConfig,
     env: &dyn Fn(&str) -> Option<String>,
     fail: &dyn Fn(usize, &str, String) -> ConfigError,
 ) -> Result<Vec<ApiKey>, ConfigError> {
@@ -73,12 +98,36 @@ pub(super) fn parse_all(
                 "the same key is configured twice".into(),
             ));
         }
+        let limits = k.limits().over(defaults);
+        check_limits(&limits).map_err(|(field, what)| fail(at, &key(field), what))?;
         keys.push(ApiKey {
             name: k.name.clone(),
             key: value,
+            limits,
         });
     }
     Ok(keys)
+}
+
+/// Limits that would let nothing through, or amounts that are not USD.
+pub(super) fn check_limits(l: &KeyLimitsConfig) -> Result<(), (&'static str, String)> {
+    let at_least_one = "must be at least 1 (leave it out for no limit)".to_string();
+    for (field, value) in [
+        ("requests_per_minute", l.requests_per_minute.map(u64::from)),
+        ("input_tokens_per_minute", l.input_tokens_per_minute),
+        ("output_tokens_per_minute", l.output_tokens_per_minute),
+        ("max_concurrent", l.max_concurrent.map(u64::from)),
+    ] {
+        if value == Some(0) {
+            return Err((field, at_least_one));
+        }
+    }
+    for (field, value) in [("daily_usd", l.daily_usd), ("monthly_usd", l.monthly_usd)] {
+        if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            return Err((field, "must be a number of USD, 0 or more".into()));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses to serve non-loopback listeners without client keys.

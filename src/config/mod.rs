@@ -9,6 +9,7 @@ mod access;
 mod admin;
 mod connections;
 mod credentials;
+mod limits;
 mod logging;
 mod routing;
 mod server;
@@ -27,6 +28,7 @@ pub use access::{check_exposure, ApiKey};
 pub use admin::AdminConfig;
 pub use connections::{DnsConfig, PoolConfig};
 pub use credentials::Credential;
+pub use limits::{KeyLimitsConfig, ModelPrice, PricesConfig, UsdPrice};
 pub use logging::{check_directives, LogConfig, LogFormat};
 pub use routing::{ModelsConfig, RoutingConfig, Strategy};
 pub use server::{IoDriver, Listen, ServerConfig};
@@ -55,6 +57,9 @@ pub struct Config {
     pub admin: AdminConfig,
     pub log: LogConfig,
     pub state: StateConfig,
+    /// The limits of keys that set none of their own.
+    pub limits: KeyLimitsConfig,
+    pub prices: PricesConfig,
 }
 
 /// What the admin view shows in place of a secret.
@@ -95,6 +100,8 @@ struct FileConfig {
     admin: admin::FileAdmin,
     log: LogConfig,
     state: StateConfig,
+    limits: KeyLimitsConfig,
+    prices: PricesConfig,
 }
 
 impl Config {
@@ -152,6 +159,12 @@ impl Config {
         file.state.check().map_err(|(key, what)| ConfigError {
             message: format!("{origin}: state.{key}: {what}"),
         })?;
+        access::check_limits(&file.limits).map_err(|(key, what)| ConfigError {
+            message: format!("{origin}: limits.{key}: {what}"),
+        })?;
+        check_prices(&file.prices).map_err(|what| ConfigError {
+            message: format!("{origin}: prices: {what}"),
+        })?;
         if file.upstreams.is_empty() {
             return Err(ConfigError {
                 message: format!(
@@ -162,7 +175,7 @@ impl Config {
         }
 
         let upstreams = upstreams::parse_all(&file.upstreams, env, &fail)?;
-        let api_keys = access::parse_all(&file.api_keys, env, &fail)?;
+        let api_keys = access::parse_all(&file.api_keys, &file.limits, env, &fail)?;
         let admin = file.admin.parse(env).map_err(|e| ConfigError {
             message: format!("{origin}: {}", e.message),
         })?;
@@ -178,6 +191,8 @@ impl Config {
             admin,
             log: file.log,
             state: file.state,
+            limits: file.limits,
+            prices: file.prices,
         })
     }
 
@@ -210,6 +225,8 @@ impl Config {
             admin: AdminConfig::default(),
             log: LogConfig::default(),
             state: StateConfig::default(),
+            limits: KeyLimitsConfig::default(),
+            prices: PricesConfig::default(),
         }
     }
 
@@ -247,6 +264,25 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         check_exposure(&self.api_keys, &addrs)?;
         Ok(addrs)
+    }
+}
+
+/// Prices that are numbers of USD, and patterns that say something.
+fn check_prices(p: &PricesConfig) -> Result<(), String> {
+    let ok = |u: &UsdPrice| u.all().iter().all(|v| v.is_finite() && *v >= 0.0);
+    for (i, m) in p.models.iter().enumerate() {
+        if m.pattern.trim().is_empty() {
+            return Err(format!("models[{i}].pattern: must not be empty"));
+        }
+        if !ok(&m.price()) {
+            return Err(format!(
+                "models[{i}]: prices must be USD per million tokens, 0 or more"
+            ));
+        }
+    }
+    match &p.unknown_model {
+        Some(u) if !ok(u) => Err("unknown_model: prices must be USD per million tokens".into()),
+        _ => Ok(()),
     }
 }
 

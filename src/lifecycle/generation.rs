@@ -19,6 +19,7 @@ use rustls::pki_types::ServerName;
 
 use crate::config::{Config, UpstreamKind};
 use crate::dialect::Dialect;
+use crate::limits::registry::Registry;
 use crate::mock::objects::Objects;
 use crate::objects::store::Store;
 use crate::routing::models::Catalog;
@@ -48,6 +49,8 @@ pub struct Generation {
     /// The record of batches and files; one per process and state directory, since its file
     /// can be opened only once (a reload that keeps the directory keeps it).
     pub objects: Arc<Store>,
+    /// Each client key's limits, carried over from the previous generation by key name.
+    pub keys: Arc<Registry>,
 }
 
 /// One address's `SO_REUSEPORT` sockets, one per worker; each worker takes its own when it starts
@@ -193,6 +196,7 @@ pub fn build(
         Some(p) if p.objects.path() == dir.join("objects.redb") => p.objects.clone(),
         _ => Arc::new(Store::new(dir)),
     };
+    let keys = Arc::new(Registry::build(&config, previous.map(|p| &*p.keys)));
     Ok(Generation {
         id,
         config: Arc::new(config),
@@ -204,6 +208,7 @@ pub fn build(
         front,
         mocks,
         objects,
+        keys,
     })
 }
 

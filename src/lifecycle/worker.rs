@@ -298,6 +298,7 @@ fn build_api(g: &Generation, recorder: &Rc<Recorder>) -> Api {
         pool,
         catalog,
         crate::objects::records::Records::new(g.objects.clone()),
+        g.keys.clone(),
         conns,
         resolver,
         recorder.clone(),

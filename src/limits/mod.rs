@@ -55,6 +55,7 @@ pub mod headers;
 pub mod key;
 pub mod prices;
 pub mod rate;
+pub mod registry;
 
 pub use headers::RateHeaders;
 pub use key::{Admitted, Estimate, KeyLimits, LimitSettings};

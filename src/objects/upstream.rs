@@ -238,8 +238,11 @@ pub async fn answer_with(
     body: &[u8],
 ) -> std::io::Result<crate::server::conn::After> {
     let keep_alive = req.head.keep_alive && !crate::lifecycle::phase::draining();
-    let out = headers::client_response(head, req.id.as_str(), false, !keep_alive);
-    let out = out.finish_with_body(body);
+    let out = {
+        let gateway = req.extra_headers.borrow();
+        let out = headers::client_response(head, req.id.as_str(), false, !keep_alive, &gateway);
+        out.finish_with_body(body)
+    };
     req.exchange.answered(head.status, &out);
     write_all(client, out).await?;
     Ok(crate::server::conn::After::KeepAlive)

@@ -48,6 +48,9 @@ pub struct Request {
     pub exchange: Exchange,
     /// The body still to be read, for a handler that [streams it](Handler::streams_body).
     pub incoming: Option<Incoming>,
+    /// Headers the gateway adds to whatever answers the request (a limited key's
+    /// `anthropic-ratelimit-*`, describing the gateway's limits rather than the upstream's).
+    pub extra_headers: std::cell::RefCell<Vec<(&'static str, String)>>,
 }
 
 /// Whether the connection may carry another request after a response.
@@ -229,6 +232,7 @@ async fn read_request(
             body: Bytes::new(),
             exchange: Exchange::new(Instant::now()),
             incoming: Some(incoming.map_err(fail)?),
+            extra_headers: Default::default(),
         }));
     }
     let mut body = BodyCollector::new(head.framing, limits.max_body_bytes).map_err(fail)?;
@@ -274,6 +278,7 @@ async fn read_request(
         body: body.finish(),
         exchange: Exchange::new(Instant::now()),
         incoming: None,
+        extra_headers: Default::default(),
     }))
 }
 
