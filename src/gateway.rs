@@ -16,6 +16,7 @@ use crate::metrics::{self, Scrape, Shard};
 use crate::routing::pool::Pool;
 use crate::runtime::{worker_count, Driver, Workers};
 use crate::shutdown::Shutdown;
+use crate::state::spend::Keeper;
 use crate::upstream::pool::PoolStats;
 
 pub struct Gateway;
@@ -29,6 +30,8 @@ pub struct GatewayHandle {
     driver: Driver,
     admin: Option<AdminServer>,
     threads: Workers,
+    /// Writes the keys' spend to the state directory.
+    spend: Keeper,
 }
 
 /// What the admin listener sees of the running gateway: always its current generation.
@@ -42,6 +45,7 @@ impl Backend for AdminView {
         let scrape = Scrape {
             shards: &self.shards,
             credentials: &self.control.pool().snapshot(),
+            keys: &self.keys(),
             generation: self.control.current().id,
             access_log_dropped: crate::logging::dropped_lines(),
         };
@@ -58,6 +62,17 @@ impl Backend for AdminView {
 
     fn config(&self) -> Arc<Config> {
         self.control.config()
+    }
+
+    fn keys(&self) -> Vec<crate::limits::registry::KeyStatus> {
+        self.control
+            .current()
+            .keys
+            .status(crate::limits::Now::read())
+    }
+
+    fn reset_key(&self, name: &str) -> bool {
+        self.control.current().keys.reset(name)
     }
 
     fn objects(&self) -> Result<crate::admin::ObjectsByOwner, String> {
@@ -92,7 +107,9 @@ impl Gateway {
         let pin = config.server.pin_cores;
         let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let admin_config = config.admin.clone();
+        let state_dir = config.state.dir(&|k| std::env::var(k).ok());
         let first = generation::build(config, None, count, &started, 1)?;
+        crate::state::spend::restore(&state_dir, &first.keys);
         let shutdown = Shutdown::new();
         let control = Control::new(first, count, shutdown.clone(), started);
         let mut workers = Workers::new(shutdown);
@@ -113,6 +130,8 @@ impl Gateway {
             }
             None => None,
         };
+        let current = control.clone();
+        let spend = Keeper::start(state_dir, move || current.current().keys.clone());
         Ok(GatewayHandle {
             admin,
             control,
@@ -120,6 +139,7 @@ impl Gateway {
             workers: count,
             driver,
             threads: workers,
+            spend,
         })
     }
 }
@@ -179,10 +199,12 @@ impl GatewayHandle {
     /// Stops accepting, ends the workers and waits for them.
     pub fn shutdown(mut self) {
         self.threads.stop();
+        self.spend.stop();
     }
 
     /// Blocks until the gateway is stopped through its shutdown signal, or its drain ends.
     pub fn wait(mut self) {
         self.threads.join();
+        self.spend.stop();
     }
 }

@@ -25,6 +25,7 @@ pub mod routing;
 pub mod runtime;
 pub mod server;
 pub mod shutdown;
+pub mod state;
 pub mod stream;
 pub mod upstream;
 

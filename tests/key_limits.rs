@@ -6,6 +6,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -19,13 +20,29 @@ const BODY: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{
 /// A gateway with two workers in front of `up`, and the client keys `limited` (with these
 /// limit lines) and `free`.
 fn gateway_with(up: SocketAddr, limits: &str, extra: &str) -> ringgate::GatewayHandle {
-    gateway(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n{extra}\n\
+    gateway(&config(up, limits, extra, &state_dir("default")))
+}
+
+/// A state directory of the test's own (spend is kept there).
+fn state_dir(name: &str) -> PathBuf {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "ringgate-key-limits-{name}-{}-{n}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config(up: SocketAddr, limits: &str, extra: &str, dir: &Path) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n[state]\ndir = {dir:?}\n{extra}\n\
          [[upstreams]]\nname = \"up\"\nkind = \"anthropic\"\nbase_url = \"http://{up}\"\n\
          [[upstreams.credentials]]\nname = \"a\"\napi_key = \"key-a\"\n\
          [[api_keys]]\nname = \"limited\"\nkey = \"ck-limited\"\n{limits}\n\
          [[api_keys]]\nname = \"free\"\nkey = \"ck-free\"\n"
-    ))
+    )
 }
 
 fn post(key: &str) -> Vec<u8> {
@@ -236,4 +253,88 @@ fn limits_come_from_the_limits_table_unless_a_key_sets_its_own() {
         &|_| None,
     );
     assert!(bad.unwrap_err().to_string().contains("max_concurrent"));
+}
+
+fn admin_get(addr: SocketAddr, path: &str) -> Response {
+    request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes(),
+    )
+}
+
+#[test]
+fn spend_and_counts_survive_a_restart_and_a_reload_and_operators_see_and_reset_them() {
+    let up = ok_upstream();
+    let dir = state_dir("restart");
+    let admin = "[admin]\nlisten = \"127.0.0.1:0\"\n";
+    let limits = "requests_per_minute = 3\nmonthly_usd = 100";
+    let gw = gateway(&config(up.addr, limits, admin, &dir));
+    for _ in 0..2 {
+        assert_eq!(request(gw.local_addr(), &post("ck-limited")).status, 200);
+    }
+    let a = gw.admin_addr().unwrap();
+    let view: serde_json::Value =
+        serde_json::from_slice(&admin_get(a, "/admin/keys").body).unwrap();
+    let key = &view["keys"][0];
+    assert_eq!(key["name"], "limited");
+    assert_eq!(key["requests"]["per_minute"], 3);
+    assert_eq!(key["requests"]["remaining"], 1);
+    // Two answers of 10 input and 5 output Sonnet tokens: $0.00021.
+    assert!(
+        (key["spent_this_month_usd"].as_f64().unwrap() - 0.00021).abs() < 1e-9,
+        "{key}"
+    );
+    let metrics = admin_get(a, "/metrics").text();
+    for line in [
+        "ringgate_key_limit{key=\"limited\",limit=\"requests_per_minute\"} 3",
+        "ringgate_key_remaining{key=\"limited\",limit=\"requests_per_minute\"} 1",
+        "ringgate_key_spend_usd{key=\"limited\",period=\"month\"} 0.00021",
+        "ringgate_key_budget_usd{key=\"limited\",period=\"month\"} 100",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    gw.shutdown();
+    let saved = std::fs::read_to_string(dir.join("spend.json")).unwrap();
+    assert!(saved.contains("\"limited\""), "{saved}");
+
+    // A restart: the spend is back (the minute's counts start afresh: they live in memory).
+    let gw = gateway(&config(up.addr, limits, admin, &dir));
+    let a = gw.admin_addr().unwrap();
+    let view: serde_json::Value =
+        serde_json::from_slice(&admin_get(a, "/admin/keys").body).unwrap();
+    assert!((view["keys"][0]["spent_this_month_usd"].as_f64().unwrap() - 0.00021).abs() < 1e-9);
+    for _ in 0..3 {
+        assert_eq!(request(gw.local_addr(), &post("ck-limited")).status, 200);
+    }
+    assert_eq!(request(gw.local_addr(), &post("ck-limited")).status, 429);
+    // A reload to 5 a minute keeps the 3 taken: 2 more pass, at once.
+    let raised = config(
+        up.addr,
+        "requests_per_minute = 5\nmonthly_usd = 100",
+        admin,
+        &dir,
+    );
+    let raised = ringgate::Config::parse(&raised, "t", &|_| None).unwrap();
+    gw.control().reload(raised).unwrap();
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| request(gw.local_addr(), &post("ck-limited")).status)
+        .collect();
+    assert_eq!(statuses, [200, 200, 429]);
+    // An operator's reset: full buckets, no spend.
+    let r = request(
+        a,
+        b"POST /admin/keys/limited/reset HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let view: serde_json::Value =
+        serde_json::from_slice(&admin_get(a, "/admin/keys").body).unwrap();
+    assert_eq!(view["keys"][0]["requests"]["remaining"], 5);
+    assert_eq!(view["keys"][0]["spent_this_month_usd"], 0.0);
+    let r = request(
+        a,
+        b"POST /admin/keys/nobody/reset HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.status, 404);
+    gw.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -37,6 +37,10 @@ pub trait Backend: Send + Sync + 'static {
     /// The batches and files made through the gateway, by owner (ids only); why not, if the
     /// record cannot be read.
     fn objects(&self) -> Result<ObjectsByOwner, String>;
+    /// Each limited client key's limits, what is left of them, and its spend.
+    fn keys(&self) -> Vec<crate::limits::registry::KeyStatus>;
+    /// Gives a key full buckets and no spend; false when there is no limited key by that name.
+    fn reset_key(&self, name: &str) -> bool;
 }
 
 /// Each owner's objects: (kind, id) pairs, by the owner's client key name (`""`: none).

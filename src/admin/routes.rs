@@ -37,6 +37,8 @@ enum Route {
     Config,
     Reload,
     Objects,
+    Keys,
+    ResetKey(String),
 }
 
 impl Admin {
@@ -92,6 +94,19 @@ impl Admin {
                 (JSON, views::reset(&upstream, &credential).into_bytes())
             }
             Route::Config => (JSON, views::config(&self.backend.config()).into_bytes()),
+            Route::Keys => (JSON, views::keys(&self.backend.keys()).into_bytes()),
+            Route::ResetKey(name) => {
+                if !self.backend.reset_key(&name) {
+                    return Err(ApiError::new(
+                        404,
+                        ErrorType::NotFound,
+                        format!("no client key {name:?} with limits; GET /admin/keys lists them")
+                            .into(),
+                    ));
+                }
+                log::info!("admin: limits and spend of client key {name} reset");
+                (JSON, views::key_reset(&name).into_bytes())
+            }
             Route::Objects => match self.backend.objects() {
                 Ok(owners) => (JSON, views::objects(&owners).into_bytes()),
                 Err(why) => {
@@ -148,8 +163,9 @@ impl Handler for Admin {
 }
 
 /// What the admin listener serves, for the 404 of any other path.
-const SERVED: &str = "/healthz, /metrics, /admin/credentials, /admin/objects, /admin/config, \
-                      /admin/reload and /admin/credentials/{upstream}/{credential}/reset";
+const SERVED: &str = "/healthz, /metrics, /admin/credentials, /admin/keys, /admin/objects, \
+                      /admin/config, /admin/reload, /admin/credentials/{upstream}/{credential}/reset \
+                      and /admin/keys/{name}/reset";
 
 fn route(method: Method, path: &str) -> Result<Route, ApiError> {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
@@ -159,16 +175,18 @@ fn route(method: Method, path: &str) -> Result<Route, ApiError> {
         "/admin/credentials" => (Route::Credentials, Method::Get),
         "/admin/config" => (Route::Config, Method::Get),
         "/admin/objects" => (Route::Objects, Method::Get),
+        "/admin/keys" => (Route::Keys, Method::Get),
         "/admin/reload" => (Route::Reload, Method::Post),
-        p => match reset_target(p) {
-            Some((upstream, credential)) => (
+        p => match (reset_target(p), reset_key_target(p)) {
+            (Some((upstream, credential)), _) => (
                 Route::Reset {
                     upstream,
                     credential,
                 },
                 Method::Post,
             ),
-            None => return Err(ApiError::not_found_served(p, SERVED)),
+            (None, Some(name)) => (Route::ResetKey(name), Method::Post),
+            (None, None) => return Err(ApiError::not_found_served(p, SERVED)),
         },
     };
     if method != allowed {
@@ -178,6 +196,15 @@ fn route(method: Method, path: &str) -> Result<Route, ApiError> {
         }));
     }
     Ok(route)
+}
+
+/// `/admin/keys/{name}/reset`, the name percent-decoded.
+fn reset_key_target(path: &str) -> Option<String> {
+    let name = path.strip_prefix("/admin/keys/")?.strip_suffix("/reset")?;
+    let decoded = percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .ok()?;
+    (!decoded.is_empty() && !name.contains('/')).then(|| decoded.into_owned())
 }
 
 /// `/admin/credentials/{upstream}/{credential}/reset`, names percent-decoded (they may hold any

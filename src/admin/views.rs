@@ -129,6 +129,67 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     })
 }
 
+/// Each limited client key: its limits, what is left of them, requests in flight, and spend.
+pub fn keys(all: &[crate::limits::registry::KeyStatus]) -> String {
+    #[derive(Serialize)]
+    struct Rate {
+        per_minute: u64,
+        remaining: u64,
+    }
+    #[derive(Serialize)]
+    struct Key<'a> {
+        name: &'a str,
+        requests: Option<Rate>,
+        input_tokens: Option<Rate>,
+        output_tokens: Option<Rate>,
+        in_flight: u32,
+        max_concurrent: Option<u32>,
+        spent_today_usd: f64,
+        spent_this_month_usd: f64,
+        daily_usd: Option<f64>,
+        monthly_usd: Option<f64>,
+    }
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        keys: Vec<Key<'a>>,
+    }
+    let rate = |l: crate::limits::registry::Level| {
+        (l.limit > 0).then_some(Rate {
+            per_minute: l.limit,
+            remaining: l.remaining,
+        })
+    };
+    let usd = |micro: u64| micro as f64 / 1e6;
+    let keys = all
+        .iter()
+        .map(|k| Key {
+            name: &k.name,
+            requests: rate(k.requests),
+            input_tokens: rate(k.input_tokens),
+            output_tokens: rate(k.output_tokens),
+            in_flight: k.in_flight,
+            max_concurrent: (k.max_concurrent > 0).then_some(k.max_concurrent),
+            spent_today_usd: usd(k.spent_day),
+            spent_this_month_usd: usd(k.spent_month),
+            daily_usd: k.daily.map(usd),
+            monthly_usd: k.monthly.map(usd),
+        })
+        .collect();
+    to_json(&Doc { keys })
+}
+
+pub fn key_reset(name: &str) -> String {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        reset: bool,
+        key: &'a str,
+    }
+    to_json(&Doc {
+        reset: true,
+        key: name,
+    })
+}
+
 /// Each owner's batches and files, ids only: `{"owners":[{"owner":…,"batches":[…],"files":[…]}]}`
 /// (an owner `null` for objects made while the gateway had no client keys).
 pub fn objects(owners: &crate::admin::ObjectsByOwner) -> String {

@@ -144,6 +144,12 @@ impl Budget {
         }
     }
 
+    /// Forgets the spend of the current periods (an operator's reset of a key).
+    pub fn reset(&self) {
+        self.day.0.store(0, Release);
+        self.month.0.store(0, Release);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let (day_period, day_spent) = unpack(self.day.0.load(Acquire));
         let (month_period, month_spent) = unpack(self.month.0.load(Acquire));

@@ -186,6 +186,15 @@ impl KeyLimits {
         &self.budget
     }
 
+    /// Full buckets and no spend, as if the key were new; requests in flight stay counted
+    /// (they are).
+    pub fn reset(&self) {
+        self.requests.reset();
+        self.input_tokens.reset();
+        self.output_tokens.reset();
+        self.budget.reset();
+    }
+
     fn rate(&self, limit: Limit) -> &RateLimiter {
         match limit {
             Limit::Requests => &self.requests,

@@ -80,6 +80,11 @@ impl RateLimiter {
         self.limit() != 0
     }
 
+    /// Forgets what was taken: the bucket is full again (an operator's reset of a key).
+    pub fn reset(&self) {
+        self.tat.store(0, Relaxed);
+    }
+
     fn ns(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_nanos() as u64
     }

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use super::{KeyLimits, LimitSettings, Price, PriceEntry, PriceTable, UnknownModel};
+use super::rate::RateLimiter;
+use super::{KeyLimits, LimitSettings, Now, Price, PriceEntry, PriceTable, UnknownModel};
 use crate::config::{Config, KeyLimitsConfig, PricesConfig, UsdPrice};
 
 pub struct Registry {
@@ -52,6 +53,62 @@ impl Registry {
     pub fn keys(&self) -> impl Iterator<Item = (&str, &Arc<KeyLimits>)> {
         self.keys.iter().map(|(n, l)| (n.as_str(), l))
     }
+
+    /// Each limited key's limits, what is left of them and its spend, by name.
+    pub fn status(&self, now: Now) -> Vec<KeyStatus> {
+        let level = |r: &RateLimiter| Level {
+            limit: r.limit(),
+            remaining: r.remaining(now.mono),
+        };
+        let mut all: Vec<KeyStatus> = (self.keys.iter())
+            .map(|(name, l)| {
+                let spent = l.budget().spent(now.unix_secs());
+                let (daily, monthly) = l.budget().limits();
+                KeyStatus {
+                    name: name.clone(),
+                    requests: level(l.requests()),
+                    input_tokens: level(l.input_tokens()),
+                    output_tokens: level(l.output_tokens()),
+                    in_flight: l.concurrency().current(),
+                    max_concurrent: l.concurrency().limit(),
+                    spent_day: spent.day,
+                    spent_month: spent.month,
+                    daily,
+                    monthly,
+                }
+            })
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Gives the key named `name` full buckets and no spend; false when it has no limits.
+    pub fn reset(&self, name: &str) -> bool {
+        self.keys.get(name).map(|l| l.reset()).is_some()
+    }
+}
+
+/// One rate limit: its N per minute (0: none) and the units left now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Level {
+    pub limit: u64,
+    pub remaining: u64,
+}
+
+/// A limited key as the admin view and the metrics show it. Spend and budgets in micro-USD.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyStatus {
+    pub name: String,
+    pub requests: Level,
+    pub input_tokens: Level,
+    pub output_tokens: Level,
+    pub in_flight: u32,
+    /// 0: none.
+    pub max_concurrent: u32,
+    pub spent_day: u64,
+    pub spent_month: u64,
+    pub daily: Option<u64>,
+    pub monthly: Option<u64>,
 }
 
 /// One instant for every limiter of the process: their states are times after it.

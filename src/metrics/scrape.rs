@@ -13,6 +13,7 @@ use super::cell::{
 use super::family::Published;
 use super::text::Exposition;
 use super::{Shard, Tokens};
+use crate::limits::registry::KeyStatus;
 use crate::routing::pool::CredentialStatus;
 use crate::upstream::pool::PoolStats;
 
@@ -20,6 +21,8 @@ use crate::upstream::pool::PoolStats;
 pub struct Scrape<'a> {
     pub shards: &'a [Arc<Shard>],
     pub credentials: &'a [CredentialStatus],
+    /// Limited client keys.
+    pub keys: &'a [KeyStatus],
     /// The configuration generation being served (1 at start, +1 per reload).
     pub generation: u64,
     pub access_log_dropped: u64,
@@ -87,6 +90,7 @@ pub fn render(s: &Scrape<'_>, out: &mut String) {
         }
     }
     credentials(&mut e, s.credentials);
+    keys(&mut e, s.keys);
     let gauge = |f: fn(&Shard) -> &Gauge| shards.iter().map(|s| f(s).get()).sum::<i64>();
     for (name, help, v) in [
         (
@@ -130,6 +134,93 @@ pub fn render(s: &Scrape<'_>, out: &mut String) {
 }
 
 /// Credentials by upstream and state, as the pool sees them now.
+/// Each limited key's limits, what is left of them, requests in flight and spend.
+fn keys(e: &mut Exposition<'_>, all: &[KeyStatus]) {
+    e.family(
+        "ringgate_key_limit",
+        "gauge",
+        "A client key's limit, by key name and limit (per minute, or requests in flight).",
+    );
+    for k in all {
+        for (limit, value) in key_limits(k) {
+            if value.0 > 0 {
+                e.sample(
+                    "ringgate_key_limit",
+                    &[("key", &k.name), ("limit", limit)],
+                    value.0,
+                );
+            }
+        }
+    }
+    e.family(
+        "ringgate_key_remaining",
+        "gauge",
+        "What is left of a client key's limit now (requests in flight: in use).",
+    );
+    for k in all {
+        for (limit, value) in key_limits(k) {
+            if value.0 > 0 {
+                let labels = [("key", k.name.as_str()), ("limit", limit)];
+                e.sample("ringgate_key_remaining", &labels, value.1);
+            }
+        }
+    }
+    e.family(
+        "ringgate_key_spend_usd",
+        "gauge",
+        "A client key's spend in the current UTC day or month, priced by [prices].",
+    );
+    for k in all {
+        for (period, micro) in [("day", k.spent_day), ("month", k.spent_month)] {
+            let usd = micro as f64 / 1e6;
+            e.sample(
+                "ringgate_key_spend_usd",
+                &[("key", &k.name), ("period", period)],
+                usd,
+            );
+        }
+    }
+    e.family(
+        "ringgate_key_budget_usd",
+        "gauge",
+        "A client key's budget per UTC day or month.",
+    );
+    for k in all {
+        for (period, micro) in [("day", k.daily), ("month", k.monthly)] {
+            if let Some(micro) = micro {
+                let usd = micro as f64 / 1e6;
+                e.sample(
+                    "ringgate_key_budget_usd",
+                    &[("key", &k.name), ("period", period)],
+                    usd,
+                );
+            }
+        }
+    }
+}
+
+/// A key's limits as (name, (limit, remaining or in use)).
+fn key_limits(k: &KeyStatus) -> [(&'static str, (u64, u64)); 4] {
+    [
+        (
+            "requests_per_minute",
+            (k.requests.limit, k.requests.remaining),
+        ),
+        (
+            "input_tokens_per_minute",
+            (k.input_tokens.limit, k.input_tokens.remaining),
+        ),
+        (
+            "output_tokens_per_minute",
+            (k.output_tokens.limit, k.output_tokens.remaining),
+        ),
+        (
+            "max_concurrent",
+            (u64::from(k.max_concurrent), u64::from(k.in_flight)),
+        ),
+    ]
+}
+
 fn credentials(e: &mut Exposition<'_>, all: &[CredentialStatus]) {
     e.family(
         "ringgate_credentials",
@@ -299,6 +390,7 @@ mod tests {
         let s = Scrape {
             shards: &shards,
             credentials: &[],
+            keys: &[],
             generation: 3,
             access_log_dropped: 0,
         };
