@@ -7,11 +7,12 @@ scripts/soak.sh, which builds the binaries; see docs/RELIABILITY.md ("Soak") for
 
     python3 scripts/soak/soak.py --ringgate BIN --mock BIN [--minutes N] [--out DIR]
 
-Phases: start (mock, gateway) -> prime (a few requests of each kind, then idle until every
-idle connection has timed out: the descriptor baseline) -> load (warm-up = the first 10% or
-30 s, whichever is less, then the rest) -> idle (load stopped; idle timeouts run out; the
-descriptor end count) -> drain (streams in flight, SIGTERM, the exit). One sample of the
-gateway's RSS, descriptors and connections per second throughout.
+Phases: start (mock, gateway) -> prime (every kind twice and 15 s of the full mix, with two
+reloads) -> idle-before (every idle timeout runs out: the descriptor baseline) -> load (N
+minutes; its warm-up is the first 10% or 30 s, whichever is less; a reload every 30 s) ->
+idle-after (load stopped; idle timeouts run out: the descriptor end count) -> drain (streams in
+flight, SIGTERM, the exit). One sample of the gateway's RSS, descriptors and connections per
+second throughout.
 """
 
 import argparse
@@ -40,7 +41,8 @@ MODEL = "claude-soak-1"  # healthy traffic and the stream faults
 ERR_MODEL = "claude-soak-errors"  # error faults (429/529/500 for every credential)
 ALIAS = "soak"  # points at ALIAS_TARGETS[0] or [1], alternately, one per config
 ALIAS_TARGETS = ("claude-soak-a", "claude-soak-b")
-KEYS = {"a": "soak-key-a", "b": "soak-key-b", "storm": "soak-key-storm"}
+OAI_MODEL = "claude-soak-oai"  # served by the mock in the OpenAI dialect, translated
+KEYS = {"a": "soak-key-a", "b": "soak-key-b", "storm": "soak-key-storm", "oai": "soak-key-oai"}
 
 SERVER_IDLE_MS = 3000  # server.idle_timeout_ms
 POOL_IDLE_MS = 3000  # pool.idle_timeout_ms
@@ -65,6 +67,8 @@ KINDS = {
     "stream_shaped": (5, "healthy"),
     "nonstream": (15, "healthy"),
     "slow_reader_resumes": (2, "healthy"),
+    "openai_stream": (5, "healthy"),
+    "openai_nonstream": (2, "healthy"),
     # the client's doing
     "abort_mid_stream": (6, "client"),
     "abort_before_answer": (2, "client"),
@@ -78,6 +82,10 @@ KINDS = {
     "rate_limit": (5, "fault"),
     "overloaded": (4, "fault"),
     "server_error": (2, "fault"),
+    "openai_drop_mid_stream": (1.5, "fault"),
+    "openai_garbage": (1.5, "fault"),
+    "openai_no_message_stop": (1, "fault"),
+    "openai_error_in_stream": (1, "fault"),
 }
 
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
@@ -128,7 +136,7 @@ access = true
 name = "mock"
 kind = "anthropic"
 base_url = "http://127.0.0.1:{mock_port}"
-models = ["claude-soak*"]
+models = ["{MODEL}", "{ERR_MODEL}", "{ALIAS_TARGETS[0]}", "{ALIAS_TARGETS[1]}"]
 first_byte_timeout_ms = 10000
 response_timeout_ms = 10000
 
@@ -146,6 +154,18 @@ weight = 2
 name = "storm"
 api_key = "{KEYS['storm']}"
 weight = {storm_weight}
+
+[[upstreams]]
+name = "mock-openai"
+kind = "openai"
+base_url = "http://127.0.0.1:{mock_port}/v1"
+models = ["{OAI_MODEL}"]
+first_byte_timeout_ms = 10000
+response_timeout_ms = 10000
+
+[[upstreams.credentials]]
+name = "oai"
+api_key = "{KEYS['oai']}"
 """
 
 
@@ -477,8 +497,8 @@ class Load:
         words = random.sample(WORDS, random.randint(3, 14))
         interval = random.randint(20, 80)
         cls = KINDS[kind][1]
-        if kind == "nonstream":
-            return await self.nonstream(words)
+        if kind in ("nonstream", "openai_nonstream"):
+            return await self.nonstream(words, OAI_MODEL if kind.startswith("openai") else MODEL)
         if kind == "abort_before_answer":
             return await self.abort_before_answer(words)
         if kind in ("slow_reader_resumes", "slow_reader_stalls"):
@@ -488,7 +508,12 @@ class Load:
         headers = {"x-mock-event-interval-ms": interval}
         model = MODEL
         expect = None
-        if kind == "stream":
+        if kind.startswith("openai_"):
+            model = OAI_MODEL
+            expect = expected_text(OAI_MODEL, words)
+            if cls == "fault":
+                headers["x-mock-fault"] = kind[len("openai_"):]
+        elif kind == "stream":
             expect = expected_text(MODEL, words)
         elif kind == "stream_alias":
             model = ALIAS
@@ -574,14 +599,14 @@ class Load:
         self.stats.outcome("idle_keep_alive_closed", "FAIL" if why else "ok", why)
         return writer
 
-    async def nonstream(self, words):
+    async def nonstream(self, words, model):
         reader, writer = await connect(self.port)
-        writer.write(request_bytes(self.port, self.body(MODEL, False, words), {}))
+        writer.write(request_bytes(self.port, self.body(model, False, words), {}))
         status, rh = await read_head(reader)
         self.stats.http_status[status] += 1
         body = Body(reader, rh)
         text = (await body.all()).decode("utf-8", "replace")
-        why = check_nonstream(status, text, expected_text(MODEL, words))
+        why = check_nonstream(status, text, expected_text(model, words))
         if why:
             return ("FAIL", why, writer)
         if not body.proper_end:
@@ -627,7 +652,14 @@ class Load:
         why = check_healthy_stream(stream, check_shaped(n, size))
         if resumes:
             return ("ok", None, writer) if not why else ("FAIL", why, writer)
-        return ("completed" if not why else "cut_by_gateway", None, writer)
+        if not why:
+            return ("completed", None, writer)
+        # cut for not reading: what did arrive must be the stream's start, whole and in order
+        got = len(stream.text)
+        bad = stream.unparsed or stream.proper_end or check_shaped(got, size)("".join(stream.text))
+        if bad:
+            return ("FAIL", f"cut, and what arrived is not an intact start: {bad}", writer)
+        return ("cut_by_gateway", None, writer)
 
 
 def check_nonstream(status, text, expect):
@@ -805,35 +837,49 @@ async def wait_healthy(port, proc, seconds=20):
     raise SystemExit("soak: the gateway did not come up")
 
 
-async def reloader(gw, live, configs, sampler, until, log):
-    """SIGHUP every RELOAD_EVERY_S, alternating the two configs; each must raise the served
-    generation by one."""
-    variant = 0
-    while True:
-        next_at = time.monotonic() + RELOAD_EVERY_S
-        if next_at > until:
-            return
-        await asyncio.sleep(next_at - time.monotonic())
-        variant ^= 1
-        before = sampler.generation
-        tmp = live + ".tmp"
-        shutil.copyfile(configs[variant], tmp)
-        os.replace(tmp, live)
-        gw.send_signal(signal.SIGHUP)
+async def generation(admin_port):
+    try:
+        _, text = await admin_get(admin_port, "/metrics")
+        return metric(text, "ringgate_config_generation")
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+        return None
+
+
+class Reloader:
+    """Alternates the live config file between the two variants and sends SIGHUP; each reload
+    must raise the generation the gateway serves by one (read from /metrics)."""
+
+    def __init__(self, gw, live, configs, admin_port):
+        self.gw, self.live, self.configs, self.admin_port = gw, live, configs, admin_port
+        self.variant = 0
+
+    async def once(self):
+        before = None
+        while before is None:
+            before = await generation(self.admin_port)
+        self.variant ^= 1
+        tmp = self.live + ".tmp"
+        shutil.copyfile(self.configs[self.variant], tmp)
+        os.replace(tmp, self.live)
         t = time.monotonic()
-        ok = False
+        self.gw.send_signal(signal.SIGHUP)
+        gen = None
         while time.monotonic() - t < 5:
-            await asyncio.sleep(0.2)
-            try:
-                _, text = await admin_get(sampler.admin_port, "/metrics")
-                gen = metric(text, "ringgate_config_generation")
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
-                continue
-            if before is not None and gen is not None and gen > before:
-                ok = True
+            await asyncio.sleep(0.1)
+            gen = await generation(self.admin_port)
+            if gen is not None and gen > before:
                 break
-        log.append({"t": round(t - T0, 2), "variant": variant, "applied": ok,
-                    "generation": gen if ok else None})
+        ok = gen == before + 1
+        return {"t": round(t - T0, 2), "variant": self.variant, "applied": ok,
+                "generation": gen, "seconds": round(time.monotonic() - t, 2)}
+
+    async def every(self, seconds, until, log):
+        while True:
+            next_at = time.monotonic() + seconds
+            if next_at > until:
+                return
+            await asyncio.sleep(next_at - time.monotonic())
+            log.append(await self.once())
 
 
 async def drain(load, gw):
@@ -904,7 +950,8 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
-def verdicts(stats, samples, warm_end, load_end, fd_base, fd_end, drain_result, reloads):
+def verdicts(stats, samples, warm_end, load_end, fd_base, fd_end, drain_result, reloads,
+             prime_reloads):
     v = {}
     healthy = {k for k, (_, c) in KINDS.items() if c == "healthy"}
     fault = {k for k, (_, c) in KINDS.items() if c == "fault"}
@@ -925,7 +972,8 @@ def verdicts(stats, samples, warm_end, load_end, fd_base, fd_end, drain_result, 
                         "failed": sum(stats.counts[k]["FAIL"] for k in client)}
     v["descriptors"] = {
         "pass": fd_end["fds"] <= fd_base["fds"] + FD_SLACK
-        and fd_end["client_conns"] == 0 and fd_end["upstream_conns"] == 0,
+        and fd_end["client_conns"] == 0 and fd_end["upstream_conns"] == 0
+        and fd_end["active_connections"] == 0 and fd_end["active_streams"] == 0,
         "baseline": fd_base, "end": fd_end, "slack": FD_SLACK,
         "peak": max((s["fds"] for s in samples), default=None),
     }
@@ -933,7 +981,8 @@ def verdicts(stats, samples, warm_end, load_end, fd_base, fd_end, drain_result, 
     warm = [s["rss_kib"] for s in load if warm_end[0] <= s["t"] <= warm_end[1]]
     # the last 10% of the whole load phase (warm-up included)
     t_first = load[0]["t"] if load else 0
-    last = [s["rss_kib"] for s in load if s["t"] >= load_end - 0.1 * (load_end - t_first)]
+    last = [s["rss_kib"] for s in load
+            if load_end - 0.1 * (load_end - t_first) <= s["t"] <= load_end]
     rw, re_ = median(warm), median(last)
     growth = (re_ - rw) / rw if rw and re_ else None
     v["memory"] = {"pass": growth is not None and growth <= RSS_GROWTH_LIMIT,
@@ -941,9 +990,15 @@ def verdicts(stats, samples, warm_end, load_end, fd_base, fd_end, drain_result, 
                    "growth": None if growth is None else round(growth, 4),
                    "limit": RSS_GROWTH_LIMIT,
                    "peak_rss_kib": max((s["rss_kib"] for s in samples), default=None)}
-    v["reloads"] = {"pass": bool(reloads) and all(r["applied"] for r in reloads)
-                    or (not reloads and load_end - t_first < RELOAD_EVERY_S),
-                    "done": len(reloads), "applied": sum(r["applied"] for r in reloads)}
+    # every reload applied (the generation rose by one), and with one during the load the
+    # alias answered with both of its targets: the new config was served
+    every = reloads + prime_reloads
+    v["reloads"] = {"pass": all(r["applied"] for r in every)
+                    and (len(stats.alias_models) == 2 if reloads else True),
+                    "done": len(reloads), "applied": sum(r["applied"] for r in reloads),
+                    "prime_done": len(prime_reloads),
+                    "prime_applied": sum(r["applied"] for r in prime_reloads),
+                    "alias_answers": dict(stats.alias_models)}
     lng = drain_result.get("long_stream") or {}
     v["drain"] = {
         "pass": drain_result.get("exit_code") == 0
@@ -996,15 +1051,19 @@ async def main_async(args):
         sampler = Sampler(gw, (port, admin_port, mock_port), stats)
         sampling = asyncio.create_task(sampler.run())
 
-        # prime: every kind twice and the full mix for PRIME_S, so that what is made on first
-        # use exists (buffers, pooled connections, spare relay buffers); then idle
+        # prime: every kind twice and the full mix for PRIME_S, with two reloads (there and
+        # back), so that what is made on first use exists (buffers, pooled connections, spare
+        # relay buffers, a second generation beside the first); then idle
         sampler.phase = "prime"
         print(f"soak: gateway pid {gw.pid} on 127.0.0.1:{port} (admin {admin_port}), "
               f"mock-upstream on {mock_port}; {args.minutes:g} min of load at "
               f"{args.rate:g} req/s, warm-up {warm:.0f} s", flush=True)
         prime_until = time.monotonic() + PRIME_S
+        reloader = Reloader(gw, live, configs, admin_port)
+        prime_reloads = []
         await asyncio.gather(*(load.run_one(k) for k in KINDS for _ in range(2)),
-                             drive(load, args.rate, prime_until, args.max_in_flight))
+                             drive(load, args.rate, prime_until, args.max_in_flight),
+                             reloader.every(PRIME_S / 3, prime_until, prime_reloads))
         prime_counts = nonzero(stats.counts)
         idle_wait = max(SERVER_IDLE_MS, POOL_IDLE_MS) / 1000 + 4
         sampler.phase = "idle-before"
@@ -1018,7 +1077,7 @@ async def main_async(args):
         sampler.phase = "warm-up"
         until = t_load + total
         reloads = []
-        reloading = asyncio.create_task(reloader(gw, live, configs, sampler, until, reloads))
+        reloading = asyncio.create_task(reloader.every(RELOAD_EVERY_S, until, reloads))
 
         async def phase_switch():
             await asyncio.sleep(warm)
@@ -1046,7 +1105,8 @@ async def main_async(args):
         # idle: every idle timeout runs out
         sampler.phase = "idle-after"
         await asyncio.sleep(idle_wait)
-        fd_end = {k: sampler.samples[-1][k] for k in ("fds", "client_conns", "upstream_conns")}
+        fd_end = {k: sampler.samples[-1][k] for k in ("fds", "client_conns", "upstream_conns",
+                                                      "active_connections", "active_streams")}
 
         # drain
         sampler.phase = "drain"
@@ -1055,7 +1115,7 @@ async def main_async(args):
 
         warm_window = (t_load - T0 + warm / 2, t_load - T0 + warm)
         v = verdicts(stats, sampler.samples, warm_window, load_end, fd_base, fd_end,
-                     drain_result, reloads)
+                     drain_result, reloads, prime_reloads)
         load_s = [s for s in sampler.samples if s["phase"] in ("warm-up", "load")]
         report = {
             "minutes": args.minutes, "rate": args.rate, "warm_up_seconds": warm,
@@ -1068,6 +1128,7 @@ async def main_async(args):
             "verdicts": v,
             "counts": nonzero(stats.counts),
             "prime_counts": prime_counts,
+            "prime_reloads": prime_reloads,
             "requests": stats.started, "skipped_at_max_in_flight": stats.skipped,
             "events_read": stats.events,
             "http_status": dict(stats.http_status),
@@ -1120,15 +1181,19 @@ def print_summary(r, out):
     print(f"{mark(v['client_side']['pass'])} client-side cases: "
           f"{v['client_side']['failed']} failed")
     print(f"{mark(d['pass'])} descriptors: baseline {d['baseline']['fds']}, end "
-          f"{d['end']['fds']} (slack {d['slack']}), peak {d['peak']}; connections at end: "
-          f"client {d['end']['client_conns']}, upstream {d['end']['upstream_conns']}")
+          f"{d['end']['fds']} (slack {d['slack']}), peak {d['peak']}; at the end: "
+          f"client conns {d['end']['client_conns']}, upstream conns "
+          f"{d['end']['upstream_conns']}, gauges ringgate_active_connections "
+          f"{d['end']['active_connections']:g}, ringgate_active_streams "
+          f"{d['end']['active_streams']:g}")
     g = m["growth"]
     print(f"{mark(m['pass'])} memory: RSS warm-up {m['warm_up_rss_kib'] / 1024:.1f} MiB, end "
           f"{m['end_rss_kib'] / 1024:.1f} MiB, growth "
           f"{'n/a' if g is None else f'{g * 100:+.2f}%'} (limit "
           f"{m['limit'] * 100:.0f}%), peak {m['peak_rss_kib'] / 1024:.1f} MiB")
     rl = v["reloads"]
-    print(f"{mark(rl['pass'])} reloads: {rl['applied']}/{rl['done']} applied; alias answers "
+    print(f"{mark(rl['pass'])} reloads: {rl['applied']}/{rl['done']} applied under load "
+          f"(and {rl['prime_applied']}/{rl['prime_done']} while priming); alias answers "
           f"{r['alias_answers']}")
     dr = v["drain"]
     print(f"{mark(dr['pass'])} drain: exit {dr['exit_code']} after {dr['exit_seconds']} s "
