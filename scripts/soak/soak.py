@@ -890,7 +890,7 @@ async def drain(load, gw):
 
     async def one(long):
         words = random.sample(WORDS, 12)
-        interval = 700 if long else 100  # 15 events: ~10 s, or ~1.5 s
+        interval = 700 if long else 100  # ~26 events: ~18 s, or ~2.5 s
         reader, writer = await connect(load.port)
         writer.write(request_bytes(load.port, load.body(MODEL, True, words),
                                    {"x-mock-event-interval-ms": interval}))
