@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, unit/integration tests, the Anthropic SDK
-# conformance suite against release builds, then a smoke run of the benchmark harness (it
-# installs nginx and HAProxy when missing; it checks that the harness works, not the numbers).
+# conformance suite against release builds, a 60-second soak (faults, reloads, a drain; flat
+# memory and descriptors), then a smoke run of the benchmark harness (it installs nginx and
+# HAProxy when missing; it checks that the harness works, not the numbers).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,6 +25,9 @@ cargo test --workspace
 
 section "conformance: Anthropic Python SDK against ringgate (scripts/conformance.sh)"
 bash scripts/conformance.sh
+
+section "soak: 60 s of healthy and faulted traffic, reloads and a drain (scripts/soak.sh --minutes 1)"
+bash scripts/soak.sh --minutes 1
 
 section "benchmark harness smoke: ringgate (pass-through and kind = openai), nginx, HAProxy (scripts/bench.sh --smoke)"
 bash scripts/bench.sh --smoke
