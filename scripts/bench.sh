@@ -12,7 +12,8 @@
 #   so every request and every event is translated; scenarios 1, 3, 4 and 5), ringgate-bedrock
 #   (ringgate with a `kind = "bedrock"` upstream: the same mock as Claude on Bedrock, requests
 #   reshaped and SigV4-signed, streams unwrapped from AWS event-stream frames; scenarios 1, 3
-#   and 5), nginx
+#   and 5), ringgate-limits (ringgate with every per-key limit and budget on, none reached:
+#   scenarios 1 and 2), nginx
 #   (proxy_buffering off, HTTP/1.1 keep-alive upstream), HAProxy (HTTP mode, its defaults)
 # and drives each with sseload, target after target, scenario after scenario:
 #   1. non-stream throughput, closed loop: requests/s, and the proxy's CPU µs per request
@@ -201,6 +202,16 @@ RUST_LOG=${RUST_LOG:-info} start_server ringgate-bedrock "$PROXY_CPU" "$TMP/ring
 URL[ringgate-bedrock]=http://127.0.0.1:$port
 PIDS_OF[ringgate-bedrock]=$STARTED_PID
 
+# The limits lane: ringgate.toml with every limit and budget set on the bench key, none ever
+# reached (scenarios 1 and 2).
+port=$(free_port)
+fill "$ROOT/scripts/bench/ringgate-limits.toml" "$TMP/ringgate-limits.toml" \
+    PORT="$port" UPSTREAM_PORT="$UPSTREAM_PORT" STATE_DIR="$TMP/ringgate-limits-state"
+RUST_LOG=${RUST_LOG:-info} start_server ringgate-limits "$PROXY_CPU" "$TMP/ringgate-limits" err \
+    "$GATEWAY" serve --config "$TMP/ringgate-limits.toml"
+URL[ringgate-limits]=http://127.0.0.1:$port
+PIDS_OF[ringgate-limits]=$STARTED_PID
+
 mkdir -p "$TMP/nginx"
 port=$(free_port)
 fill "$ROOT/scripts/bench/nginx.conf" "$TMP/nginx/nginx.conf" DIR="$TMP/nginx" \
@@ -278,7 +289,7 @@ if [ "$WITH_CCR" = 1 ]; then
 fi
 # One streamed and one plain answer through each target, so a broken setup fails here.
 for target in direct $LANE_PROXIES ringgate-immediate ringgate-openai ringgate-bedrock \
-    $TRANSLATORS; do
+    ringgate-limits $TRANSLATORS; do
     timeout 30 "$SSELOAD" --url "${URL[$target]}" --requests 3 --warmup 0 --concurrency 1 \
         --io-driver "$SSELOAD_IO_DRIVER" --json "$TMP/check.json" >"$TMP/check.out" 2>&1 ||
         die "$target: the check run failed: $(cat "$TMP/check.out")"
@@ -304,10 +315,11 @@ load() {
 
 for scenario in $SCENARIOS; do
     case "$scenario" in
-        1) for t in direct $LANE_PROXIES ringgate-openai ringgate-bedrock $TRANSLATORS; do
+        1) for t in direct $LANE_PROXIES ringgate-limits ringgate-openai ringgate-bedrock \
+               $TRANSLATORS; do
                load 1 "$t" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP"
            done ;;
-        2) for t in direct $LANE_PROXIES; do
+        2) for t in direct $LANE_PROXIES ringgate-limits; do
                rate=$RATE
                [ "$t" = litellm ] && rate=$LITELLM_RATE
                load 2 "$t" --rate "$rate" --duration "$DURATION" --warmup "$WARMUP"

@@ -8,8 +8,9 @@ Ratios are what a run on a shared machine can say: every target ran in the same 
 the same upstream, one after the other. The translated-lane section puts the targets that
 translate the Messages API to OpenAI Chat Completions (ringgate-openai, litellm-openai, ccr)
 beside ringgate's pass-through; the Bedrock-lane section does the same for ringgate-bedrock
-(its upstream the mock's Bedrock paths: event-stream frames unwrapped). The targets section
-checks the figures against issues 6, 15 and 16's goals.
+(its upstream the mock's Bedrock paths: event-stream frames unwrapped), and the limits section
+ringgate-limits (every per-key limit and budget on, none reached) beside ringgate. The targets
+section checks the figures against issues 6, 15, 16 and 18's goals.
 """
 
 import argparse
@@ -17,8 +18,8 @@ import json
 import os
 import sys
 
-TARGETS = ["direct", "ringgate", "ringgate-immediate", "ringgate-openai", "ringgate-bedrock",
-           "nginx", "haproxy", "litellm", "litellm-openai", "ccr"]
+TARGETS = ["direct", "ringgate", "ringgate-limits", "ringgate-immediate", "ringgate-openai",
+           "ringgate-bedrock", "nginx", "haproxy", "litellm", "litellm-openai", "ccr"]
 # The upstream dialect of each target of the translated-lane section: what it speaks to the mock.
 DIALECT = {"ringgate": "anthropic", "ringgate-openai": "openai", "litellm": "anthropic",
            "litellm-openai": "openai", "ccr": "openai"}
@@ -317,6 +318,28 @@ def bedrock(all_runs, meta):
             "same flush settings, same run:\n\n" + side_by_side)
 
 
+def limits(all_runs, meta):
+    """Issue 18: what per-key limits cost a request, ringgate-limits beside ringgate."""
+    s1, s2 = all_runs.get(1, {}), all_runs.get(2, {})
+    if "ringgate-limits" not in s1 and "ringgate-limits" not in s2:
+        return None
+    rows = []
+    a, b = cpu_per_request_or_none(s1.get("ringgate")), cpu_per_request_or_none(s1.get("ringgate-limits"))
+    rows.append(["1: CPU µs per request", num(a, 2), num(b, 2),
+                 f"{b - a:+.2f} µs" if a and b else "–"])
+    a, b = (ok_rate(s1[t]) if t in s1 else None for t in ("ringgate", "ringgate-limits"))
+    rows.append(["1: requests/s", num(a), num(b), ratio(b, a)])
+    for q in ("p50", "p99"):
+        a, b = (s2[t]["latency_us"][q] if t in s2 else None for t in ("ringgate", "ringgate-limits"))
+        rows.append([f"2: latency {q} µs", num(a), num(b), f"{b - a:+,.0f} µs" if a and b else "–"])
+    return ("### Limits (kind = anthropic, every per-key limit and budget on)\n\n"
+            "ringgate and ringgate-limits, same build, same run: the second's client key has "
+            "requests, input and output tokens per minute, requests in flight and daily and "
+            "monthly budgets set, none reached, so each request is admitted, settled and given "
+            "the rate-limit headers:\n\n"
+            + table(["figure", "ringgate", "ringgate-limits", "limits on − off"], rows))
+
+
 def cpu_per_request_or_none(run):
     return cpu_per_request(run) if run else None
 
@@ -372,7 +395,12 @@ def goals(all_runs, meta):
     # Issue 15: the translated lane; issue 16: the Bedrock lane.
     lane_goals(add, all_runs, "ringgate-openai", "translated", 2)
     lane_goals(add, all_runs, "ringgate-bedrock", "Bedrock", 1.5)
-    return "### Targets (issues 6, 15 and 16)\n\n" + table(["target", "measured", ""], rows)
+    # Issue 18: limits on, none reached.
+    a, b = (cpu_per_request_or_none(s1.get(t)) for t in ("ringgate", "ringgate-limits"))
+    if a and b:
+        add("1: limits on: CPU per request added ≤ 1 µs", f"{b:.2f} vs {a:.2f} µs ({b - a:+.2f})",
+            b - a <= 1.0)
+    return "### Targets (issues 6, 15, 16 and 18)\n\n" + table(["target", "measured", ""], rows)
 
 
 def lane_goals(add, all_runs, target, label, factor):
@@ -415,7 +443,7 @@ def report(out):
         if runs:
             all_runs[scenario] = runs
             print(render(runs, meta) + "\n")
-    for section in (translated(all_runs, meta), bedrock(all_runs, meta)):
+    for section in (translated(all_runs, meta), bedrock(all_runs, meta), limits(all_runs, meta)):
         if section:
             print(section + "\n")
     print(goals(all_runs, meta))

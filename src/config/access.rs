@@ -122,9 +122,14 @@ pub(super) fn check_limits(l: &KeyLimitsConfig) -> Result<(), (&'static str, Str
             return Err((field, at_least_one));
         }
     }
+    // The most a budget counter holds (46 bits of micro-USD).
+    let most = crate::limits::budget::SPENT_MAX as f64 / 1e6;
     for (field, value) in [("daily_usd", l.daily_usd), ("monthly_usd", l.monthly_usd)] {
-        if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
-            return Err((field, "must be a number of USD, 0 or more".into()));
+        if value.is_some_and(|v| !v.is_finite() || v < 0.0 || v > most) {
+            return Err((
+                field,
+                format!("must be a number of USD, from 0 to {most:.0} (leave it out for none)"),
+            ));
         }
     }
     Ok(())
