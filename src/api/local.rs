@@ -10,7 +10,6 @@ use monoio::net::TcpStream;
 
 use super::{respond, Api};
 use crate::dialect::openai::count;
-use crate::http::response::ResponseHead;
 use crate::http::ApiError;
 use crate::json::write::push_str;
 use crate::server::conn::{After, Request};
@@ -81,8 +80,7 @@ pub async fn model(
 
 async fn answer(client: &mut TcpStream, req: &Request, body: String) -> io::Result<After> {
     let keep_alive = req.head.keep_alive && !crate::lifecycle::phase::draining();
-    let out =
-        ResponseHead::json(200, req.id.as_str(), keep_alive).finish_with_body(body.as_bytes());
+    let out = super::json_head(req, 200, keep_alive).finish_with_body(body.as_bytes());
     req.exchange.answered(200, &out);
     write_all(client, out).await?;
     Ok(After::KeepAlive)

@@ -353,6 +353,16 @@ impl Api {
     }
 }
 
+/// The head of a JSON answer of the gateway's own (a page, a count, a model), with the headers
+/// the gateway adds to every answer of this request.
+pub(crate) fn json_head(req: &Request, status: u16, keep_alive: bool) -> ResponseHead {
+    let mut head = ResponseHead::json(status, req.id.as_str(), keep_alive);
+    for (name, value) in req.extra_headers.borrow().iter() {
+        head.header(name, value.as_bytes());
+    }
+    head
+}
+
 /// Answers with an error; the connection stays open if the client wants it (and the gateway is
 /// not draining).
 pub(crate) async fn respond(

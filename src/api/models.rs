@@ -6,7 +6,6 @@ use std::io;
 use monoio::net::TcpStream;
 
 use super::respond;
-use crate::http::response::ResponseHead;
 use crate::http::ApiError;
 use crate::http::ErrorType;
 use crate::routing::models::{percent_decode, Catalog};
@@ -54,8 +53,7 @@ pub async fn answer(
         Ok(b) => b,
         Err(e) => return respond(client, req, &e).await,
     };
-    let out = ResponseHead::json(200, req.id.as_str(), req.head.keep_alive)
-        .finish_with_body(body.as_bytes());
+    let out = super::json_head(req, 200, req.head.keep_alive).finish_with_body(body.as_bytes());
     req.exchange.answered(200, &out);
     write_all(client, out).await?;
     Ok(After::KeepAlive)

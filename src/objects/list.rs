@@ -21,7 +21,6 @@ use super::pages::{asked, page};
 use super::store::{Kind, Page, Record};
 use super::upstream::{ask, read_whole};
 use crate::api::{respond, Api};
-use crate::http::response::ResponseHead;
 use crate::http::ApiError;
 use crate::server::conn::{After, Request};
 use crate::server::io::write_all;
@@ -74,13 +73,7 @@ pub async fn list(
     }
     let body = page(&objects, found.has_more, asked.before_id.is_none());
     let keep_alive = req.head.keep_alive && !crate::lifecycle::phase::draining();
-    let mut head = ResponseHead::new(200);
-    head.header("content-type", b"application/json")
-        .header("request-id", req.id.as_str().as_bytes());
-    if !keep_alive {
-        head.header("connection", b"close");
-    }
-    let out = head.finish_with_body(&body);
+    let out = crate::api::json_head(req, 200, keep_alive).finish_with_body(&body);
     req.exchange.answered(200, &out);
     write_all(client, out).await?;
     Ok(After::KeepAlive)
