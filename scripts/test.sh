@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, unit/integration tests, the Anthropic SDK
-# conformance suite against release builds, a short run of every fuzz target (5 s each from the
+# conformance suite against release builds, a short run of every fuzz target (3 s each from the
 # committed seeds, so that a regression a fuzzer finds quickly fails CI), then
 # a smoke run of the benchmark harness (it installs nginx and HAProxy when missing; it checks
 # that the harness works, not the numbers).
@@ -27,9 +27,9 @@ cargo test --workspace
 section "conformance: Anthropic Python SDK against ringgate (scripts/conformance.sh)"
 bash scripts/conformance.sh
 
-section "fuzz: every target for 5 s, libFuzzer on stable (scripts/fuzz.sh --seconds 5)"
+section "fuzz: every target for 3 s, libFuzzer on stable (scripts/fuzz.sh --seconds 3)"
 cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
-bash scripts/fuzz.sh --seconds 5
+bash scripts/fuzz.sh --seconds 3
 
 section "benchmark harness smoke: ringgate (pass-through and kind = openai), nginx, HAProxy (scripts/bench.sh --smoke)"
 bash scripts/bench.sh --smoke
