@@ -160,7 +160,16 @@ pub fn token_answer(json: &str, now: SystemTime) -> Result<(String, Option<Syste
     if t.access_token.is_empty() {
         return Err("a token answer with an empty access_token".into());
     }
-    let expires = t.expires_in.map(|s| now + Duration::from_secs(s));
+    // `expires_in` is the endpoint's number: one past what a `SystemTime` can hold (`u64::MAX`,
+    // say) would overflow the addition and panic the refresher thread, so such an answer is
+    // refused like any other malformed one.
+    let expires = match t.expires_in {
+        None => None,
+        Some(s) => Some(
+            now.checked_add(Duration::from_secs(s))
+                .ok_or("a token answer whose expires_in is out of range")?,
+        ),
+    };
     Ok((t.access_token, expires))
 }
 

@@ -69,3 +69,13 @@ fn token_answers_are_read() {
     assert!(token_answer(r#"{"access_token":""}"#, now).is_err());
     assert!(token_answer(r#"{"error":"invalid_grant"}"#, now).is_err());
 }
+
+/// An `expires_in` past what a `SystemTime` holds is refused, not a panic of the refresher
+/// (it overflowed `now + Duration` before; the fuzz target `credentials` checks this parser).
+#[test]
+fn token_answers_with_an_expiry_out_of_range_are_refused() {
+    let now = UNIX_EPOCH + Duration::from_secs(100);
+    let answer = format!(r#"{{"access_token":"ya29.x","expires_in":{}}}"#, u64::MAX);
+    let e = token_answer(&answer, now).unwrap_err();
+    assert!(e.contains("expires_in"), "{e}");
+}
