@@ -46,6 +46,10 @@ impl Registry {
 
     /// The limits of the key named `name`, if it has any.
     pub fn get(&self, name: &str) -> Option<&Arc<KeyLimits>> {
+        // Most gateways limit no key: their requests do not pay for hashing the name.
+        if self.keys.is_empty() {
+            return None;
+        }
         self.keys.get(name)
     }
 
