@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ringgate::limits::{Estimate, KeyLimits, LimitSettings, Now};
+use ringgate::limits::{Estimate, KeyLimits, LimitSettings, Now, PriceTable, RateHeaders};
 use ringgate::stream::tally::Usage;
 
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -50,6 +50,35 @@ fn admit_settle(c: &mut Criterion) {
                 .expect("limits are high enough");
             k.settle(admitted, black_box(&usage), 1_234, now);
         })
+    });
+    let prices = PriceTable::default();
+    g.bench_function("request (admit, headers, price, settle)", |b| {
+        b.iter(|| {
+            i += 1;
+            let now = Now {
+                mono: t0 + Duration::from_millis(i),
+                unix_ms: 1_749_902_400_000 + i,
+            };
+            let admitted = k
+                .admit(black_box(Estimate::from_body_len(4_000)), now)
+                .expect("limits are high enough");
+            black_box(RateHeaders::of(&k, now).to_vec());
+            let cost = prices.cost(black_box("claude-sonnet-4-5-20250929"), &usage);
+            k.settle(admitted, black_box(&usage), cost.unwrap_or(0), now);
+        })
+    });
+    g.bench_function("headers", |b| {
+        b.iter(|| {
+            i += 1;
+            let now = Now {
+                mono: t0 + Duration::from_millis(i),
+                unix_ms: 1_749_902_400_000 + i,
+            };
+            black_box(RateHeaders::of(&k, now).to_vec());
+        })
+    });
+    g.bench_function("price", |b| {
+        b.iter(|| black_box(prices.cost(black_box("claude-sonnet-4-5-20250929"), &usage)))
     });
     g.finish();
 }

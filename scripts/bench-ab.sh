@@ -2,7 +2,11 @@
 # Two ringgate binaries, A and B, compared on this machine in interleaved runs (A, B, A, B, …)
 # of three loads, so that the machine's drift falls on both alike:
 #
-#   scripts/bench-ab.sh A_BINARY B_BINARY [--runs N] [--seconds S]
+#   scripts/bench-ab.sh A_BINARY B_BINARY [--runs N] [--seconds S] [--limits]
+#
+# --limits: both serve a client key (the one sseload sends), and B's key has every per-key limit
+# and budget set, none ever reached (issue 18): with A and B the same binary, what the limits
+# cost each request and event.
 #
 # Each binary serves one worker pinned to CPU 0 in front of mock-upstream (CPU 1), driven by
 # sseload (CPU 1, epoll) for S seconds (default 5) per run, N runs each (default 3):
@@ -23,11 +27,12 @@ source "$ROOT/scripts/lib/bench-common.sh"
 [ $# -ge 2 ] || die "usage: $0 A_BINARY B_BINARY [--runs N] [--seconds S]"
 A=$1 B=$2
 shift 2
-RUNS=3 SECONDS_PER_RUN=5
+RUNS=3 SECONDS_PER_RUN=5 LIMITS=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=${2:?}; shift 2 ;;
         --seconds) SECONDS_PER_RUN=${2:?}; shift 2 ;;
+        --limits) LIMITS=1; shift ;;
         *) die "unknown argument $1" ;;
     esac
 done
@@ -60,6 +65,19 @@ base_url = "http://@UPSTREAM@"
 name = "k"
 api_key = "bench"
 EOF
+    if [ "$LIMITS" = 1 ]; then
+        printf '[[api_keys]]\nname = "bench"\nkey = "sk-bench"\n' >>"$TMP/$label.toml"
+        [ "$label" = B ] && cat >>"$TMP/$label.toml" <<EOF
+requests_per_minute = 4000000000
+input_tokens_per_minute = 1000000000000
+output_tokens_per_minute = 1000000000000
+max_concurrent = 1000000
+daily_usd = 10000000
+monthly_usd = 10000000
+[state]
+dir = "$TMP/state-$load-$run"
+EOF
+    fi
     start_server "$label" 0 "$TMP/$label-$load-$run" err "$bin" serve --config "$TMP/$label.toml"
     # shellcheck disable=SC2086
     taskset -c 1 "$TARGET_DIR/release/sseload" --url "http://$STARTED_ADDR" --io-driver epoll \
