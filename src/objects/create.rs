@@ -431,7 +431,7 @@ async fn record(
         upstream: upstream.to_string(),
         credential: c.name.clone(),
         owner: owner_of(caller).to_string(),
-        created_ms: unix_ms(SystemTime::now()),
+        created_ms: creation_time(unix_ms(SystemTime::now())),
     };
     if api.objects.records.put(record).await.is_err() {
         log::error!(
@@ -440,6 +440,22 @@ async fn record(
             req.id,
             c.name
         );
+    }
+}
+
+/// When an object was made, in Unix ms, never the same twice in a process: lists are newest
+/// first, and two objects made in one millisecond must still come back in the order they were
+/// made (with equal times, the order would be the ids', which are random).
+fn creation_time(now_ms: u64) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now_ms.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
     }
 }
 
@@ -466,5 +482,18 @@ async fn stopped(client: &mut TcpStream, req: &Request, stop: Stop) -> io::Resul
             Ok(After::Close)
         }
         Stop::Gone | Stop::Upstream(_) => Ok(After::Close),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn creation_times_never_repeat_and_follow_the_clock() {
+        let a = super::creation_time(1_000);
+        let b = super::creation_time(1_000);
+        let c = super::creation_time(5_000_000_000_000);
+        assert!(a >= 1_000 && b > a, "{a} {b}");
+        assert_eq!(c, 5_000_000_000_000);
+        assert!(super::creation_time(10) > c);
     }
 }
