@@ -496,7 +496,7 @@ fn as_is(
     request_id: &str,
     http11: bool,
     keep_alive: bool,
-    gateway: &[(&str, String)],
+    gateway: &str,
 ) -> ClientSide {
     let event_stream = up.is_event_stream();
     let (out, close) = match up.framing {
@@ -541,7 +541,7 @@ fn translated(
     keep_alive: bool,
     event_stream: bool,
     stage: Box<dyn Translate>,
-    gateway: &[(&str, String)],
+    gateway: &str,
 ) -> ClientSide {
     let (out, close) = match http11 {
         true => (ClientFraming::Chunked, !keep_alive),

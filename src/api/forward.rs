@@ -63,6 +63,14 @@ pub async fn forward<'a>(
         None => m.clone(),
     });
     let model = seen.model.as_deref();
+    // Only a message is spent on: a key with a budget may not send one it cannot price.
+    let spent = route == Route::Messages;
+    if let Some(e) = spent
+        .then(|| super::limits::unpriced(api, seen.caller, model))
+        .flatten()
+    {
+        return respond(client, req, &e).await;
+    }
     let affinity = req
         .head
         .header("x-session-id")

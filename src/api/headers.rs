@@ -199,7 +199,7 @@ pub fn client_response(
     request_id: &str,
     event_stream: bool,
     close: bool,
-    gateway: &[(&str, String)],
+    gateway: &str,
 ) -> OutHead {
     let mut out = OutHead::with_reason(up.status, up.reason());
     let listed_names = connection_listed(up.headers());
@@ -218,9 +218,7 @@ pub fn client_response(
         has_cache_control |= name.eq_ignore_ascii_case("cache-control");
         out.header(name, value);
     }
-    for (name, value) in gateway {
-        out.header(name, value.as_bytes());
-    }
+    out.lines(gateway);
     if !has_request_id {
         out.header("request-id", request_id.as_bytes());
     }
@@ -244,7 +242,7 @@ pub fn translated_response(
     request_id: &str,
     event_stream: bool,
     close: bool,
-    gateway: &[(&str, String)],
+    gateway: &str,
 ) -> OutHead {
     let mut out = OutHead::with_reason(up.status, up.reason());
     let content_type: &[u8] = match event_stream {
@@ -253,9 +251,7 @@ pub fn translated_response(
     };
     out.header("content-type", content_type);
     out.header("request-id", request_id.as_bytes());
-    for (name, value) in gateway {
-        out.header(name, value.as_bytes());
-    }
+    out.lines(gateway);
     if let Some(wait) = up.header("retry-after") {
         out.header("retry-after", wait);
     }
@@ -395,7 +391,7 @@ mod tests {
         let (len, layout) = crate::upstream::response::parse(&raw).unwrap().unwrap();
         let up = ResponseHead::new(raw.slice(..len), layout, false).unwrap();
         let h =
-            String::from_utf8(client_response(&up, "req_ours", true, false, &[]).finish_chunked())
+            String::from_utf8(client_response(&up, "req_ours", true, false, "").finish_chunked())
                 .unwrap();
         assert!(h.starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(h.contains("request-id: req_ours\r\n"));
@@ -417,7 +413,7 @@ mod tests {
         let (len, layout) = crate::upstream::response::parse(&raw).unwrap().unwrap();
         let up = ResponseHead::new(raw.slice(..len), layout, false).unwrap();
         let h = String::from_utf8(
-            client_response(&up, "req_ours", false, true, &[]).finish_with_length(2),
+            client_response(&up, "req_ours", false, true, "").finish_with_length(2),
         )
         .unwrap();
         assert!(h.contains("request-id: req_upstream\r\n") && !h.contains("req_ours"));

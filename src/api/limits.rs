@@ -10,7 +10,6 @@
 
 use crate::api::Api;
 use crate::http::ApiError;
-use crate::json::skim::skim;
 use crate::limits::{Admitted, Estimate, KeyLimits, Now, RateHeaders};
 use crate::server::conn::Request;
 use crate::server::router::Route;
@@ -18,31 +17,31 @@ use crate::server::router::Route;
 use super::Seen;
 
 /// Admits a request of a limited key, or says why not. Messages are estimated from their body
-/// (about 4 bytes a token: settlement corrects it) and, for a key with a budget, refused for a
-/// model the gateway cannot price; every other request counts as one request.
-pub fn admit(
-    api: &Api,
-    limits: &KeyLimits,
-    req: &Request,
-    route: Route,
-) -> Result<Admitted, ApiError> {
+/// (about 4 bytes a token: settlement corrects it); every other request counts as one request.
+/// Whether a budget can price the model is [`unpriced`]'s question, asked once the body has been
+/// skimmed for routing.
+pub fn admit(limits: &KeyLimits, req: &Request, route: Route) -> Result<Admitted, ApiError> {
     let now = Now::read();
     let messages = route == Route::Messages;
-    let (day, month) = limits.budget().limits();
-    if messages && (day.is_some() || month.is_some()) {
-        let model = skim(&req.body).ok().and_then(|s| s.model(&req.body));
-        if let Some(model) = model {
-            let resolved = api.models.alias(&model).unwrap_or(&model);
-            api.limits.prices.check_model(resolved)?;
-        }
-    }
     let estimate = match messages {
         true => Estimate::from_body_len(req.body.len()),
         false => Estimate { input_tokens: 0 },
     };
     let admitted = limits.admit(estimate, now);
-    *req.extra_headers.borrow_mut() = RateHeaders::of(limits, now).to_vec();
+    *req.extra_headers.borrow_mut() = RateHeaders::of(limits, now).render();
     admitted
+}
+
+/// The refusal of a message for a model the gateway cannot price, when the caller's key has a
+/// budget (the spend could not be counted); `None` otherwise. Its admission is settled as for
+/// any request that reached no upstream: the estimate is given back.
+pub fn unpriced(api: &Api, caller: Option<&str>, model: Option<&str>) -> Option<ApiError> {
+    let limits = api.limits.get(caller?)?;
+    let (day, month) = limits.budget().limits();
+    if day.is_none() && month.is_none() {
+        return None;
+    }
+    api.limits.prices.check_model(model?).err()
 }
 
 /// Settles an admitted request once its answer has ended.

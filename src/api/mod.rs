@@ -291,7 +291,7 @@ impl Api {
         };
         seen.caller = caller;
         let limited = caller.and_then(|name| self.limits.get(name));
-        let admitted = match limited.map(|l| limits::admit(self, l, req, route)) {
+        let admitted = match limited.map(|l| limits::admit(l, req, route)) {
             None => None,
             Some(Ok(admitted)) => Some(admitted),
             Some(Err(e)) => return respond(stream, req, &e).await,
@@ -357,9 +357,7 @@ impl Api {
 /// the gateway adds to every answer of this request.
 pub(crate) fn json_head(req: &Request, status: u16, keep_alive: bool) -> ResponseHead {
     let mut head = ResponseHead::json(status, req.id.as_str(), keep_alive);
-    for (name, value) in req.extra_headers.borrow().iter() {
-        head.header(name, value.as_bytes());
-    }
+    head.lines(&req.extra_headers.borrow());
     head
 }
 

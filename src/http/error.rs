@@ -130,20 +130,13 @@ impl ApiError {
 
     /// The whole HTTP response: head and body.
     pub fn to_response(&self, request_id: &str, keep_alive: bool) -> Vec<u8> {
-        self.to_response_with(request_id, keep_alive, &[])
+        self.to_response_with(request_id, keep_alive, "")
     }
 
-    /// The response, with `extra` headers (a limited key's rate-limit headers).
-    pub fn to_response_with(
-        &self,
-        request_id: &str,
-        keep_alive: bool,
-        extra: &[(&str, String)],
-    ) -> Vec<u8> {
+    /// The response, with `extra` header lines (a limited key's rate-limit headers).
+    pub fn to_response_with(&self, request_id: &str, keep_alive: bool, extra: &str) -> Vec<u8> {
         let mut head = ResponseHead::json(self.status, request_id, keep_alive);
-        for (name, value) in extra {
-            head.header(name, value.as_bytes());
-        }
+        head.lines(extra);
         if let Some(allow) = self.allow {
             head.header("allow", allow.as_bytes());
         }

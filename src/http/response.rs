@@ -37,6 +37,12 @@ impl ResponseHead {
         head
     }
 
+    /// Header lines already written out (`name: value\r\n` each).
+    pub fn lines(&mut self, lines: &str) -> &mut Self {
+        self.buf.extend_from_slice(lines.as_bytes());
+        self
+    }
+
     pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
         self.buf.extend_from_slice(name.as_bytes());
         self.buf.extend_from_slice(b": ");

@@ -16,7 +16,7 @@
 //! hour). The message says which budget and when it renews.
 
 use std::borrow::Cow;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::budget::Exhausted;
 use super::key::{Estimate, KeyLimits, Limit};
@@ -110,11 +110,27 @@ impl RateHeaders {
         self.for_each(|name, value| v.push((name, value.to_owned())));
         v
     }
+
+    /// The headers as the lines of a response head (`name: value\r\n` each), in one string:
+    /// what every answer to a limited key carries, written once per request.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(512);
+        self.for_each(|name, value| {
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(value);
+            out.push_str("\r\n");
+        });
+        out
+    }
 }
 
-/// `2025-07-01T00:00:00Z`.
+/// `2025-07-01T00:00:00Z`, written by hand: it is on every answer to a limited key.
 pub fn rfc3339(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+    let (year, month, day) = super::budget::civil_from_days((unix / 86_400) as i64);
+    let secs = unix % 86_400;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
 /// Whole seconds, rounded up, at least 1.

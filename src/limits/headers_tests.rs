@@ -108,3 +108,22 @@ fn refusals_in_anthropic_shape() {
         "{resp}"
     );
 }
+
+#[test]
+fn reset_times_are_written_as_humantime_writes_them() {
+    for unix in [
+        0u64,
+        86_399,
+        86_400,
+        951_782_400,
+        1_709_164_800,
+        1_767_225_599,
+        4_102_444_800,
+    ] {
+        let want = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix),
+        )
+        .to_string();
+        assert_eq!(super::rfc3339(unix), want, "{unix}");
+    }
+}

@@ -50,7 +50,8 @@ pub struct Request {
     pub incoming: Option<Incoming>,
     /// Headers the gateway adds to whatever answers the request (a limited key's
     /// `anthropic-ratelimit-*`, describing the gateway's limits rather than the upstream's).
-    pub extra_headers: std::cell::RefCell<Vec<(&'static str, String)>>,
+    /// Written out as header lines (`name: value\r\n` each).
+    pub extra_headers: std::cell::RefCell<String>,
 }
 
 /// Whether the connection may carry another request after a response.
