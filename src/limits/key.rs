@@ -26,16 +26,9 @@ use super::Now;
 use crate::http::ApiError;
 use crate::stream::tally::Usage;
 
-/// One key's limits as configured (`[[api_keys]]` over `[limits]`); `None` is no limit.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LimitSettings {
-    pub requests_per_minute: Option<u32>,
-    pub input_tokens_per_minute: Option<u64>,
-    pub output_tokens_per_minute: Option<u64>,
-    pub max_concurrent: Option<u32>,
-    pub daily_usd: Option<f64>,
-    pub monthly_usd: Option<f64>,
-}
+/// One key's limits as configured (`[[api_keys]]` over `[limits]`); `None` is no limit. The
+/// configuration's own model of them, so that nothing copies one into the other.
+pub type LimitSettings = crate::config::KeyLimitsConfig;
 
 impl LimitSettings {
     /// What the configuration must refuse: zero rates and caps (no request could pass; leave the

@@ -10,8 +10,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::rate::RateLimiter;
-use super::{KeyLimits, LimitSettings, Now, Price, PriceEntry, PriceTable, UnknownModel};
-use crate::config::{Config, KeyLimitsConfig, PricesConfig, UsdPrice};
+use super::{KeyLimits, Now, Price, PriceEntry, PriceTable, UnknownModel};
+use crate::config::{Config, PricesConfig, UsdPrice};
 
 pub struct Registry {
     keys: HashMap<String, Arc<KeyLimits>>,
@@ -24,7 +24,7 @@ impl Registry {
         let now = Instant::now();
         let keys = (config.api_keys.iter())
             .filter_map(|k| {
-                let settings = settings(&k.limits);
+                let settings = k.limits;
                 if !settings.any() {
                     return None;
                 }
@@ -119,17 +119,6 @@ pub struct KeyStatus {
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
-}
-
-fn settings(c: &KeyLimitsConfig) -> LimitSettings {
-    LimitSettings {
-        requests_per_minute: c.requests_per_minute,
-        input_tokens_per_minute: c.input_tokens_per_minute,
-        output_tokens_per_minute: c.output_tokens_per_minute,
-        max_concurrent: c.max_concurrent,
-        daily_usd: c.daily_usd,
-        monthly_usd: c.monthly_usd,
-    }
 }
 
 /// The configured table (validated: every price is a non-negative number).
